@@ -1,0 +1,117 @@
+//! Where an echo service listens or is reached: an IP socket address or a Unix socket path.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// One place an echo service can be reached, as written on a command line.
+///
+/// The textual forms are `IP:PORT` (`127.0.0.1:7007`), `[IPV6]:PORT`
+/// (`[::1]:7007`) and `unix:PATH` (`unix:/run/echo.sock`).
+/// Host names are deliberately not resolved: a listener must know exactly which
+/// address it binds, and a name that resolves to several would make that a guess.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A TCP (or UDP) socket address.
+    Ip(SocketAddr),
+    /// A Unix domain stream socket at this path.
+    Unix(PathBuf),
+}
+
+/// Why a string is not an [`Endpoint`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// The text is neither `IP:PORT`, `[IPV6]:PORT` nor `unix:PATH`.
+    #[error("invalid address '{0}': expected IP:PORT, [IPV6]:PORT or unix:PATH")]
+    Invalid(String),
+    /// The text starts with `unix:` but names no path.
+    #[error("invalid address '{0}': unix: needs a path, as in unix:/tmp/echo.sock")]
+    EmptyUnixPath(String),
+}
+
+impl FromStr for Endpoint {
+    type Err = EndpointError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(EndpointError::EmptyUnixPath(text.to_owned()));
+            }
+            return Ok(Endpoint::Unix(PathBuf::from(path)));
+        }
+        text.parse::<SocketAddr>()
+            .map(Endpoint::Ip)
+            .map_err(|_| EndpointError::Invalid(text.to_owned()))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Ip(addr) => write!(f, "{addr}"),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(addr: SocketAddr) -> Self {
+        Endpoint::Ip(addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_documented_form() {
+        assert_eq!(
+            "127.0.0.1:7007".parse(),
+            Ok(Endpoint::Ip("127.0.0.1:7007".parse().expect("literal")))
+        );
+        assert_eq!(
+            "[::1]:0".parse(),
+            Ok(Endpoint::Ip("[::1]:0".parse().expect("literal")))
+        );
+        assert_eq!(
+            "unix:/tmp/e.sock".parse(),
+            Ok(Endpoint::Unix(PathBuf::from("/tmp/e.sock")))
+        );
+    }
+
+    #[test]
+    fn rejects_names_and_junk_with_the_offending_text() {
+        for text in ["localhost:7007", "127.0.0.1", "::1:7007", "", "7007"] {
+            let err = text.parse::<Endpoint>().expect_err(text);
+            assert_eq!(err, EndpointError::Invalid(text.to_owned()));
+            assert!(err.to_string().contains(&format!("'{text}'")));
+        }
+        assert_eq!(
+            "unix:".parse::<Endpoint>(),
+            Err(EndpointError::EmptyUnixPath("unix:".to_owned()))
+        );
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        use std::time::Duration;
+        assert_eq!(
+            crate::parse_duration("250ms"),
+            Ok(Duration::from_millis(250))
+        );
+        assert_eq!(crate::parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(crate::parse_duration("0s"), Ok(Duration::ZERO));
+        let err = crate::parse_duration("5").expect_err("no unit");
+        assert!(err.starts_with("invalid duration '5'"), "{err}");
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for text in ["127.0.0.1:7007", "[::1]:9", "unix:/run/echo.sock"] {
+            let endpoint: Endpoint = text.parse().expect(text);
+            assert_eq!(endpoint.to_string(), text);
+        }
+    }
+}

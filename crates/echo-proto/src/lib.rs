@@ -1,0 +1,56 @@
+//! The facts both ends of an RFC 862 echo exchange agree on, free of any runtime.
+//!
+//! The wire protocol has no framing of its own: a TCP message is every byte the
+//! client sends until it half-closes its write side, and the reply is every byte
+//! the server sends back until it closes.
+//! What this crate holds is the vocabulary around that: how big a chunk to move
+//! at once ([`BUFFER_SIZE`]), where to meet ([`Endpoint`], [`DEFAULT_ADDR`]),
+//! how to tell a faithful reply from a corrupt one ([`verify`]), and which UDP
+//! peers must never be answered ([`udp`]).
+//!
+//! It knows nothing about tokio or any other runtime, so the blocking client,
+//! the async server and the load generator can all share it.
+
+#![warn(missing_docs)]
+
+mod endpoint;
+mod payload;
+pub mod udp;
+
+pub use endpoint::{Endpoint, EndpointError};
+pub use payload::{Mismatch, pattern, verify};
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+/// How many bytes the server and client move per read or write call.
+///
+/// 64 KiB matches the loopback MTU and the kernel's default socket buffer
+/// granularity, so one call moves a whole segment's worth without extra
+/// syscalls, while staying far below any per-connection memory worry:
+/// the server holds such a buffer only while bytes are actually moving.
+pub const BUFFER_SIZE: usize = 64 * 1024;
+
+/// The port the server listens on and the client dials when told nothing else.
+///
+/// Port 7 is the RFC 862 port but needs privileges; 7007 is the unprivileged stand-in.
+pub const DEFAULT_PORT: u16 = 7007;
+
+/// The address the server listens on and the client dials by default: loopback only,
+/// so that starting the server never exposes it to a network by accident.
+pub const DEFAULT_ADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, DEFAULT_PORT));
+
+/// Reads a human duration as flags and settings spell them: `250ms`, `5s`, `2m`, `1h 30m`.
+///
+/// A bare number is refused rather than guessed at: `--timeout 5` could mean
+/// seconds or milliseconds, and a wrong guess fails only at the worst moment.
+///
+/// # Errors
+/// Returns a message naming the text and the accepted forms.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|err| {
+        format!(
+            "invalid duration '{text}' ({err}): use a number with a unit, as in 250ms, 5s or 2m"
+        )
+    })
+}

@@ -1,0 +1,250 @@
+//! Echoing one stream connection: the byte mover, apart from accepting and bookkeeping.
+//!
+//! It is generic over the transport so that TCP and Unix streams share it, and
+//! so that tests can drive it through an in-memory stream that reads and writes
+//! in random short pieces.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use echo_proto::BUFFER_SIZE;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A byte stream the server can echo on.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Resolves once a read would return data or end-of-stream.
+    ///
+    /// Waiting on readiness instead of inside `read` lets an idle connection
+    /// hold no buffer at all, which is what keeps 10,000 idle clients cheap.
+    fn wait_readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+impl Transport for tokio::net::TcpStream {
+    async fn wait_readable(&self) -> io::Result<()> {
+        self.readable().await
+    }
+}
+
+impl Transport for tokio::net::UnixStream {
+    async fn wait_readable(&self) -> io::Result<()> {
+        self.readable().await
+    }
+}
+
+/// Why an echo ended before the peer's end of input.
+#[derive(Debug, thiserror::Error)]
+pub enum EchoError {
+    /// No byte moved in either direction for the whole idle timeout.
+    #[error("idle for {0:?}")]
+    Idle(Duration),
+    /// The peer reset the connection, or another I/O error ended it.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Echoes everything read from `stream` back to it until the peer half-closes,
+/// then shuts down the write side so the peer reads a clean end of stream.
+///
+/// `moved` is called with the size of each chunk once it has been written back,
+/// so totals stay right even when the connection later fails.
+/// Memory stays bounded by one [`BUFFER_SIZE`] buffer, which exists only while
+/// bytes are flowing: a peer that stops reading stops the server from reading.
+///
+/// # Errors
+/// [`EchoError::Idle`] when `idle_timeout` passes with no progress, and
+/// [`EchoError::Io`] when the stream fails (a reset, typically).
+pub async fn echo<T: Transport>(
+    stream: &mut T,
+    idle_timeout: Option<Duration>,
+    mut moved: impl FnMut(usize),
+) -> Result<(), EchoError> {
+    let mut buffer: Vec<u8> = Vec::new();
+    loop {
+        if buffer.capacity() == 0 {
+            within(idle_timeout, stream.wait_readable()).await??;
+            buffer = Vec::with_capacity(BUFFER_SIZE);
+        }
+        let n_read = within(idle_timeout, stream.read_buf(&mut buffer)).await??;
+        if n_read == 0 {
+            break;
+        }
+        let mut written = 0;
+        while written < n_read {
+            let n = within(idle_timeout, stream.write(&buffer[written..n_read])).await??;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+            }
+            written += n;
+        }
+        moved(n_read);
+        buffer.clear();
+        // A short read means the socket is drained for now; the buffer goes
+        // back to the allocator rather than sitting idle with the connection.
+        if n_read < BUFFER_SIZE {
+            buffer = Vec::new();
+        }
+    }
+    within(idle_timeout, stream.shutdown()).await??;
+    Ok(())
+}
+
+/// Runs `operation`, failing with [`EchoError::Idle`] if it takes longer than `limit`.
+async fn within<F: Future>(limit: Option<Duration>, operation: F) -> Result<F::Output, EchoError> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, operation)
+            .await
+            .map_err(|_| EchoError::Idle(limit)),
+        None => Ok(operation.await),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::{DuplexStream, ReadBuf};
+
+    /// An in-memory transport that reads and writes at most a few bytes at a
+    /// time and now and then answers "not yet" (waking itself at once), as a
+    /// congested socket does.
+    struct Choppy {
+        inner: DuplexStream,
+        steps: Vec<(usize, bool)>,
+        next: usize,
+        stalled: bool,
+    }
+
+    impl Choppy {
+        fn new(inner: DuplexStream, steps: Vec<(usize, bool)>) -> Self {
+            Choppy {
+                inner,
+                steps,
+                next: 0,
+                stalled: false,
+            }
+        }
+
+        /// The next call's size limit, and whether it answers "not yet";
+        /// never two stalls in a row, so progress is always possible.
+        fn step(&mut self) -> (usize, bool) {
+            let (limit, stall) = self.steps[self.next % self.steps.len()];
+            self.next += 1;
+            self.stalled = stall && !self.stalled;
+            (limit, self.stalled)
+        }
+    }
+
+    impl AsyncRead for Choppy {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let (limit, stall) = self.step();
+            if stall {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let limit = limit.min(buf.remaining());
+            let mut small = ReadBuf::new(buf.initialize_unfilled_to(limit));
+            let poll = Pin::new(&mut self.inner).poll_read(cx, &mut small);
+            let n = small.filled().len();
+            buf.advance(n);
+            poll
+        }
+    }
+
+    impl AsyncWrite for Choppy {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let (limit, stall) = self.step();
+            if stall {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let limit = limit.min(data.len());
+            Pin::new(&mut self.inner).poll_write(cx, &data[..limit])
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    impl Transport for Choppy {
+        async fn wait_readable(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Sends `message` through `echo` over a choppy transport while reading
+    /// the reply concurrently, and returns the reply and the bytes counted.
+    async fn round_trip(
+        message: Vec<u8>,
+        steps: Vec<(usize, bool)>,
+        pipe: usize,
+    ) -> (Vec<u8>, usize) {
+        let (client, server) = tokio::io::duplex(pipe);
+        let mut server = Choppy::new(server, steps);
+        let (mut client_read, mut client_write) = tokio::io::split(client);
+        let writer = tokio::spawn(async move {
+            client_write
+                .write_all(&message)
+                .await
+                .expect("client write");
+            client_write.shutdown().await.expect("client half-close");
+        });
+        let echo_task = tokio::spawn(async move {
+            let mut counted = 0;
+            echo(&mut server, None, |n| counted += n)
+                .await
+                .expect("echo");
+            counted
+        });
+        let mut reply = Vec::new();
+        client_read
+            .read_to_end(&mut reply)
+            .await
+            .expect("client read");
+        writer.await.expect("writer task");
+        let counted = echo_task.await.expect("echo task");
+        (reply, counted)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn every_byte_comes_back_in_order(
+            message in proptest::collection::vec(any::<u8>(), 0..(3 * BUFFER_SIZE)),
+            steps in proptest::collection::vec((1usize..5000, proptest::bool::weighted(0.2)), 1..16),
+            pipe in 1usize..4096,
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let (reply, counted) = runtime.block_on(round_trip(message.clone(), steps, pipe));
+            prop_assert_eq!(counted, message.len());
+            prop_assert!(reply == message, "reply of {} bytes differs from message of {}", reply.len(), message.len());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_times_out() {
+        let (_client, server) = tokio::io::duplex(64);
+        let mut server = Choppy::new(server, vec![(64, false)]);
+        let limit = Duration::from_millis(300);
+        let result = echo(&mut server, Some(limit), |_| {}).await;
+        assert!(
+            matches!(result, Err(EchoError::Idle(d)) if d == limit),
+            "{result:?}"
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! Where listening sockets come from: bound from `--listen` addresses, or
+//! inherited from systemd socket activation.
+//!
+//! Whatever their origin, they end up as one [`Listener`] list that the server
+//! serves with one connection limit, one set of timeouts and one drain.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use echo_proto::Endpoint;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, UdpSocket, UnixListener};
+
+/// How many connections the kernel may queue before the server accepts them.
+///
+/// When the connection limit is reached the server stops accepting and
+/// clients wait in this queue, so it is sized for bursts, not just a trickle.
+const BACKLOG: i32 = 1024;
+
+/// How often a port-0 listen with `--udp` is retried when the TCP port the
+/// kernel picked is already taken for UDP by someone else.
+const SAME_PORT_ATTEMPTS: usize = 16;
+
+/// One socket the server serves.
+#[derive(Debug)]
+pub enum Listener {
+    /// A TCP listening socket.
+    Tcp(TcpListener),
+    /// A Unix domain stream listening socket, with the file to remove at exit
+    /// when the server created it.
+    Unix(UnixListener, Option<SocketFile>),
+    /// A UDP socket, echoing datagrams.
+    Udp(UdpSocket),
+}
+
+impl fmt::Display for Listener {
+    /// The announcement form, `tcp 127.0.0.1:7007`, `udp [::1]:7007` or `unix /run/echo.sock`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn show(
+            f: &mut fmt::Formatter<'_>,
+            kind: &str,
+            addr: io::Result<SocketAddr>,
+        ) -> fmt::Result {
+            match addr {
+                Ok(addr) => write!(f, "{kind} {addr}"),
+                Err(_) => write!(f, "{kind} (address unknown)"),
+            }
+        }
+        match self {
+            Listener::Tcp(listener) => show(f, "tcp", listener.local_addr()),
+            Listener::Udp(socket) => show(f, "udp", socket.local_addr()),
+            Listener::Unix(listener, _) => match listener.local_addr() {
+                Ok(addr) => match addr.as_pathname() {
+                    Some(path) => write!(f, "unix {}", path.display()),
+                    None => write!(f, "unix (unnamed)"),
+                },
+                Err(_) => write!(f, "unix (address unknown)"),
+            },
+        }
+    }
+}
+
+/// Why the server could not get its sockets.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// Binding or listening on an address failed (in use, permission denied,
+    /// address not available on this machine).
+    #[error("cannot listen on {endpoint}: {source}")]
+    Bind {
+        /// The address as given.
+        endpoint: Endpoint,
+        /// What the kernel said.
+        #[source]
+        source: io::Error,
+    },
+    /// A Unix socket path is taken by a server that still answers.
+    #[error("cannot listen on unix:{}: another server is listening there", .0.display())]
+    UnixInUse(PathBuf),
+    /// A Unix socket path exists and is not a socket, so it is not ours to replace.
+    #[error("cannot listen on unix:{}: the path exists and is not a socket", .0.display())]
+    NotASocket(PathBuf),
+    /// `LISTEN_FDS` named a descriptor that is not a TCP, UDP or Unix stream socket.
+    #[error("socket activation: inherited descriptor {fd} is not a TCP, UDP or Unix stream socket")]
+    Activation {
+        /// The inherited descriptor number.
+        fd: usize,
+    },
+    /// Registering an inherited socket with the runtime failed.
+    #[error("socket activation: cannot use inherited descriptor {fd}: {source}")]
+    Inherited {
+        /// The inherited descriptor number.
+        fd: usize,
+        /// What went wrong.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A Unix socket file the server created, removed again when dropped.
+#[derive(Debug)]
+pub struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        // Nothing useful can be done if it is already gone.
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Binds every endpoint, and with `udp` a UDP socket on each IP address too
+/// (on the same port as its TCP listener).
+///
+/// Must be called within a tokio runtime.
+///
+/// # Errors
+/// The first [`ListenError`] met; sockets already bound are closed again.
+pub fn bind(endpoints: &[Endpoint], udp: bool) -> Result<Vec<Listener>, ListenError> {
+    let mut listeners = Vec::new();
+    for endpoint in endpoints {
+        let fail = |source| ListenError::Bind {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        match endpoint {
+            Endpoint::Ip(addr) if udp => {
+                let (tcp, udp) = bind_tcp_and_udp(*addr).map_err(fail)?;
+                listeners.push(Listener::Tcp(tcp));
+                listeners.push(Listener::Udp(udp));
+            }
+            Endpoint::Ip(addr) => listeners.push(Listener::Tcp(bind_tcp(*addr).map_err(fail)?)),
+            Endpoint::Unix(path) => listeners.push(bind_unix(path)?),
+        }
+    }
+    Ok(listeners)
+}
+
+/// Takes the sockets systemd (or any launcher speaking its protocol) passed
+/// through `LISTEN_FDS`, or `None` when none were passed.
+///
+/// Must be called within a tokio runtime.
+///
+/// # Errors
+/// [`ListenError::Activation`] for a descriptor of the wrong kind.
+pub fn inherited() -> Result<Option<Vec<Listener>>, ListenError> {
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() == 0 {
+        return Ok(None);
+    }
+    let mut listeners = Vec::with_capacity(fds.len());
+    for index in 0..fds.len() {
+        let fd = index + 3;
+        let fail = |source| ListenError::Inherited { fd, source };
+        // Each take leaves the descriptor in place when it is of another kind.
+        let listener = if let Ok(Some(tcp)) = fds.take_tcp_listener(index) {
+            tcp.set_nonblocking(true).map_err(fail)?;
+            Listener::Tcp(TcpListener::from_std(tcp).map_err(fail)?)
+        } else if let Ok(Some(unix)) = fds.take_unix_listener(index) {
+            unix.set_nonblocking(true).map_err(fail)?;
+            Listener::Unix(UnixListener::from_std(unix).map_err(fail)?, None)
+        } else if let Ok(Some(udp)) = fds.take_udp_socket(index) {
+            udp.set_nonblocking(true).map_err(fail)?;
+            Listener::Udp(UdpSocket::from_std(udp).map_err(fail)?)
+        } else {
+            return Err(ListenError::Activation { fd });
+        };
+        listeners.push(listener);
+    }
+    Ok(Some(listeners))
+}
+
+fn new_socket(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), kind, Some(protocol))?;
+    if addr.is_ipv6() {
+        // `[::]` then means IPv6 only, so it can sit beside `0.0.0.0` on the same port.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = new_socket(addr, Type::STREAM, Protocol::TCP)?;
+    // A restarted server must not wait out TIME_WAIT of its previous life.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = new_socket(addr, Type::DGRAM, Protocol::UDP)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Binds TCP and UDP on one port; with port 0, retries until the port the
+/// kernel picks for TCP is free for UDP too.
+fn bind_tcp_and_udp(addr: SocketAddr) -> io::Result<(TcpListener, UdpSocket)> {
+    let mut attempts = 0;
+    loop {
+        let tcp = bind_tcp(addr)?;
+        let bound = tcp.local_addr()?;
+        match bind_udp(bound) {
+            Ok(udp) => return Ok((tcp, udp)),
+            Err(err) if addr.port() == 0 && err.kind() == io::ErrorKind::AddrInUse => {
+                attempts += 1;
+                if attempts == SAME_PORT_ATTEMPTS {
+                    return Err(err);
+                }
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Binds a Unix stream socket, replacing a stale socket file left by a server
+/// that died without cleaning up, but never a live one or a non-socket file.
+fn bind_unix(path: &Path) -> Result<Listener, ListenError> {
+    let fail = |source| ListenError::Bind {
+        endpoint: Endpoint::Unix(path.to_owned()),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(ListenError::UnixInUse(path.to_owned()));
+            }
+            std::fs::remove_file(path).map_err(fail)?;
+        }
+        Ok(_) => return Err(ListenError::NotASocket(path.to_owned())),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(fail(err)),
+    }
+    let listener = UnixListener::bind(path).map_err(fail)?;
+    Ok(Listener::Unix(listener, Some(SocketFile(path.to_owned()))))
+}

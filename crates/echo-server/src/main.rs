@@ -1,0 +1,168 @@
+//! The `echo-server` command: parses flags, sets up logging, binds, announces,
+//! and hands over to the library's `Server::run`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use echo_proto::{Endpoint, parse_duration};
+use echo_server::{Config, Server, limits, listen, shutdown};
+use tracing::info;
+
+/// An RFC 862 echo server: every byte a client sends comes back unchanged.
+///
+/// A TCP message ends when the client half-closes its side; the server then
+/// finishes echoing and closes. Start it, then try
+/// `echo-client "hello"` or `printf hello | nc -N 127.0.0.1 7007`.
+#[derive(Debug, Parser)]
+#[command(version, after_long_help = AFTER_HELP, after_help = "See --help for signals, exit codes and socket activation.")]
+struct Cli {
+    /// Where to listen: IP:PORT, [IPV6]:PORT or unix:PATH; repeat for several.
+    ///
+    /// Port 0 picks a free port; the line `listening on <kind> <address>` on
+    /// stdout tells which. `[::]:PORT` is IPv6 only, so it can sit beside
+    /// `0.0.0.0:PORT`. A Unix socket file is created with the process's umask
+    /// (restrict who may connect with the directory's permissions), a stale
+    /// one left by a crashed server is replaced, and the file is removed at exit.
+    /// In the environment, separate several addresses with commas.
+    #[arg(
+        short,
+        long = "listen",
+        value_name = "ADDR",
+        env = "ECHO_LISTEN",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7007"
+    )]
+    listen: Vec<Endpoint>,
+
+    /// Also echo UDP datagrams on every IP address listened on (same port).
+    ///
+    /// Datagrams from the ports of services that answer automatically
+    /// (7, 9, 11, 13, 15, 17, 19, 37, 53, 69, 123, 137, 138, 161, 162), from
+    /// port 0, and from broadcast or multicast addresses are never answered,
+    /// so the server cannot be made part of a reflection loop.
+    #[arg(long, env = "ECHO_UDP")]
+    udp: bool,
+
+    /// UDP datagrams answered per second for each source IP; the excess is
+    /// dropped and counted. 0 means no limit.
+    #[arg(long, value_name = "N", env = "ECHO_UDP_RATE", default_value_t = echo_server::DEFAULT_UDP_RATE)]
+    udp_rate: u32,
+
+    /// Stream connections served at once, over all listeners.
+    ///
+    /// At the limit the server stops accepting: further clients wait in the
+    /// kernel's queue and are served as connections finish; none is refused.
+    /// Default: the open-files limit (raised to its hard limit at start) minus 32.
+    #[arg(long, value_name = "N", env = "ECHO_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+
+    /// Close a connection once no byte has moved either way for this long (0s: never).
+    #[arg(long, value_name = "DURATION", env = "ECHO_IDLE_TIMEOUT", default_value = "60s",
+          value_parser = parse_duration)]
+    idle_timeout: Duration,
+
+    /// At shutdown, how long connections in flight may take to finish before they are closed.
+    #[arg(long, value_name = "DURATION", env = "ECHO_GRACE", default_value = "5s",
+          value_parser = parse_duration)]
+    grace: Duration,
+}
+
+const AFTER_HELP: &str = "\
+Shutdown:
+  Ctrl-C (SIGINT), SIGTERM, or Ctrl-D when stdin is a terminal stop accepting,
+  let connections in flight finish within --grace, then exit. With stdin at
+  /dev/null or a pipe, as under a process manager, end of input is ignored.
+  A second SIGINT or SIGTERM during the drain exits at once.
+  SIGUSR1 logs the running totals without stopping.
+
+Exit status:
+  0    stopped cleanly (after the drain, even if it had to close connections)
+  1    could not start (address in use, permission denied, bad address)
+  2    bad command line
+  130  second SIGINT during the drain
+  143  second SIGTERM during the drain
+
+Socket activation:
+  With LISTEN_FDS set (systemd, or any launcher speaking its protocol), the
+  inherited TCP, UDP and Unix stream sockets are served and --listen is ignored.
+
+Logging:
+  Logs go to stderr; RUST_LOG sets the level (default info; debug shows each
+  connection). Stdout carries only the `listening on` lines.";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let fd_limit = limits::raise_fd_limit();
+        let max_connections = match cli.max_connections {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => limits::max_connections_for(fd_limit),
+        };
+        let config = Config {
+            max_connections,
+            idle_timeout: (!cli.idle_timeout.is_zero()).then_some(cli.idle_timeout),
+            grace: cli.grace,
+            udp_rate: cli.udp_rate,
+        };
+        // Handlers go in before the announcement, so a signal sent as soon as
+        // the address is known already means a graceful stop.
+        let shutdown = shutdown::on_signals().context("cannot install signal handlers")?;
+        let listeners = match listen::inherited()? {
+            Some(listeners) => listeners,
+            None => listen::bind(&cli.listen, cli.udp)?,
+        };
+        echo_server::announce(&listeners).context("cannot write to stdout")?;
+        info!(
+            listeners = listeners.len(),
+            max_connections,
+            idle_timeout = ?config.idle_timeout,
+            grace = ?config.grace,
+            "echo-server started"
+        );
+        let server = Server::new(config);
+        report_on_sigusr1(&server)?;
+        let totals = server.run(listeners, shutdown.cancelled_owned()).await;
+        info!(%totals, "echo-server stopped");
+        Ok(())
+    })
+}
+
+/// Logs the totals whenever SIGUSR1 arrives.
+fn report_on_sigusr1(server: &Server) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut usr1 =
+        signal(SignalKind::user_defined1()).context("cannot install the SIGUSR1 handler")?;
+    let stats = server.stats();
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            info!(totals = %stats.snapshot(), "totals");
+        }
+    });
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

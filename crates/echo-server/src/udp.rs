@@ -1,0 +1,185 @@
+//! UDP echo: each datagram goes back to its sender unchanged, unless answering
+//! could feed a reflection loop or the sender exceeds its rate.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use echo_proto::udp::{self, MAX_DATAGRAM};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::stats::Stats;
+
+/// The window over which `--udp-rate` is counted.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// Sources remembered by the rate limiter before stale ones are swept, which
+/// bounds its memory under a flood of spoofed addresses.
+const RATE_TABLE_SWEEP_AT: usize = 16_384;
+
+/// Counts datagrams per source IP in fixed one-second windows.
+///
+/// Keyed by IP rather than IP and port: a spoofing attacker picks ports freely,
+/// and one host is one host.
+#[derive(Debug)]
+pub(crate) struct RateLimit {
+    per_window: u32,
+    seen: HashMap<IpAddr, (Instant, u32)>,
+}
+
+impl RateLimit {
+    /// Allows `per_second` datagrams per source IP; 0 allows any number.
+    pub(crate) fn new(per_second: u32) -> Self {
+        RateLimit {
+            per_window: per_second,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Records a datagram from `source` at `now`, and says whether it may be answered.
+    pub(crate) fn allow(&mut self, source: IpAddr, now: Instant) -> bool {
+        if self.per_window == 0 {
+            return true;
+        }
+        if self.seen.len() >= RATE_TABLE_SWEEP_AT && !self.seen.contains_key(&source) {
+            self.seen
+                .retain(|_, (start, _)| now.duration_since(*start) < RATE_WINDOW);
+            if self.seen.len() >= RATE_TABLE_SWEEP_AT {
+                // More live sources than we track, as under a spoofed flood:
+                // a source we cannot count is not answered.
+                return false;
+            }
+        }
+        let (start, count) = self.seen.entry(source).or_insert((now, 0));
+        if now.duration_since(*start) >= RATE_WINDOW {
+            *start = now;
+            *count = 0;
+        }
+        *count += 1;
+        *count <= self.per_window
+    }
+}
+
+/// Echoes datagrams on `socket` until `stop` is cancelled.
+pub(crate) async fn serve(
+    socket: UdpSocket,
+    rate: u32,
+    stats: Arc<Stats>,
+    stop: CancellationToken,
+) {
+    // One buffer of the largest possible datagram, or longer ones would be cut silently.
+    let mut buffer = vec![0u8; MAX_DATAGRAM + 1];
+    let mut limit = RateLimit::new(rate);
+    loop {
+        let received = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            received = socket.recv_from(&mut buffer) => received,
+        };
+        let (len, source) = match received {
+            Ok(received) => received,
+            Err(err) => {
+                // An ICMP error for an earlier reply (port unreachable, say)
+                // surfaces here; it concerns that one peer, never the socket.
+                debug!(error = %err, "udp receive error");
+                if !is_transient(&err) {
+                    warn!(error = %err, "udp receive failing, pausing");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                continue;
+            }
+        };
+        if let Err(refusal) = udp::check_source(source) {
+            Stats::bump(&stats.datagrams_refused);
+            debug!(%source, ?refusal, "udp datagram not answered: reflection risk");
+            continue;
+        }
+        if !limit.allow(source.ip(), Instant::now()) {
+            Stats::bump(&stats.datagrams_limited);
+            continue;
+        }
+        reply(&socket, &buffer[..len], source, &stats).await;
+    }
+}
+
+async fn reply(socket: &UdpSocket, datagram: &[u8], destination: SocketAddr, stats: &Stats) {
+    match socket.send_to(datagram, destination).await {
+        Ok(_) => {
+            Stats::bump(&stats.datagrams);
+            Stats::add(&stats.datagram_bytes, datagram.len());
+        }
+        Err(err) => debug!(%destination, error = %err, "udp reply not sent"),
+    }
+}
+
+/// Errors that concern one datagram or peer, after which the next receive may well succeed.
+fn is_transient(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::Interrupted
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limit_counts_per_source_and_window() {
+        let mut limit = RateLimit::new(3);
+        let start = Instant::now();
+        let a: IpAddr = "127.0.0.1".parse().expect("ip");
+        let b: IpAddr = "127.0.0.2".parse().expect("ip");
+        let allowed: Vec<bool> = (0..5).map(|_| limit.allow(a, start)).collect();
+        assert_eq!(allowed, [true, true, true, false, false]);
+        assert!(limit.allow(b, start), "another source has its own budget");
+        assert!(
+            limit.allow(a, start + RATE_WINDOW),
+            "a new window starts afresh"
+        );
+    }
+
+    #[test]
+    fn a_rate_of_zero_means_unlimited() {
+        let mut limit = RateLimit::new(0);
+        let a: IpAddr = "::1".parse().expect("ip");
+        assert!((0..10_000).all(|_| limit.allow(a, Instant::now())));
+    }
+
+    #[test]
+    fn the_table_of_sources_stays_bounded() {
+        let mut limit = RateLimit::new(1);
+        let start = Instant::now();
+        for n in 0..(3 * RATE_TABLE_SWEEP_AT as u32) {
+            let later = start + RATE_WINDOW * (n / RATE_TABLE_SWEEP_AT as u32 + 1);
+            limit.allow(IpAddr::from(n.to_be_bytes()), later);
+        }
+        assert!(
+            limit.seen.len() <= RATE_TABLE_SWEEP_AT,
+            "{}",
+            limit.seen.len()
+        );
+    }
+
+    #[test]
+    fn a_flood_of_new_sources_within_one_window_is_not_answered() {
+        let mut limit = RateLimit::new(5);
+        let now = Instant::now();
+        for n in 0..RATE_TABLE_SWEEP_AT as u32 {
+            assert!(limit.allow(IpAddr::from(n.to_be_bytes()), now));
+        }
+        assert!(!limit.allow("10.255.255.255".parse().expect("ip"), now));
+        assert!(
+            limit.allow(IpAddr::from(7u32.to_be_bytes()), now),
+            "known sources keep their budget"
+        );
+        assert!(limit.allow("10.255.255.255".parse().expect("ip"), now + RATE_WINDOW));
+    }
+}
