@@ -1,1 +1,327 @@
-//! placeholder
+//! A blocking client for RFC 862 echo servers, over TCP, Unix sockets or UDP.
+//!
+//! [`client`] is the one-call form: it sends a text message to the default
+//! address and returns the reply. [`Client`] reaches other addresses, sets
+//! timeouts, and sends raw bytes or whole streams.
+//!
+//! The client writes and reads at the same time (the writer on its own
+//! thread), because an echo server sends bytes back while it is still
+//! receiving them: a client that wrote everything before reading would stall
+//! both sides once the message outgrew the socket buffers.
+
+#![warn(missing_docs)]
+
+mod connection;
+mod udp;
+
+use std::io::{self, Read, Write};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use echo_proto::{BUFFER_SIZE, DEFAULT_ADDR, Endpoint};
+
+use crate::connection::Connection;
+
+/// How long the UDP client waits for replies in all, when no timeout is set.
+pub const DEFAULT_UDP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why an exchange with an echo server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The connection could not be made: nothing listens there (refused), or
+    /// the address is unreachable.
+    #[error("cannot connect to {endpoint}")]
+    Connect {
+        /// Where the client tried to connect.
+        endpoint: Endpoint,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// Nothing moved in either direction for the whole timeout, or the
+    /// connection could not be made in that time.
+    #[error("no progress from {endpoint} for {after:?}")]
+    Timeout {
+        /// The server that went quiet.
+        endpoint: Endpoint,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The connection failed while the message or reply was on its way (a reset, typically).
+    #[error("connection to {endpoint} failed")]
+    Io {
+        /// The server the connection was to.
+        endpoint: Endpoint,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The server closed the connection before the whole message was sent.
+    #[error("{endpoint} closed the connection before the whole message was sent")]
+    ClosedEarly {
+        /// The server that closed.
+        endpoint: Endpoint,
+    },
+    /// Reading the message from its source (stdin, say) failed.
+    #[error("cannot read the message")]
+    Input(#[source] io::Error),
+    /// Writing the reply to its destination (stdout, say) failed.
+    #[error("cannot write the reply")]
+    Output(#[source] io::Error),
+    /// The reply is not valid UTF-8, so it cannot be returned as text.
+    #[error("the reply ({len} bytes) is not valid UTF-8")]
+    NotUtf8 {
+        /// The length of the reply.
+        len: usize,
+    },
+    /// The message does not fit in one UDP datagram.
+    #[error("a UDP message is at most {max} bytes; this one is {len}")]
+    DatagramTooLarge {
+        /// The message's length.
+        len: usize,
+        /// The largest datagram payload.
+        max: usize,
+    },
+    /// UDP needs an IP address, and a Unix socket path was given.
+    #[error("UDP needs an IP:PORT address, not {0}")]
+    UdpNeedsIp(Endpoint),
+}
+
+/// Sends `message` to the echo server at the default address
+/// ([`echo_proto::DEFAULT_ADDR`]) and returns the reply.
+///
+/// # Errors
+/// Any [`Error`]: the server is not there, the connection fails, or the
+/// reply is not valid UTF-8.
+///
+/// # Examples
+/// ```no_run
+/// let reply = echo_client::client("this is the message to send")?;
+/// assert_eq!(reply, "this is the message to send");
+/// # Ok::<(), echo_client::Error>(())
+/// ```
+pub fn client(message: &str) -> Result<String, Error> {
+    Client::new(DEFAULT_ADDR).echo_text(message)
+}
+
+/// How many bytes went each way in a [`Client::stream`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// Bytes sent to the server.
+    pub sent: u64,
+    /// Bytes received back.
+    pub received: u64,
+}
+
+/// A client for one echo server, with its settings.
+#[derive(Debug, Clone)]
+pub struct Client {
+    endpoint: Endpoint,
+    timeout: Option<Duration>,
+}
+
+impl Client {
+    /// A client for the server at `endpoint`, with no timeout.
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
+        Client { endpoint: endpoint.into(), timeout: None }
+    }
+
+    /// Gives up when connecting, or when no byte moves either way, takes
+    /// longer than `timeout`; `None` waits as long as the server does.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// The server this client talks to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Sends `message` as text and returns the reply as text, decoded once
+    /// the whole reply has arrived.
+    ///
+    /// # Errors
+    /// As [`Client::echo`], plus [`Error::NotUtf8`].
+    pub fn echo_text(&self, message: &str) -> Result<String, Error> {
+        let reply = self.echo(message.as_bytes())?;
+        String::from_utf8(reply).map_err(|err| Error::NotUtf8 { len: err.as_bytes().len() })
+    }
+
+    /// Sends `message` over TCP or a Unix socket, half-closes, and returns
+    /// every byte read back until the server closes.
+    ///
+    /// # Errors
+    /// [`Error::Connect`], [`Error::Timeout`], [`Error::Io`] or [`Error::ClosedEarly`].
+    pub fn echo(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        let connection = self.connect()?;
+        let writer_side = connection.try_clone().map_err(|source| self.io_error(source))?;
+        let (results, outcome) = mpsc::sync_channel(1);
+        let mut reply = Vec::with_capacity(message.len());
+        thread::scope(|scope| {
+            scope.spawn(move || send(&writer_side, &mut &message[..], &results));
+            // Leaving the scope joins the writer; on failure `exchange` has
+            // shut the socket down, so the writer cannot stay blocked.
+            self.exchange(&connection, &outcome, &mut reply)
+        })?;
+        Ok(reply)
+    }
+
+    /// Streams `input` to the server and everything it sends back to
+    /// `output`, nothing added, in memory bounded by a few buffers whatever
+    /// the size.
+    ///
+    /// `input` is read on a thread of its own, which is left behind if the
+    /// exchange fails while it is blocked reading (on a terminal, say).
+    ///
+    /// # Errors
+    /// [`Error::Input`] and [`Error::Output`] when the two ends fail, and the
+    /// errors of [`Client::echo`].
+    pub fn stream<R, W>(&self, mut input: R, output: &mut W) -> Result<Transfer, Error>
+    where
+        R: Read + Send + 'static,
+        W: Write + ?Sized,
+    {
+        let connection = self.connect()?;
+        let writer_side = connection.try_clone().map_err(|source| self.io_error(source))?;
+        let (results, outcome) = mpsc::sync_channel(1);
+        thread::spawn(move || send(&writer_side, &mut input, &results));
+        self.exchange(&connection, &outcome, output)
+    }
+
+    /// Sends `message` as one UDP datagram and returns the datagram that
+    /// comes back, resending a few times within the timeout (UDP may lose
+    /// either datagram).
+    ///
+    /// # Errors
+    /// [`Error::UdpNeedsIp`], [`Error::DatagramTooLarge`], [`Error::Timeout`]
+    /// when no reply came, [`Error::Connect`] when the server's port is closed.
+    pub fn echo_udp(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        udp::echo(&self.endpoint, self.timeout.unwrap_or(DEFAULT_UDP_TIMEOUT), message)
+    }
+
+    fn connect(&self) -> Result<Connection, Error> {
+        Connection::open(&self.endpoint, self.timeout).map_err(|source| {
+            if is_timeout(&source) {
+                Error::Timeout { endpoint: self.endpoint.clone(), after: self.timeout.unwrap_or_default() }
+            } else {
+                Error::Connect { endpoint: self.endpoint.clone(), source }
+            }
+        })
+    }
+
+    /// Copies the reply to `output` until the server closes, then combines
+    /// that with the writer's outcome, preferring the error that explains the other.
+    fn exchange<W: Write + ?Sized>(
+        &self,
+        connection: &Connection,
+        writer_outcome: &mpsc::Receiver<Result<u64, Failure>>,
+        output: &mut W,
+    ) -> Result<Transfer, Error> {
+        let read = receive(connection, output);
+        // The writer reports before it half-closes, so once the server has
+        // closed its side after our half-close, the report is already here.
+        let written = writer_outcome.try_recv();
+        let result = match (written, read) {
+            (Ok(Ok(sent)), Ok(received)) => Ok(Transfer { sent, received }),
+            // A failing input is the root cause; the reader then sees an aborted connection.
+            (Ok(Err(failure @ Failure::Input(_))), _) => Err(failure),
+            (_, Err(failure)) => Err(failure),
+            (Ok(Err(failure)), Ok(_)) => Err(failure),
+            (Err(mpsc::TryRecvError::Empty), Ok(_)) => Err(Failure::ClosedEarly),
+            (Err(mpsc::TryRecvError::Disconnected), Ok(_)) => Err(Failure::WriterLost),
+        };
+        result.map_err(|failure| {
+            // Unblocks a writer stuck on a server that stopped reading.
+            connection.shutdown_both();
+            self.error(failure)
+        })
+    }
+
+    fn error(&self, failure: Failure) -> Error {
+        match failure {
+            Failure::Network(err) => self.io_error(err),
+            Failure::Input(err) => Error::Input(err),
+            Failure::Output(err) => Error::Output(err),
+            Failure::ClosedEarly => Error::ClosedEarly { endpoint: self.endpoint.clone() },
+            Failure::WriterLost => self.io_error(io::Error::other("the writer thread panicked")),
+        }
+    }
+
+    fn io_error(&self, source: io::Error) -> Error {
+        if is_timeout(&source) {
+            Error::Timeout { endpoint: self.endpoint.clone(), after: self.timeout.unwrap_or_default() }
+        } else {
+            Error::Io { endpoint: self.endpoint.clone(), source }
+        }
+    }
+}
+
+/// What went wrong on one side of an exchange, before it is put in terms of the endpoint.
+#[derive(Debug)]
+enum Failure {
+    Network(io::Error),
+    Input(io::Error),
+    Output(io::Error),
+    ClosedEarly,
+    WriterLost,
+}
+
+/// Writes all of `input` to the connection, reports, then half-closes: the
+/// half-close is what tells the server the message is complete.
+fn send<R: Read + ?Sized>(
+    connection: &Connection,
+    input: &mut R,
+    outcome: &mpsc::SyncSender<Result<u64, Failure>>,
+) {
+    let mut buffer = vec![0u8; BUFFER_SIZE];
+    let mut sent = 0u64;
+    let result = loop {
+        let n = match input.read(&mut buffer) {
+            Ok(0) => break Ok(sent),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => break Err(Failure::Input(err)),
+        };
+        if let Err(err) = connection.write_all(&buffer[..n]) {
+            break Err(Failure::Network(err));
+        }
+        sent += n as u64;
+    };
+    let failed = result.is_err();
+    // The receiver is gone only when the exchange is already over.
+    let _ = outcome.send(result);
+    if failed {
+        // Ends the exchange: the reader sees the connection go.
+        connection.shutdown_both();
+    } else {
+        // Should this fail, the server never learns the message ended and the
+        // reader sees the connection fail or time out, which it then reports.
+        let _ = connection.shutdown_write();
+    }
+}
+
+/// Copies everything the server sends to `output` until it closes.
+fn receive<W: Write + ?Sized>(connection: &Connection, output: &mut W) -> Result<u64, Failure> {
+    let mut buffer = vec![0u8; BUFFER_SIZE];
+    let mut received = 0u64;
+    loop {
+        let n = match connection.read_some(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(Failure::Network(err)),
+        };
+        output.write_all(&buffer[..n]).map_err(Failure::Output)?;
+        received += n as u64;
+    }
+    output.flush().map_err(Failure::Output)?;
+    Ok(received)
+}
+
+/// Whether an I/O error is a socket timeout (`SO_RCVTIMEO` reports `WouldBlock`).
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}

@@ -167,16 +167,16 @@ pub fn announce(listeners: &[Listener]) -> io::Result<()> {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The tokio runtime could not start (out of threads or memory).
-    #[error("cannot start the async runtime: {0}")]
+    #[error("cannot start the async runtime")]
     Runtime(#[source] io::Error),
     /// A signal handler could not be installed.
-    #[error("cannot install signal handlers: {0}")]
+    #[error("cannot install signal handlers")]
     Signals(#[source] io::Error),
     /// The listening socket could not be bound.
     #[error(transparent)]
     Listen(#[from] ListenError),
     /// The announcement could not be written to stdout.
-    #[error("cannot write to stdout: {0}")]
+    #[error("cannot write to stdout")]
     Stdout(#[source] io::Error),
 }
 

@@ -10,33 +10,43 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// the runtime's own (epoll, eventfd), stdio and logs.
 pub const RESERVED_FDS: u64 = 32;
 
+/// The open-files limit before and after [`raise_fd_limit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdLimit {
+    /// The soft limit the process started with.
+    pub was: u64,
+    /// The soft limit now in force.
+    pub soft: u64,
+    /// The hard limit, the most the soft limit can be raised to.
+    pub hard: u64,
+}
+
 /// Raises the soft limit on open files to the hard limit, logs both, and
-/// returns the limit now in force (`None` if it cannot be read).
+/// returns the limits (`None` if they cannot be read).
 ///
 /// An echo server's capacity is counted in sockets, and the common soft
 /// default of 1,024 is far below what the hard limit allows.
-pub fn raise_fd_limit() -> Option<u64> {
-    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+pub fn raise_fd_limit() -> Option<FdLimit> {
+    let (was, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok(limits) => limits,
         Err(err) => {
             warn!(error = %err, "cannot read the open-files limit");
             return None;
         }
     };
-    if soft >= hard {
-        info!(soft, hard, "open-files limit");
-        return Some(soft);
-    }
-    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-        Ok(()) => {
-            info!(soft = hard, hard, was = soft, "open-files limit raised");
-            Some(hard)
+    let soft = if was < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(err) => {
+                warn!(soft = was, hard, error = %err, "cannot raise the open-files limit");
+                was
+            }
         }
-        Err(err) => {
-            warn!(soft, hard, error = %err, "cannot raise the open-files limit");
-            Some(soft)
-        }
-    }
+    } else {
+        was
+    };
+    info!(was, soft, hard, "open-files limit");
+    Some(FdLimit { was, soft, hard })
 }
 
 /// The default connection limit for a descriptor limit: every descriptor

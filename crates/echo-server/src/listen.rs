@@ -68,7 +68,7 @@ impl fmt::Display for Listener {
 pub enum ListenError {
     /// Binding or listening on an address failed (in use, permission denied,
     /// address not available on this machine).
-    #[error("cannot listen on {endpoint}: {source}")]
+    #[error("cannot listen on {endpoint}")]
     Bind {
         /// The address as given.
         endpoint: Endpoint,
@@ -89,7 +89,7 @@ pub enum ListenError {
         fd: usize,
     },
     /// Registering an inherited socket with the runtime failed.
-    #[error("socket activation: cannot use inherited descriptor {fd}: {source}")]
+    #[error("socket activation: cannot use inherited descriptor {fd}")]
     Inherited {
         /// The inherited descriptor number.
         fd: usize,

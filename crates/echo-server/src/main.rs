@@ -109,23 +109,24 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let fd_limit = limits::raise_fd_limit();
-        let max_connections = match cli.max_connections {
-            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-            None => limits::max_connections_for(fd_limit),
-        };
-        let config = Config {
-            max_connections,
-            idle_timeout: (!cli.idle_timeout.is_zero()).then_some(cli.idle_timeout),
-            grace: cli.grace,
-            udp_rate: cli.udp_rate,
-        };
         // Handlers go in before the announcement, so a signal sent as soon as
         // the address is known already means a graceful stop.
         let shutdown = shutdown::on_signals().context("cannot install signal handlers")?;
         let listeners = match listen::inherited()? {
             Some(listeners) => listeners,
             None => listen::bind(&cli.listen, cli.udp)?,
+        };
+        // Only once bound: a server that cannot start says one line, the error.
+        let fd_limit = limits::raise_fd_limit();
+        let max_connections = match cli.max_connections {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => limits::max_connections_for(fd_limit.map(|limit| limit.soft)),
+        };
+        let config = Config {
+            max_connections,
+            idle_timeout: (!cli.idle_timeout.is_zero()).then_some(cli.idle_timeout),
+            grace: cli.grace,
+            udp_rate: cli.udp_rate,
         };
         echo_server::announce(&listeners).context("cannot write to stdout")?;
         info!(

@@ -1,0 +1,86 @@
+//! One blocking stream connection to an echo server, TCP or Unix, with the
+//! few operations the client needs from either.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use echo_proto::Endpoint;
+
+/// A connected stream socket.
+#[derive(Debug)]
+pub(crate) enum Connection {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Connection {
+    /// Connects to `endpoint`; `timeout` bounds the connect and then every
+    /// read and write, which is how inactivity is detected.
+    pub(crate) fn open(endpoint: &Endpoint, timeout: Option<Duration>) -> io::Result<Self> {
+        let connection = match endpoint {
+            Endpoint::Ip(addr) => {
+                let stream = match timeout {
+                    Some(timeout) => TcpStream::connect_timeout(addr, timeout)?,
+                    None => TcpStream::connect(addr)?,
+                };
+                // Small messages are whole requests; do not hold them back.
+                stream.set_nodelay(true)?;
+                Connection::Tcp(stream)
+            }
+            Endpoint::Unix(path) => Connection::Unix(UnixStream::connect(path)?),
+        };
+        match &connection {
+            Connection::Tcp(stream) => {
+                stream.set_read_timeout(timeout)?;
+                stream.set_write_timeout(timeout)?;
+            }
+            Connection::Unix(stream) => {
+                stream.set_read_timeout(timeout)?;
+                stream.set_write_timeout(timeout)?;
+            }
+        }
+        Ok(connection)
+    }
+
+    /// A second handle on the same socket, for the writer thread.
+    pub(crate) fn try_clone(&self) -> io::Result<Self> {
+        Ok(match self {
+            Connection::Tcp(stream) => Connection::Tcp(stream.try_clone()?),
+            Connection::Unix(stream) => Connection::Unix(stream.try_clone()?),
+        })
+    }
+
+    pub(crate) fn read_some(&self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Connection::Tcp(stream) => (&*stream).read(buffer),
+            Connection::Unix(stream) => (&*stream).read(buffer),
+        }
+    }
+
+    pub(crate) fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Connection::Tcp(stream) => (&*stream).write_all(bytes),
+            Connection::Unix(stream) => (&*stream).write_all(bytes),
+        }
+    }
+
+    /// Half-closes: the server reads end of stream, which ends the message.
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+
+    /// Ends the exchange both ways, waking a thread blocked on the socket.
+    pub(crate) fn shutdown_both(&self) {
+        // Fails only when the socket is already disconnected, which is the goal.
+        let _ = self.shutdown(Shutdown::Both);
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Connection::Tcp(stream) => stream.shutdown(how),
+            Connection::Unix(stream) => stream.shutdown(how),
+        }
+    }
+}

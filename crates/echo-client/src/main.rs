@@ -1,0 +1,157 @@
+//! The `echo-client` command: sends a message (or stdin) to an echo server
+//! and prints what comes back.
+
+use std::ffi::OsString;
+use std::hash::{DefaultHasher, Hasher};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use echo_client::{Client, Error};
+use echo_proto::{Endpoint, parse_duration, verify};
+
+/// Sends a message to an RFC 862 echo server and prints the reply.
+///
+/// The message goes out over TCP (or a Unix socket), the client half-closes
+/// to mark its end, and everything the server sends back until it closes is
+/// the reply. With `-` as the message, stdin is streamed to the server and the
+/// reply to stdout, byte for byte, whatever its size.
+#[derive(Debug, Parser)]
+#[command(version, after_help = AFTER_HELP)]
+struct Cli {
+    /// The message to send, or `-` to stream stdin to the server and the reply to stdout.
+    #[arg(value_name = "MESSAGE", allow_hyphen_values = true)]
+    message: OsString,
+
+    /// The server: IP:PORT, [IPV6]:PORT or unix:PATH.
+    #[arg(short, long, value_name = "ADDR", env = "ECHO_ADDR", default_value = "127.0.0.1:7007")]
+    addr: Endpoint,
+
+    /// Give up when connecting, or when no byte moves either way, takes longer
+    /// than this (0s: wait forever). With --udp, the whole wait for a reply.
+    #[arg(long, value_name = "DURATION", env = "ECHO_TIMEOUT", default_value = "10s",
+          value_parser = parse_duration)]
+    timeout: Duration,
+
+    /// Exit 1 with a message if the reply differs from what was sent: a health probe.
+    #[arg(long)]
+    check: bool,
+
+    /// Send the message as one UDP datagram (at most 65,507 bytes), resending
+    /// it a few times within --timeout until the reply comes.
+    #[arg(long)]
+    udp: bool,
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  echo-client \"this is the message to send\"
+  echo-client --addr [::1]:7007 --check ping
+  echo-client - < big.bin | cmp - big.bin
+
+Exit status: 0 success, 1 failure (refused, timeout, reply differs), 2 bad command line.";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`echo-client msg | head -c1`) wanted no more.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = Client::new(cli.addr).timeout(Some(cli.timeout));
+    if cli.message == "-" {
+        if cli.udp {
+            bail!("--udp sends one message; it cannot stream stdin");
+        }
+        return stream_stdin(&client, cli.check);
+    }
+    let message = cli.message.as_bytes();
+    let reply = if cli.udp { client.echo_udp(message)? } else { client.echo(message)? };
+    if cli.check {
+        verify(message, &reply).with_context(|| format!("{} answered wrongly", client.endpoint()))?;
+    }
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(&reply)?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Streams stdin through the server to stdout; with `check`, compares the
+/// length and a digest of both directions, since neither fits in memory.
+fn stream_stdin(client: &Client, check: bool) -> anyhow::Result<()> {
+    let (sent_digest, input) = Digesting::new(io::stdin());
+    let stdout = io::stdout().lock();
+    let (received_digest, mut output) = Digesting::new(stdout);
+    let transfer = client.stream(input, &mut output)?;
+    if check {
+        let sent = sent_digest.lock().map(|d| d.finish()).unwrap_or_default();
+        let received = received_digest.lock().map(|d| d.finish()).unwrap_or_default();
+        if transfer.sent != transfer.received {
+            bail!("{} answered wrongly: reply is {} bytes long but {} were sent",
+                client.endpoint(), transfer.received, transfer.sent);
+        }
+        if sent != received {
+            bail!("{} answered wrongly: the reply's bytes differ from what was sent", client.endpoint());
+        }
+    }
+    Ok(())
+}
+
+/// A reader or writer that digests the bytes passing through it.
+struct Digesting<T> {
+    inner: T,
+    digest: SharedDigest,
+}
+
+type SharedDigest = std::sync::Arc<std::sync::Mutex<DefaultHasher>>;
+
+impl<T> Digesting<T> {
+    fn new(inner: T) -> (SharedDigest, Self) {
+        let digest = SharedDigest::default();
+        (std::sync::Arc::clone(&digest), Digesting { inner, digest })
+    }
+
+    fn absorb(&self, bytes: &[u8]) {
+        if let Ok(mut digest) = self.digest.lock() {
+            digest.write(bytes);
+        }
+    }
+}
+
+impl<T: Read> Read for Digesting<T> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buffer)?;
+        self.absorb(&buffer[..n]);
+        Ok(n)
+    }
+}
+
+impl<T: Write> Write for Digesting<T> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(bytes)?;
+        self.absorb(&bytes[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            || matches!(cause.downcast_ref::<Error>(), Some(Error::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
