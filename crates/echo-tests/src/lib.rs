@@ -1,1 +1,317 @@
-//! placeholder
+//! The harness for functional tests: finds the binaries under test and runs
+//! the server as a real process, reading its announcement, bounding every
+//! wait, and killing and reaping it whatever happens.
+
+#![warn(missing_docs)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The longest any single wait in a test may take: generous, because a
+/// debug build on a loaded 2-core machine is slow, yet finite.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The path of a workspace binary of the same profile as the running test.
+///
+/// Cargo sets `CARGO_BIN_EXE_<name>` only for tests of the package that owns
+/// the binary, so a test crate of its own looks beside its executable
+/// (`target/<profile>/deps/..`), where `cargo build` put it.
+///
+/// # Panics
+/// If the binary has not been built, with the command that builds it.
+pub fn binary(name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(format!("CARGO_BIN_EXE_{name}")) {
+        return PathBuf::from(path);
+    }
+    let test_exe = std::env::current_exe().expect("the test executable has a path");
+    let deps = test_exe.parent().expect("the test executable is in a directory");
+    let profile_dir = if deps.ends_with("deps") { deps.parent().unwrap_or(deps) } else { deps };
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace --bins` with the same profile first \
+         (`cargo xtask ci` does)",
+        path.display()
+    );
+    path
+}
+
+/// A running `echo-server` process, killed and reaped when dropped.
+///
+/// If the test is panicking at that point, the server's stderr is printed,
+/// so a failure shows what the server logged.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    /// The `listening on ...` lines, without the prefix: `tcp 127.0.0.1:4000`.
+    listeners: Vec<String>,
+    stderr: Arc<Mutex<String>>,
+    stderr_lines: Receiver<String>,
+}
+
+impl Server {
+    /// Starts `echo-server --listen 127.0.0.1:0` plus `args`, and waits for its announcement.
+    pub fn start(args: &[&str]) -> Server {
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Server::start_command(Command::new(binary("echo-server")).args(all).stdin(Stdio::null()), 1)
+    }
+
+    /// Starts the server with exactly `args` (no default `--listen`), waiting
+    /// for `listeners` announcement lines.
+    pub fn start_with(args: &[&str], listeners: usize) -> Server {
+        Server::start_command(Command::new(binary("echo-server")).args(args).stdin(Stdio::null()), listeners)
+    }
+
+    /// Runs `command` (which starts the server, perhaps under a wrapper such
+    /// as `prlimit`) and waits for `listeners` announcement lines on its stdout.
+    ///
+    /// Set the command's stdin: inherited, it would be the test runner's.
+    /// A piped stdin is closed at once, as a finished producer's would be.
+    ///
+    /// # Panics
+    /// If the process cannot start, exits, or does not announce within [`WAIT`].
+    pub fn start_command(command: &mut Command, listeners: usize) -> Server {
+        if !command.get_envs().any(|(key, _)| key == "RUST_LOG") {
+            command.env("RUST_LOG", "info");
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        drop(child.stdin.take());
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr_pipe = child.stderr.take().expect("stderr is piped");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (line_sender, stderr_lines) = mpsc::channel();
+        let collected = Arc::clone(&stderr);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+                if let Ok(mut all) = collected.lock() {
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+                let _ = line_sender.send(line);
+            }
+        });
+        let (announce_sender, announcements) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = announce_sender.send(line);
+            }
+        });
+        let mut server = Server { child, listeners: Vec::new(), stderr, stderr_lines };
+        let deadline = Instant::now() + WAIT;
+        while server.listeners.len() < listeners {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match announcements.recv_timeout(left) {
+                Ok(line) => {
+                    let listener = line
+                        .strip_prefix("listening on ")
+                        .unwrap_or_else(|| panic!("unexpected stdout line from the server: {line:?}"));
+                    server.listeners.push(listener.to_owned());
+                }
+                Err(_) => panic!(
+                    "the server announced {} of {listeners} listeners within {WAIT:?}; stderr:\n{}",
+                    server.listeners.len(),
+                    server.stderr()
+                ),
+            }
+        }
+        server
+    }
+
+    /// The address of the first TCP listener.
+    pub fn addr(&self) -> SocketAddr {
+        self.listener_addr("tcp", 0)
+    }
+
+    /// The address of the `index`th listener of `kind` (`tcp`, `udp`).
+    ///
+    /// # Panics
+    /// If there is no such listener.
+    pub fn listener_addr(&self, kind: &str, index: usize) -> SocketAddr {
+        let prefix = format!("{kind} ");
+        self.listeners
+            .iter()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .nth(index)
+            .unwrap_or_else(|| panic!("no {kind} listener #{index} in {:?}", self.listeners))
+            .parse()
+            .expect("announced addresses parse")
+    }
+
+    /// The announced listeners, as `kind address`.
+    pub fn listeners(&self) -> &[String] {
+        &self.listeners
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Waits up to [`WAIT`] for a stderr line containing `needle`, and returns it.
+    ///
+    /// # Panics
+    /// If no such line comes in time.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("no log line with {needle:?} within {WAIT:?}; stderr:\n{}", self.stderr()),
+            }
+        }
+    }
+
+    /// Sends `signal` to the server.
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.pid() as i32), signal).expect("the server can be signalled");
+    }
+
+    /// Waits up to `limit` for the server to exit, returning its status.
+    ///
+    /// # Panics
+    /// If it is still running after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the server can be waited for") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit within {limit:?}; stderr:\n{}", self.stderr());
+            // Polling a child's exit has no blocking form with a deadline in std.
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("--- echo-server stderr ---\n{}--- end ---", self.stderr());
+        }
+    }
+}
+
+/// Resident memory of process `pid` in KiB (`VmRSS`), and its peak (`VmHWM`).
+///
+/// # Panics
+/// If `/proc/<pid>/status` cannot be read.
+pub fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status is readable");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// How many file descriptors process `pid` has open.
+///
+/// # Panics
+/// If `/proc/<pid>/fd` cannot be read.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).expect("/proc/<pid>/fd is readable").count()
+}
+
+/// CPU time (user + system) process `pid` has used so far.
+///
+/// # Panics
+/// If `/proc/<pid>/stat` cannot be read.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat is readable");
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|hz| u64::try_from(hz).ok())
+        .unwrap_or(100);
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// Polls `condition` until it holds or `limit` passes; returns whether it held.
+///
+/// For states that only the kernel can tell about (descriptors closed,
+/// memory returned), which announce nothing a test could wait on.
+pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads from `reader` until end of stream or `limit` bytes, whichever is first.
+pub fn read_all(reader: &mut impl Read, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader.take(limit as u64).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// A path for a Unix socket in a fresh temporary directory, removed with the guard.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates a fresh directory under the system's temporary directory.
+    ///
+    /// # Panics
+    /// If it cannot be created.
+    pub fn new(tag: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("echo-tests-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("temporary directory");
+        TempDir(path)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

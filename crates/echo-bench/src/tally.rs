@@ -1,0 +1,403 @@
+//! The accounting of a run: exchanges that came back intact, every failure by
+//! kind, and how long each exchange took.
+//!
+//! Each worker keeps its own [`Tally`] (no sharing on the hot path) and the
+//! run merges them at the end; [`Live`] holds the few shared counters a
+//! progress display reads while the run goes on.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// The longest latency the histogram tells apart; longer ones are recorded as this.
+/// Every exchange has a timeout far below it.
+pub const LATENCY_CEILING: Duration = Duration::from_secs(100);
+/// Significant decimal digits kept for each latency: 3 means within 0.1%.
+const SIGNIFICANT_FIGURES: u8 = 3;
+/// How many error messages a tally keeps verbatim, to show what went wrong.
+pub const MAX_SAMPLES: usize = 5;
+
+/// What kind of failure ended an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The reply differed from what was sent (content or length).
+    Mismatch,
+    /// The server reset the connection or closed it before the whole reply came.
+    Reset,
+    /// Nothing came back within the timeout.
+    Timeout,
+    /// The connection could not be made (refused, no ports left, ...).
+    Connect,
+    /// Any other I/O error.
+    Other,
+}
+
+/// Why one exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The reply is not what was sent.
+    #[error("{0}")]
+    Mismatch(String),
+    /// An operation did not finish within the timeout.
+    #[error("timed out after {after:?} {during}")]
+    Timeout {
+        /// What was being waited for.
+        during: &'static str,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The connection could not be made.
+    #[error("cannot connect: {0}")]
+    Connect(#[source] io::Error),
+    /// An I/O error while the exchange was under way.
+    #[error("{during}: {source}")]
+    Io {
+        /// What was being done.
+        during: &'static str,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ExchangeError {
+    /// Wraps an I/O error with what was being done when it happened.
+    pub fn io(during: &'static str) -> impl FnOnce(io::Error) -> ExchangeError {
+        move |source| ExchangeError::Io { during, source }
+    }
+
+    /// The kind this failure is counted as.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            ExchangeError::Mismatch(_) => FailureKind::Mismatch,
+            ExchangeError::Timeout { .. } => FailureKind::Timeout,
+            ExchangeError::Connect(_) => FailureKind::Connect,
+            ExchangeError::Io { source, .. } => match source.kind() {
+                io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::UnexpectedEof => FailureKind::Reset,
+                // A UDP socket learns of an unreachable port this way.
+                io::ErrorKind::ConnectionRefused => FailureKind::Connect,
+                io::ErrorKind::TimedOut => FailureKind::Timeout,
+                _ => FailureKind::Other,
+            },
+        }
+    }
+}
+
+/// How many exchanges failed, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorCounts {
+    /// Replies that differed from what was sent.
+    pub mismatch: u64,
+    /// Connections reset or closed before the whole reply came.
+    pub reset: u64,
+    /// Exchanges that did not finish within the timeout.
+    pub timeout: u64,
+    /// Connections that could not be made.
+    pub connect: u64,
+    /// Any other failure.
+    pub other: u64,
+}
+
+impl ErrorCounts {
+    /// All failures together.
+    pub fn total(&self) -> u64 {
+        self.mismatch + self.reset + self.timeout + self.connect + self.other
+    }
+
+    fn bump(&mut self, kind: FailureKind) {
+        let counter = match kind {
+            FailureKind::Mismatch => &mut self.mismatch,
+            FailureKind::Reset => &mut self.reset,
+            FailureKind::Timeout => &mut self.timeout,
+            FailureKind::Connect => &mut self.connect,
+            FailureKind::Other => &mut self.other,
+        };
+        *counter += 1;
+    }
+
+    fn add(&mut self, other: &ErrorCounts) {
+        self.mismatch += other.mismatch;
+        self.reset += other.reset;
+        self.timeout += other.timeout;
+        self.connect += other.connect;
+        self.other += other.other;
+    }
+}
+
+/// Counters shared by all workers while a run goes on, for progress displays only;
+/// the final figures come from the merged [`Tally`].
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Exchanges completed and verified.
+    pub exchanges: AtomicU64,
+    /// Bytes echoed back and verified.
+    pub bytes: AtomicU64,
+    /// Failed exchanges.
+    pub errors: AtomicU64,
+}
+
+/// What one worker, or a whole run, achieved.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    /// Exchanges whose reply came back whole and intact.
+    pub exchanges: u64,
+    /// Bytes echoed back and verified.
+    pub bytes: u64,
+    /// Failed exchanges by kind.
+    pub errors: ErrorCounts,
+    /// UDP datagrams whose reply did not come within the timeout.
+    pub lost: u64,
+    /// UDP replies that came after their datagram had been given up as lost.
+    pub late: u64,
+    /// The first few failures, as messages naming the worker.
+    pub samples: Vec<String>,
+    /// Latency of each successful exchange, in nanoseconds.
+    latency: Histogram<u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally::new()
+    }
+}
+
+impl Tally {
+    /// An empty tally.
+    pub fn new() -> Self {
+        let ceiling = u64::try_from(LATENCY_CEILING.as_nanos()).unwrap_or(u64::MAX);
+        Tally {
+            exchanges: 0,
+            bytes: 0,
+            errors: ErrorCounts::default(),
+            lost: 0,
+            late: 0,
+            samples: Vec::new(),
+            latency: Histogram::new_with_bounds(1, ceiling, SIGNIFICANT_FIGURES)
+                .expect("constant histogram bounds are valid"),
+        }
+    }
+
+    /// Records an exchange that echoed `bytes` intact after `latency`.
+    pub fn succeeded(&mut self, bytes: u64, latency: Duration) {
+        self.exchanges += 1;
+        self.bytes += bytes;
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.latency.saturating_record(nanos.max(1));
+    }
+
+    /// Records a failed exchange of `worker`, keeping its message if it is among the first.
+    pub fn failed(&mut self, worker: usize, error: &ExchangeError) {
+        self.errors.bump(error.kind());
+        if self.samples.len() < MAX_SAMPLES {
+            self.samples.push(format!("worker {worker}: {error}"));
+        }
+    }
+
+    /// Adds another tally's counts, samples and latencies to this one.
+    pub fn merge(&mut self, other: &Tally) {
+        self.exchanges += other.exchanges;
+        self.bytes += other.bytes;
+        self.errors.add(&other.errors);
+        self.lost += other.lost;
+        self.late += other.late;
+        let room = MAX_SAMPLES.saturating_sub(self.samples.len());
+        self.samples
+            .extend(other.samples.iter().take(room).cloned());
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+    }
+
+    /// The latency histogram, in nanoseconds.
+    pub fn latency(&self) -> &Histogram<u64> {
+        &self.latency
+    }
+}
+
+/// A worker's tally together with the run's live counters, kept in step.
+#[derive(Debug)]
+pub struct Recorder {
+    /// The worker's number, named in error messages.
+    pub worker: usize,
+    /// The worker's own accounting.
+    pub tally: Tally,
+    live: Arc<Live>,
+}
+
+impl Recorder {
+    /// A recorder for `worker`, feeding `live`.
+    pub fn new(worker: usize, live: Arc<Live>) -> Self {
+        Recorder {
+            worker,
+            tally: Tally::new(),
+            live,
+        }
+    }
+
+    /// Records an intact exchange of `bytes` that took `latency`.
+    pub fn succeeded(&mut self, bytes: u64, latency: Duration) {
+        self.tally.succeeded(bytes, latency);
+        self.live.exchanges.fetch_add(1, Ordering::Relaxed);
+        self.live.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Records bytes verified without completing an exchange (a bulk stream's progress).
+    pub fn verified_bytes(&mut self, bytes: u64) {
+        self.tally.bytes += bytes;
+        self.live.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Records an exchange that completed, with its bytes already counted.
+    pub fn exchange_done(&mut self, latency: Duration) {
+        self.tally.succeeded(0, latency);
+        self.live.exchanges.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a failed exchange.
+    pub fn failed(&mut self, error: &ExchangeError) {
+        self.tally.failed(self.worker, error);
+        self.live.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Hands back the worker's tally.
+    pub fn finish(self) -> Tally {
+        self.tally
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reset() -> ExchangeError {
+        ExchangeError::Io {
+            during: "reading the reply",
+            source: io::Error::from(io::ErrorKind::ConnectionReset),
+        }
+    }
+
+    #[test]
+    fn successes_count_exchanges_bytes_and_latency() {
+        let mut tally = Tally::new();
+        for micros in 1..=100 {
+            tally.succeeded(64, Duration::from_micros(micros));
+        }
+        assert_eq!(tally.exchanges, 100);
+        assert_eq!(tally.bytes, 6_400);
+        assert_eq!(tally.errors.total(), 0);
+        let latency = tally.latency();
+        assert_eq!(latency.len(), 100);
+        // Within the histogram's 0.1% precision.
+        let p50 = latency.value_at_quantile(0.5);
+        assert!((49_950..=50_050).contains(&p50), "{p50}");
+        let max = latency.max();
+        assert!((99_900..=100_100).contains(&max), "{max}");
+    }
+
+    #[test]
+    fn failures_are_counted_by_kind_with_a_few_samples() {
+        let mut tally = Tally::new();
+        tally.failed(3, &ExchangeError::Mismatch("reply differs at byte 7".into()));
+        tally.failed(4, &reset());
+        let eof = ExchangeError::Io {
+            during: "reading the reply",
+            source: io::Error::from(io::ErrorKind::UnexpectedEof),
+        };
+        tally.failed(4, &eof);
+        tally.failed(
+            5,
+            &ExchangeError::Timeout {
+                during: "waiting for the reply",
+                after: Duration::from_secs(1),
+            },
+        );
+        tally.failed(
+            6,
+            &ExchangeError::Connect(io::Error::from(io::ErrorKind::ConnectionRefused)),
+        );
+        let refused_datagram = ExchangeError::Io {
+            during: "receiving a datagram",
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        tally.failed(7, &refused_datagram);
+        tally.failed(
+            8,
+            &ExchangeError::Io {
+                during: "x",
+                source: io::Error::other("strange"),
+            },
+        );
+        assert_eq!(
+            tally.errors,
+            ErrorCounts {
+                mismatch: 1,
+                reset: 2,
+                timeout: 1,
+                connect: 2,
+                other: 1
+            }
+        );
+        assert_eq!(tally.errors.total(), 7);
+        assert_eq!(tally.samples.len(), MAX_SAMPLES);
+        assert_eq!(tally.samples[0], "worker 3: reply differs at byte 7");
+        assert_eq!(tally.exchanges, 0, "a failure is not an exchange");
+    }
+
+    #[test]
+    fn merging_adds_everything_and_keeps_samples_bounded() {
+        let mut total = Tally::new();
+        let mut parts = Vec::new();
+        for worker in 0..4 {
+            let mut part = Tally::new();
+            part.succeeded(10, Duration::from_micros(10 * (worker as u64 + 1)));
+            part.failed(worker, &reset());
+            part.failed(worker, &reset());
+            part.lost += 1;
+            part.late += 2;
+            parts.push(part);
+        }
+        for part in &parts {
+            total.merge(part);
+        }
+        assert_eq!(total.exchanges, 4);
+        assert_eq!(total.bytes, 40);
+        assert_eq!(total.errors.reset, 8);
+        assert_eq!((total.lost, total.late), (4, 8));
+        assert_eq!(total.samples.len(), MAX_SAMPLES);
+        assert_eq!(total.latency().len(), 4);
+        let max = total.latency().max();
+        assert!((39_960..=40_040).contains(&max), "{max}");
+    }
+
+    #[test]
+    fn absurd_latencies_saturate_instead_of_failing() {
+        let mut tally = Tally::new();
+        tally.succeeded(1, Duration::from_secs(1_000_000));
+        tally.succeeded(1, Duration::ZERO);
+        assert_eq!(tally.exchanges, 2);
+        assert_eq!(tally.latency().len(), 2);
+        assert!(tally.latency().max() >= 99_000_000_000);
+    }
+
+    #[test]
+    fn the_recorder_keeps_live_counters_in_step() {
+        let live = Arc::new(Live::default());
+        let mut recorder = Recorder::new(2, Arc::clone(&live));
+        recorder.succeeded(64, Duration::from_micros(5));
+        recorder.verified_bytes(100);
+        recorder.exchange_done(Duration::from_micros(5));
+        recorder.failed(&reset());
+        let tally = recorder.finish();
+        assert_eq!(live.exchanges.load(Ordering::Relaxed), 2);
+        assert_eq!(live.bytes.load(Ordering::Relaxed), 164);
+        assert_eq!(live.errors.load(Ordering::Relaxed), 1);
+        assert_eq!((tally.exchanges, tally.bytes), (2, 164));
+        assert_eq!(tally.samples, ["worker 2: reading the reply: connection reset"]);
+    }
+}

@@ -1,0 +1,12 @@
+//! Functional tests: the real `echo-server` and `echo-client` binaries as
+//! processes, on loopback, in one test binary that links once.
+
+mod functional {
+    pub mod client_cli;
+    pub mod hardening;
+    pub mod in_process;
+    pub mod lifecycle;
+    pub mod listeners;
+    pub mod messages;
+    pub mod udp;
+}

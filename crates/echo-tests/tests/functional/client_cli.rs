@@ -1,0 +1,184 @@
+//! The `echo-client` command, and standard tools (`nc -N`, `socat`) as clients.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+use std::thread;
+
+use assert_cmd::Command as Cmd;
+use echo_proto::pattern;
+use echo_tests::{Server, WAIT, binary};
+use predicates::prelude::*;
+
+fn echo_client() -> Cmd {
+    let mut command = Cmd::new(binary("echo-client"));
+    command.timeout(WAIT).env_remove("ECHO_ADDR").env_remove("ECHO_TIMEOUT");
+    command
+}
+
+/// A server that echoes with its first byte changed: a reply `--check` must catch.
+fn corrupting_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    thread::spawn(move || {
+        for stream in listener.incoming().take(2) {
+            let Ok(mut stream) = stream else { continue };
+            let mut message = Vec::new();
+            if stream.read_to_end(&mut message).is_ok() {
+                if let Some(first) = message.first_mut() {
+                    *first ^= 0x20;
+                }
+                let _ = stream.write_all(&message);
+            }
+        }
+    });
+    addr
+}
+
+/// An address where a socket is bound but not listening: connecting there is
+/// refused for certain, and no other test can take the port meanwhile.
+fn refusing_address() -> (socket2::Socket, SocketAddr) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.bind(&"127.0.0.1:0".parse::<SocketAddr>().expect("literal").into()).expect("bind");
+    let addr = socket.local_addr().expect("address").as_socket().expect("an IP address");
+    (socket, addr)
+}
+
+#[test]
+fn the_seed_command_prints_the_message_back() {
+    let server = Server::start(&[]);
+    echo_client()
+        .args(["--addr", &server.addr().to_string(), "this is the message to send"])
+        .assert()
+        .success()
+        .stdout("this is the message to send\n")
+        .stderr("");
+}
+
+#[test]
+fn the_address_can_come_from_the_environment() {
+    let server = Server::start(&[]);
+    echo_client()
+        .env("ECHO_ADDR", server.addr().to_string())
+        .arg("--check")
+        .arg("from the environment")
+        .assert()
+        .success()
+        .stdout("from the environment\n");
+}
+
+#[test]
+fn sixty_four_mebibytes_stream_through_stdin_byte_exact() {
+    let server = Server::start(&[]);
+    let message = pattern(64, 64 << 20);
+    let output = echo_client()
+        .args(["--addr", &server.addr().to_string(), "--check", "-"])
+        .write_stdin(message.clone())
+        .output()
+        .expect("echo-client runs");
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stdout == message, "{} bytes came back, not the {} sent", output.stdout.len(), message.len());
+}
+
+#[test]
+fn a_refused_connection_is_one_line_and_exit_1() {
+    let (_socket, addr) = refusing_address();
+    echo_client()
+        .args(["--addr", &addr.to_string(), "hello"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::starts_with(format!("error: cannot connect to {addr}: ")))
+        .stderr(predicate::str::contains("refused"))
+        .stderr(predicate::function(|err: &str| err.lines().count() == 1));
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    echo_client().args(["--addr", "not-an-address", "hi"]).assert().code(2).stderr(predicate::str::contains(
+        "invalid address 'not-an-address': expected IP:PORT, [IPV6]:PORT or unix:PATH",
+    ));
+    echo_client().assert().code(2);
+    echo_client().args(["--timeout", "5", "hi"]).assert().code(2).stderr(predicate::str::contains("invalid duration '5'"));
+}
+
+#[test]
+fn check_catches_a_server_that_changes_the_reply() {
+    let addr = corrupting_server();
+    echo_client()
+        .args(["--addr", &addr.to_string(), "--check", "hello"])
+        .assert()
+        .code(1)
+        .stderr(format!("error: {addr} answered wrongly: reply differs from what was sent at byte 0 (sent 5 bytes, received 5)\n"));
+    echo_client()
+        .args(["--addr", &addr.to_string(), "--check", "-"])
+        .write_stdin("streamed")
+        .assert()
+        .code(1)
+        .stdout("Streamed")
+        .stderr(format!("error: {addr} answered wrongly: the reply's bytes differ from what was sent\n"));
+}
+
+#[test]
+fn without_check_a_changed_reply_is_printed_as_received() {
+    let addr = corrupting_server();
+    echo_client().args(["--addr", &addr.to_string(), "hello"]).assert().success().stdout("Hello\n");
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let server = Server::start(&[]);
+    // Larger than a pipe buffer, so writing it must fail once the reader is gone;
+    // smaller than the 128 KiB the kernel allows for one argument.
+    let message = "m".repeat(100_000);
+    let mut child = Command::new(binary("echo-client"))
+        .args(["--addr", &server.addr().to_string(), &message])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("echo-client starts");
+    // Closing the read end at once is `| head -c0`: every write then fails with EPIPE.
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("stderr");
+    let status = child.wait().expect("echo-client exits");
+    assert!(status.success(), "{status}: {stderr}");
+    assert_eq!(stderr, "");
+}
+
+#[test]
+fn help_teaches_every_flag() {
+    echo_client().arg("--help").assert().success().stdout(
+        predicate::str::contains("--addr")
+            .and(predicate::str::contains("--timeout"))
+            .and(predicate::str::contains("--check"))
+            .and(predicate::str::contains("--udp"))
+            .and(predicate::str::contains("Exit status")),
+    );
+}
+
+/// Runs a standard tool as the client; they are installed by `.ci/run`.
+fn standard_tool(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let output = Cmd::new(program).args(args).timeout(WAIT).write_stdin(input.to_vec()).output().unwrap_or_else(|err| {
+        panic!("cannot run {program} ({err}); install it (apt-get install netcat-openbsd socat)")
+    });
+    assert!(output.status.success(), "{program}: {}", String::from_utf8_lossy(&output.stderr));
+    output.stdout
+}
+
+#[test]
+fn netcat_with_n_is_a_client() {
+    let server = Server::start(&[]);
+    let addr = server.addr();
+    let message = pattern(3, 300_000);
+    let reply = standard_tool("nc", &["-N", &addr.ip().to_string(), &addr.port().to_string()], &message);
+    assert!(reply == message, "nc got {} bytes back, not the {} sent", reply.len(), message.len());
+}
+
+#[test]
+fn socat_is_a_client() {
+    let server = Server::start(&[]);
+    let message = pattern(4, 300_000);
+    let reply = standard_tool("socat", &["-t", "10", "-", &format!("TCP:{}", server.addr())], &message);
+    assert!(reply == message, "socat got {} bytes back, not the {} sent", reply.len(), message.len());
+}
