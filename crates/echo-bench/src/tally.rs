@@ -192,11 +192,15 @@ impl Tally {
         self.latency.saturating_record(nanos.max(1));
     }
 
-    /// Records a failed exchange of `worker`, keeping its message if it is among the first.
-    pub fn failed(&mut self, worker: usize, error: &ExchangeError) {
+    /// Records a failed exchange of `worker` (`None` for the run as a whole),
+    /// keeping its message if it is among the first.
+    pub fn failed(&mut self, worker: Option<usize>, error: &ExchangeError) {
         self.errors.bump(error.kind());
         if self.samples.len() < MAX_SAMPLES {
-            self.samples.push(format!("worker {worker}: {error}"));
+            self.samples.push(match worker {
+                Some(worker) => format!("worker {worker}: {error}"),
+                None => error.to_string(),
+            });
         }
     }
 
@@ -261,7 +265,7 @@ impl Recorder {
 
     /// Records a failed exchange.
     pub fn failed(&mut self, error: &ExchangeError) {
-        self.tally.failed(self.worker, error);
+        self.tally.failed(Some(self.worker), error);
         self.live.errors.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -303,31 +307,31 @@ mod tests {
     #[test]
     fn failures_are_counted_by_kind_with_a_few_samples() {
         let mut tally = Tally::new();
-        tally.failed(3, &ExchangeError::Mismatch("reply differs at byte 7".into()));
-        tally.failed(4, &reset());
+        tally.failed(Some(3), &ExchangeError::Mismatch("reply differs at byte 7".into()));
+        tally.failed(Some(4), &reset());
         let eof = ExchangeError::Io {
             during: "reading the reply",
             source: io::Error::from(io::ErrorKind::UnexpectedEof),
         };
-        tally.failed(4, &eof);
+        tally.failed(Some(4), &eof);
         tally.failed(
-            5,
+            Some(5),
             &ExchangeError::Timeout {
                 during: "waiting for the reply",
                 after: Duration::from_secs(1),
             },
         );
         tally.failed(
-            6,
+            Some(6),
             &ExchangeError::Connect(io::Error::from(io::ErrorKind::ConnectionRefused)),
         );
         let refused_datagram = ExchangeError::Io {
             during: "receiving a datagram",
             source: io::Error::from(io::ErrorKind::ConnectionRefused),
         };
-        tally.failed(7, &refused_datagram);
+        tally.failed(Some(7), &refused_datagram);
         tally.failed(
-            8,
+            Some(8),
             &ExchangeError::Io {
                 during: "x",
                 source: io::Error::other("strange"),
@@ -356,8 +360,8 @@ mod tests {
         for worker in 0..4 {
             let mut part = Tally::new();
             part.succeeded(10, Duration::from_micros(10 * (worker as u64 + 1)));
-            part.failed(worker, &reset());
-            part.failed(worker, &reset());
+            part.failed(Some(worker), &reset());
+            part.failed(Some(worker), &reset());
             part.lost += 1;
             part.late += 2;
             parts.push(part);

@@ -154,7 +154,7 @@ fn thousands_of_connect_and_close_cycles_leak_no_descriptor() {
         }
         drop(stream);
     }
-    let settled = eventually(WAIT, || open_fds(server.pid()) == fds_before);
+    let settled = eventually(WAIT, || open_fds(server.pid()) <= fds_before);
     assert!(settled, "{} descriptors open after the cycles, {fds_before} before", open_fds(server.pid()));
     Client::new(server.addr()).timeout(Some(WAIT)).echo_text("after").expect("still serving");
 }

@@ -1,0 +1,182 @@
+//! Latency percentile plots: one panel per scenario, one line per server,
+//! drawn as SVG from the reports' percentiles.
+//!
+//! The x axis counts nines (50%, 90%, 99%, 99.9%, ...) so the tail gets as
+//! much room as the median; the y axis is logarithmic, since tails are often
+//! orders of magnitude above the median.
+
+use std::path::Path;
+
+use plotters::backend::SVGBackend;
+use plotters::prelude::*;
+
+use crate::BenchError;
+use crate::report::Report;
+
+/// Where the maximum sits on the x axis, past 99.99% (which is at 4).
+const MAX_X: f64 = 5.0;
+/// Pixel size of one panel.
+const PANEL: (u32, u32) = (560, 360);
+/// Colours of the series, in order of first appearance.
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+];
+
+/// The x position of a percentile: how many nines it has (90% is 1, 99.9% is 3),
+/// with 100% (the maximum) at [`MAX_X`].
+pub fn nines(percentile: f64) -> f64 {
+    if percentile >= 100.0 {
+        MAX_X
+    } else {
+        (-(1.0 - percentile / 100.0).log10()).min(MAX_X)
+    }
+}
+
+/// The label of an x position: the percentile it stands for.
+fn nines_label(x: f64) -> String {
+    if x >= MAX_X - 1e-9 {
+        return "max".to_owned();
+    }
+    let percentile = 100.0 * (1.0 - 10f64.powf(-x));
+    let text = format!("{percentile:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}%")
+}
+
+/// Draws the latency percentiles of `reports` as an SVG at `path`: one panel
+/// per distinct title (scenario and shape), one line per series name.
+///
+/// # Errors
+/// [`BenchError::Plot`] when there is nothing to draw or the file cannot be written.
+pub fn latency_svg(reports: &[Report], path: &Path) -> Result<(), BenchError> {
+    let fail = |message: String| BenchError::Plot {
+        path: path.to_owned(),
+        message,
+    };
+    let svg = render(reports).map_err(fail)?;
+    std::fs::write(path, svg).map_err(|err| fail(err.to_string()))
+}
+
+/// The SVG text of [`latency_svg`].
+fn render(reports: &[Report]) -> Result<String, String> {
+    let mut titles: Vec<&str> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for report in reports.iter().filter(|r| !r.percentiles.is_empty()) {
+        if !titles.contains(&report.title.as_str()) {
+            titles.push(&report.title);
+        }
+        if !names.contains(&report.series_name()) {
+            names.push(report.series_name());
+        }
+    }
+    if titles.is_empty() {
+        return Err("no report with latencies to plot".to_owned());
+    }
+    let columns = titles.len().min(2);
+    let rows = titles.len().div_ceil(columns);
+    let size = (PANEL.0 * columns as u32, PANEL.1 * rows as u32);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let panels = root.split_evenly((rows, columns));
+        for (title, area) in titles.iter().zip(panels.iter()) {
+            let series: Vec<&Report> = reports.iter().filter(|r| r.title == *title).collect();
+            draw_panel(area, title, &series, &names)?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+fn draw_panel(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    series: &[&Report],
+    names: &[&str],
+) -> Result<(), String> {
+    let values = series
+        .iter()
+        .flat_map(|r| r.percentiles.iter().map(|p| p[1]))
+        .filter(|v| *v > 0.0);
+    let (low, high) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (low, high) = if low > high { (1.0, 10.0) } else { (low / 1.5, high * 1.5) };
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0f64..MAX_X, (low..high).log_scale())
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_labels(6)
+        .x_label_formatter(&|x| nines_label(*x))
+        .y_label_formatter(&|y| format_micros(*y))
+        .x_desc("percentile")
+        .y_desc("latency (µs)")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for report in series {
+        let index = names
+            .iter()
+            .position(|n| *n == report.series_name())
+            .unwrap_or(0);
+        let colour = COLOURS[index % COLOURS.len()];
+        let points = report
+            .percentiles
+            .iter()
+            .map(|p| (nines(p[0]), p[1].max(low)));
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)).point_size(3))
+            .map_err(|e| e.to_string())?
+            .label(report.series_name())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
+/// A latency in microseconds with as many decimals as its size needs.
+fn format_micros(micros: f64) -> String {
+    if micros >= 10.0 {
+        format!("{micros:.0}")
+    } else if micros >= 1.0 {
+        format!("{micros:.1}")
+    } else {
+        format!("{micros:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_map_to_nines_and_back() {
+        assert!((nines(90.0) - 1.0).abs() < 1e-9);
+        assert!((nines(99.9) - 3.0).abs() < 1e-9);
+        assert!(nines(50.0) > 0.0 && nines(50.0) < 1.0);
+        assert_eq!(nines(100.0), MAX_X);
+        assert_eq!(nines_label(0.0), "0%");
+        assert_eq!(nines_label(1.0), "90%");
+        assert_eq!(nines_label(3.0), "99.9%");
+        assert_eq!(nines_label(4.0), "99.99%");
+        assert_eq!(nines_label(MAX_X), "max");
+    }
+
+    #[test]
+    fn nothing_to_plot_is_an_error() {
+        assert!(render(&[]).is_err());
+    }
+}

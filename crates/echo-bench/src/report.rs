@@ -1,0 +1,438 @@
+//! The outcome of a run as people read it (a small table, via `Display`) and
+//! as programs read it (one JSON object per run, via serde).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{Outcome, Plan, Scenario};
+use crate::size::{format_size, group_thousands};
+use crate::tally::ErrorCounts;
+
+/// The latency percentiles a report lists for plotting; 100 is the maximum.
+pub const PERCENTILES: [f64; 10] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0];
+
+/// Everything a run found out.
+///
+/// The JSON form has one key per field; scenario-specific fields are left out
+/// when they do not apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The run's name, such as the server's, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// `conn`, `persistent`, `bulk`, `idle` or `udp`.
+    pub scenario: String,
+    /// The scenario with its shape, as in `persistent 64 B × 50`; plots group runs by it.
+    pub title: String,
+    /// The server's address.
+    pub addr: String,
+    /// Concurrent workers.
+    pub workers: usize,
+    /// Bytes per message (per write for `bulk`).
+    pub size: u64,
+    /// Seconds from start to the last worker's end.
+    pub elapsed_s: f64,
+    /// Exchanges that came back intact (`bulk`: writes whose bytes all came back;
+    /// `idle`: connections opened).
+    pub exchanges: u64,
+    /// Bytes echoed back and verified (one direction).
+    pub bytes: u64,
+    /// Exchanges per second.
+    pub rate: f64,
+    /// Verified bytes per second (one direction).
+    pub bytes_per_s: f64,
+    /// Whether the run stopped because `--count` was used up rather than the time.
+    pub count_reached: bool,
+    /// Median latency, microseconds.
+    pub p50_us: f64,
+    /// 90th percentile latency, microseconds.
+    pub p90_us: f64,
+    /// 99th percentile latency, microseconds.
+    pub p99_us: f64,
+    /// 99.9th percentile latency, microseconds.
+    pub p999_us: f64,
+    /// Longest latency, microseconds.
+    pub max_us: f64,
+    /// Mean latency, microseconds.
+    pub mean_us: f64,
+    /// `[percentile, microseconds]` at each of [`PERCENTILES`].
+    pub percentiles: Vec<[f64; 2]>,
+    /// Failed exchanges.
+    pub errors: u64,
+    /// Failed exchanges by kind.
+    pub error_counts: ErrorCounts,
+    /// The first few failures' messages.
+    pub error_samples: Vec<String>,
+    /// `udp`: datagrams with no reply within the timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+    /// `udp`: replies that came after their datagram was given up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<u64>,
+    /// `udp`: lost datagrams as a percentage of those sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<f64>,
+    /// `udp`: the loss percentage allowed before the run fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_loss_pct: Option<f64>,
+    /// `bulk`: bytes the run meant to stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// `idle`: connections asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    /// `idle`: connections that still echoed after the hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<u64>,
+    /// `idle`: seconds the connections were held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_s: Option<f64>,
+    /// `idle`: local addresses the connections came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_addresses: Option<usize>,
+    /// The server process measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_pid: Option<u32>,
+    /// The server's resident memory before the run, KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_before_kib: Option<u64>,
+    /// The server's resident memory after the run (`idle`: with every connection open), KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_after_kib: Option<u64>,
+    /// `idle`: the growth of the server's resident memory per connection opened, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_per_connection: Option<f64>,
+    /// Whether the run passed: no errors, loss within its limit, something exchanged.
+    pub ok: bool,
+    /// Why the run did not pass, one reason each.
+    pub failures: Vec<String>,
+}
+
+impl Report {
+    /// Builds the report of `plan`'s run, which took `elapsed`.
+    pub fn new(plan: &Plan, outcome: &Outcome, elapsed: Duration) -> Report {
+        let tally = &outcome.tally;
+        let latency = tally.latency();
+        let micros = |nanos: u64| nanos as f64 / 1_000.0;
+        let at = |percentile: f64| micros(latency.value_at_quantile(percentile / 100.0));
+        let window = outcome.rate_window.unwrap_or(elapsed).as_secs_f64().max(1e-9);
+
+        let mut report = Report {
+            label: plan.label.clone(),
+            scenario: plan.scenario.name().to_owned(),
+            title: title(plan),
+            addr: plan.addr.to_string(),
+            workers: plan.workers,
+            size: plan.size as u64,
+            elapsed_s: elapsed.as_secs_f64(),
+            exchanges: tally.exchanges,
+            bytes: tally.bytes,
+            rate: tally.exchanges as f64 / window,
+            bytes_per_s: tally.bytes as f64 / window,
+            count_reached: outcome.count_reached,
+            p50_us: at(50.0),
+            p90_us: at(90.0),
+            p99_us: at(99.0),
+            p999_us: at(99.9),
+            max_us: micros(latency.max()),
+            mean_us: latency.mean() / 1_000.0,
+            percentiles: PERCENTILES.iter().map(|&p| [p, at(p)]).collect(),
+            errors: tally.errors.total(),
+            error_counts: tally.errors,
+            error_samples: tally.samples.clone(),
+            lost: None,
+            late: None,
+            loss_pct: None,
+            max_loss_pct: None,
+            total: None,
+            connections: None,
+            held: outcome.held,
+            hold_s: None,
+            source_addresses: outcome.source_addresses,
+            server_pid: plan.server_pid,
+            rss_before_kib: outcome.rss_before_kib,
+            rss_after_kib: outcome.rss_after_kib,
+            rss_per_connection: None,
+            ok: true,
+            failures: Vec::new(),
+        };
+        match plan.scenario {
+            Scenario::Udp { max_loss } => {
+                let sent = tally.exchanges + tally.lost + tally.errors.total();
+                let loss = if sent == 0 { 0.0 } else { 100.0 * tally.lost as f64 / sent as f64 };
+                report.lost = Some(tally.lost);
+                report.late = Some(tally.late);
+                report.loss_pct = Some(loss);
+                report.max_loss_pct = Some(max_loss);
+                if loss > max_loss {
+                    report.failures.push(format!(
+                        "lost {loss:.2}% of datagrams, more than the {max_loss}% allowed"
+                    ));
+                }
+            }
+            Scenario::Bulk { total } => report.total = Some(total),
+            Scenario::Idle { connections } => {
+                report.connections = Some(connections);
+                report.hold_s = Some(plan.duration.as_secs_f64());
+                if let (Some(before), Some(after)) = (outcome.rss_before_kib, outcome.rss_after_kib) {
+                    let growth = after as f64 - before as f64;
+                    report.rss_per_connection =
+                        Some(growth * 1024.0 / tally.exchanges.max(1) as f64);
+                }
+            }
+            Scenario::Conn | Scenario::Persistent => {}
+        }
+        if report.errors > 0 {
+            report
+                .failures
+                .insert(0, format!("{} errors ({})", report.errors, describe(&report.error_counts)));
+        }
+        if report.exchanges == 0 {
+            report.failures.push("no exchange completed".to_owned());
+        }
+        report.ok = report.failures.is_empty();
+        report
+    }
+
+    /// The report as one line of JSON.
+    pub fn to_json(&self) -> String {
+        // A struct of plain fields always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A name for the run's series in plots: its label, else its address.
+    pub fn series_name(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.addr)
+    }
+}
+
+/// The scenario with the shape of its load, as in `persistent 64 B × 50`.
+fn title(plan: &Plan) -> String {
+    let size = format_size(plan.size as u64);
+    match plan.scenario {
+        Scenario::Bulk { total } => format!(
+            "bulk {} × {} ({size} writes)",
+            format_size(total),
+            plan.workers
+        ),
+        Scenario::Idle { connections } => format!("idle {}", group_thousands(connections)),
+        _ => format!("{} {size} × {}", plan.scenario.name(), plan.workers),
+    }
+}
+
+/// `mismatch 2, reset 1`: the kinds that occurred.
+fn describe(counts: &ErrorCounts) -> String {
+    let kinds = [
+        ("mismatch", counts.mismatch),
+        ("reset or early close", counts.reset),
+        ("timeout", counts.timeout),
+        ("connect", counts.connect),
+        ("other", counts.other),
+    ];
+    kinds
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name} {}", group_thousands(*n)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A rate as a whole number with thousands separators.
+fn whole(value: f64) -> String {
+    group_thousands(value.round().max(0.0) as u64)
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = self.label.as_ref().map(|l| format!(" [{l}]")).unwrap_or_default();
+        writeln!(f, "{} → {}{label}, {:.2} s", self.title, self.addr, self.elapsed_s)?;
+        let count = group_thousands(self.exchanges);
+        let rate = whole(self.rate);
+        let stop = if self.count_reached { " (count reached)" } else { "" };
+        match self.scenario.as_str() {
+            "conn" => writeln!(f, "  connections   {count}   {rate}/s{stop}")?,
+            "persistent" => writeln!(
+                f,
+                "  messages      {count}   {rate}/s   {:.2} MB/s{stop}",
+                self.bytes_per_s / 1e6
+            )?,
+            "bulk" => {
+                let total = self.total.map(format_size).unwrap_or_default();
+                writeln!(
+                    f,
+                    "  streamed      {} of {total}   {:.3} GB/s   ({count} writes timed)",
+                    format_size(self.bytes),
+                    self.bytes_per_s / 1e9
+                )?;
+            }
+            "idle" => writeln!(
+                f,
+                "  connections   {count} opened ({rate}/s), {} still echoing after {:.2} s, from {} source address(es)",
+                group_thousands(self.held.unwrap_or(0)),
+                self.hold_s.unwrap_or(0.0),
+                self.source_addresses.unwrap_or(1)
+            )?,
+            "udp" => writeln!(
+                f,
+                "  datagrams     {count}   {rate}/s   lost {} ({:.2}%, limit {}%), late {}{stop}",
+                group_thousands(self.lost.unwrap_or(0)),
+                self.loss_pct.unwrap_or(0.0),
+                self.max_loss_pct.unwrap_or(0.0),
+                group_thousands(self.late.unwrap_or(0))
+            )?,
+            other => writeln!(f, "  {other}   {count}   {rate}/s")?,
+        }
+        writeln!(
+            f,
+            "  latency µs    p50 {:.1}   p90 {:.1}   p99 {:.1}   p99.9 {:.1}   max {:.1}",
+            self.p50_us, self.p90_us, self.p99_us, self.p999_us, self.max_us
+        )?;
+        if let (Some(before), Some(after)) = (self.rss_before_kib, self.rss_after_kib) {
+            write!(
+                f,
+                "  server RSS    {} KiB → {} KiB",
+                group_thousands(before),
+                group_thousands(after)
+            )?;
+            match self.rss_per_connection {
+                Some(per) => writeln!(f, "   {per:.0} B per connection")?,
+                None => writeln!(f)?,
+            }
+        }
+        if self.errors == 0 {
+            writeln!(f, "  errors        none")?;
+        } else {
+            writeln!(
+                f,
+                "  ERRORS        {}: {}",
+                group_thousands(self.errors),
+                describe(&self.error_counts)
+            )?;
+            for sample in &self.error_samples {
+                writeln!(f, "                {sample}")?;
+            }
+        }
+        if !self.ok {
+            writeln!(f, "  FAILED        {}", self.failures.join("; "))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tally::{ExchangeError, Tally};
+
+    fn plan(scenario: Scenario) -> Plan {
+        Plan {
+            scenario,
+            addr: "127.0.0.1:7007".parse().expect("literal"),
+            workers: 50,
+            size: 64,
+            duration: Duration::from_secs(2),
+            count: None,
+            timeout: Duration::from_secs(1),
+            server_pid: None,
+            label: Some("ours".into()),
+        }
+    }
+
+    fn outcome(exchanges: u64) -> Outcome {
+        let mut tally = Tally::new();
+        for n in 0..exchanges {
+            tally.succeeded(64, Duration::from_micros(10 + n % 100));
+        }
+        Outcome { tally, ..Outcome::default() }
+    }
+
+    #[test]
+    fn a_clean_run_reports_rates_and_percentiles() {
+        let report = Report::new(&plan(Scenario::Persistent), &outcome(1000), Duration::from_secs(2));
+        assert!(report.ok, "{:?}", report.failures);
+        assert_eq!(report.title, "persistent 64 B × 50");
+        assert_eq!(report.exchanges, 1000);
+        assert_eq!(report.bytes, 64_000);
+        assert!((report.rate - 500.0).abs() < 1e-9);
+        assert!((report.bytes_per_s - 32_000.0).abs() < 1e-9);
+        assert!(report.p50_us >= 50.0 && report.p50_us <= 70.0, "{}", report.p50_us);
+        assert!(report.p99_us <= report.max_us && report.max_us <= 110.0);
+        assert_eq!(report.percentiles.len(), PERCENTILES.len());
+        assert_eq!(report.percentiles.last().map(|p| p[1]), Some(report.max_us));
+        let table = report.to_string();
+        assert!(table.contains("messages      1,000   500/s"), "{table}");
+        assert!(table.contains("errors        none"), "{table}");
+        assert!(!table.contains("FAILED"), "{table}");
+    }
+
+    #[test]
+    fn errors_fail_the_run_loudly() {
+        let mut result = outcome(10);
+        result
+            .tally
+            .failed(Some(4), &ExchangeError::Mismatch("reply differs at byte 3".into()));
+        let report = Report::new(&plan(Scenario::Conn), &result, Duration::from_secs(1));
+        assert!(!report.ok);
+        assert_eq!(report.errors, 1);
+        assert_eq!(report.failures, ["1 errors (mismatch 1)"]);
+        let table = report.to_string();
+        assert!(table.contains("ERRORS        1: mismatch 1"), "{table}");
+        assert!(table.contains("worker 4: reply differs at byte 3"), "{table}");
+        assert!(table.contains("FAILED"), "{table}");
+    }
+
+    #[test]
+    fn nothing_exchanged_is_a_failure_too() {
+        let report = Report::new(&plan(Scenario::Conn), &outcome(0), Duration::from_secs(1));
+        assert!(!report.ok);
+        assert_eq!(report.failures, ["no exchange completed"]);
+    }
+
+    #[test]
+    fn udp_loss_fails_only_past_its_limit() {
+        let mut result = outcome(990);
+        result.tally.lost = 10;
+        let report = Report::new(&plan(Scenario::Udp { max_loss: 1.0 }), &result, Duration::from_secs(1));
+        assert!(report.ok, "exactly 1% is allowed: {:?}", report.failures);
+        assert_eq!(report.loss_pct, Some(1.0));
+        result.tally.lost = 11;
+        let report = Report::new(&plan(Scenario::Udp { max_loss: 1.0 }), &result, Duration::from_secs(1));
+        assert!(!report.ok);
+        assert!(report.failures[0].starts_with("lost 1.10% of datagrams"), "{:?}", report.failures);
+    }
+
+    #[test]
+    fn idle_reports_memory_per_connection() {
+        let mut result = outcome(1000);
+        result.rss_before_kib = Some(10_000);
+        result.rss_after_kib = Some(12_000);
+        result.held = Some(1000);
+        result.rate_window = Some(Duration::from_millis(500));
+        let report = Report::new(
+            &plan(Scenario::Idle { connections: 1000 }),
+            &result,
+            Duration::from_secs(3),
+        );
+        assert!(report.ok);
+        assert_eq!(report.title, "idle 1,000");
+        assert_eq!(report.rss_per_connection, Some(2048.0));
+        assert!((report.rate - 2000.0).abs() < 1e-9, "rate over the opening only");
+        let table = report.to_string();
+        assert!(table.contains("2048 B per connection"), "{table}");
+    }
+
+    #[test]
+    fn json_is_one_line_and_round_trips() {
+        let mut result = outcome(5);
+        result.tally.failed(Some(1), &ExchangeError::Mismatch("a \"quoted\"\nmessage".into()));
+        let report = Report::new(&plan(Scenario::Bulk { total: 1 << 30 }), &result, Duration::from_secs(1));
+        let json = report.to_json();
+        assert!(!json.contains('\n'));
+        assert!(json.contains("\"rate\":") && json.contains("\"ok\":false"), "{json}");
+        assert!(!json.contains("\"lost\""), "udp fields are left out: {json}");
+        let back: Report = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, report);
+    }
+}

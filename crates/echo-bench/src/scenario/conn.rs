@@ -1,0 +1,86 @@
+//! `conn`: one connection per message, the whole RFC 862 exchange each time:
+//! connect, send, half-close, read to the end, check, close.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use echo_proto::{pattern, verify};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::{Outcome, Shared, connect, run_workers, seed};
+use crate::tally::{ExchangeError, Recorder, Tally};
+
+pub(super) async fn run(shared: Arc<Shared>) -> Outcome {
+    let tally = run_workers(shared.plan.workers, shared.hard_deadline(), |id| {
+        worker(id, Arc::clone(&shared))
+    })
+    .await;
+    Outcome {
+        tally,
+        count_reached: shared.budget.count_reached(),
+        ..Outcome::default()
+    }
+}
+
+async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
+    let plan = &shared.plan;
+    let mut recorder = Recorder::new(id, Arc::clone(&shared.live));
+    // Two messages taken in turn, so a reply replayed from the previous
+    // connection does not pass for the current one.
+    let messages = [pattern(seed(id, 0), plan.size), pattern(seed(id, 1), plan.size)];
+    let mut reply = Vec::with_capacity(plan.size + 1);
+    let mut n = 0;
+    while shared.budget.take() {
+        let message = &messages[n % 2];
+        n += 1;
+        let started = Instant::now();
+        let result = tokio::time::timeout(plan.timeout, exchange(plan.addr, message, &mut reply))
+            .await
+            .unwrap_or(Err(ExchangeError::Timeout {
+                during: "connecting, sending and reading to the end of the reply",
+                after: plan.timeout,
+            }));
+        match result {
+            Ok(()) => recorder.succeeded(message.len() as u64, started.elapsed()),
+            Err(err) => recorder.failed(&err),
+        }
+    }
+    recorder.finish()
+}
+
+/// One full exchange on a new connection; `reply` is scratch space.
+///
+/// Sending and receiving run together: a message larger than the socket
+/// buffers would otherwise stall both ends.
+pub(super) async fn exchange(
+    addr: SocketAddr,
+    message: &[u8],
+    reply: &mut Vec<u8>,
+) -> Result<(), ExchangeError> {
+    let mut stream = connect(addr).await?;
+    exchange_on(&mut stream, message, reply).await
+}
+
+/// Sends `message` on `stream`, half-closes, and reads the reply to its end.
+pub(super) async fn exchange_on(
+    stream: &mut TcpStream,
+    message: &[u8],
+    reply: &mut Vec<u8>,
+) -> Result<(), ExchangeError> {
+    let (mut reader, mut writer) = stream.split();
+    let send = async {
+        writer.write_all(message).await?;
+        writer.shutdown().await
+    };
+    // One byte past the message is enough to know the reply is too long,
+    // and keeps a server that never stops sending from filling memory.
+    reply.clear();
+    let limit = message.len() as u64 + 1;
+    let receive = (&mut reader).take(limit).read_to_end(reply);
+    let (sent, received) = tokio::join!(send, receive);
+    sent.map_err(ExchangeError::io("sending the message"))?;
+    received.map_err(ExchangeError::io("reading the reply"))?;
+    verify(message, reply).map_err(|mismatch| ExchangeError::Mismatch(mismatch.to_string()))
+}

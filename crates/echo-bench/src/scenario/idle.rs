@@ -1,0 +1,258 @@
+//! `idle`: opens many connections, holds them, then checks that each still
+//! echoes; with the server's pid, the memory each held connection costs it.
+//!
+//! One source address has about 28,000 ephemeral ports towards one server
+//! port; past that the connections come from 127.0.0.2, 127.0.0.3 and on,
+//! which the loopback interface answers to as well.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use echo_proto::pattern;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+use super::{HARD_GRACE, Outcome, Plan, conn, persistent, run_workers_with, seed};
+use crate::tally::{ExchangeError, Live, Recorder, Tally};
+use crate::{BenchError, limits};
+
+/// The longest the opening of all connections may take.
+const OPEN_PHASE_LIMIT: Duration = Duration::from_secs(60);
+/// The longest the final check of all connections may take, past one timeout.
+const CLOSE_PHASE_LIMIT: Duration = Duration::from_secs(30);
+/// The most local addresses connections are spread over.
+pub const MAX_SOURCE_ADDRESSES: usize = 256;
+
+pub(super) async fn run(
+    plan: &Plan,
+    live: Arc<Live>,
+    connections: u64,
+) -> Result<Outcome, BenchError> {
+    let started = Instant::now();
+    let workers = usize::try_from(connections).map_or(plan.workers, |n| plan.workers.min(n));
+    let share = |id: usize| {
+        let workers = workers as u64;
+        connections / workers + u64::from((id as u64) < connections % workers)
+    };
+    let sources = Arc::new(Sources::new(plan.addr));
+    let opening = Arc::new(Phase {
+        plan: plan.clone(),
+        live: Arc::clone(&live),
+        deadline: started + OPEN_PHASE_LIMIT,
+    });
+    let (mut tally, opened) =
+        run_workers_with(workers, opening.deadline + plan.timeout + HARD_GRACE, |id| {
+            open(id, share(id), Arc::clone(&opening), Arc::clone(&sources))
+        })
+        .await;
+    let opening_time = started.elapsed();
+    // Every connection has been accepted and has echoed once, so the
+    // server's memory now includes whatever it keeps per connection.
+    let rss_after_kib = plan.server_pid.map(limits::resident_kib).transpose()?;
+
+    tokio::time::sleep(plan.duration).await;
+
+    let closing = Arc::new(Phase {
+        plan: plan.clone(),
+        live,
+        deadline: Instant::now() + plan.timeout + CLOSE_PHASE_LIMIT,
+    });
+    // Each worker checks the connections one opening worker opened.
+    let batches = std::sync::Mutex::new(opened);
+    let (closed_tally, held) =
+        run_workers_with(workers, closing.deadline + HARD_GRACE, |id| {
+            let streams = batches
+                .lock()
+                .ok()
+                .and_then(|mut batches| batches.pop())
+                .unwrap_or_default();
+            check_and_close(id, streams, Arc::clone(&closing))
+        })
+        .await;
+    tally.merge(&closed_tally);
+    Ok(Outcome {
+        tally,
+        rate_window: Some(opening_time),
+        held: Some(held.iter().sum()),
+        source_addresses: Some(sources.used()),
+        rss_after_kib,
+        ..Outcome::default()
+    })
+}
+
+/// What the workers of one phase share.
+#[derive(Debug)]
+struct Phase {
+    plan: Plan,
+    live: Arc<Live>,
+    /// No connection is opened or checked after this.
+    deadline: Instant,
+}
+
+/// Opens `count` connections, each proven live by one echoed message.
+async fn open(
+    id: usize,
+    count: u64,
+    phase: Arc<Phase>,
+    sources: Arc<Sources>,
+) -> (Tally, Vec<TcpStream>) {
+    let plan = &phase.plan;
+    let mut recorder = Recorder::new(id, Arc::clone(&phase.live));
+    let message = pattern(seed(id, 0), plan.size);
+    let mut reply = vec![0u8; plan.size];
+    let mut streams = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    for _ in 0..count {
+        let started = Instant::now();
+        let limit = (started + plan.timeout).min(phase.deadline);
+        let opened = async {
+            let mut stream = sources.connect(plan.addr).await?;
+            persistent::exchange(&mut stream, &message, &mut reply).await?;
+            Ok(stream)
+        };
+        match tokio::time::timeout_at(limit, opened).await {
+            Ok(Ok(stream)) => {
+                recorder.succeeded(message.len() as u64, started.elapsed());
+                streams.push(stream);
+            }
+            Ok(Err(err)) => recorder.failed(&err),
+            Err(_) => recorder.failed(&ExchangeError::Timeout {
+                during: "opening a connection and echoing a first message",
+                after: limit - started,
+            }),
+        }
+    }
+    (recorder.finish(), streams)
+}
+
+/// Checks that each held connection still echoes, ending it the RFC 862 way;
+/// returns how many passed.
+async fn check_and_close(id: usize, streams: Vec<TcpStream>, phase: Arc<Phase>) -> (Tally, u64) {
+    let plan = &phase.plan;
+    let mut recorder = Recorder::new(id, Arc::clone(&phase.live));
+    let message = pattern(seed(id, 1), plan.size);
+    let mut reply = Vec::with_capacity(plan.size + 1);
+    let mut held = 0;
+    for mut stream in streams {
+        let started = Instant::now();
+        let limit = (started + plan.timeout).min(phase.deadline);
+        match tokio::time::timeout_at(limit, conn::exchange_on(&mut stream, &message, &mut reply))
+            .await
+        {
+            Ok(Ok(())) => held += 1,
+            Ok(Err(err)) => recorder.failed(&err),
+            Err(_) => recorder.failed(&ExchangeError::Timeout {
+                during: "checking a held connection",
+                after: limit - started,
+            }),
+        }
+    }
+    (recorder.finish(), held)
+}
+
+/// The local addresses connections come from: the kernel's choice until its
+/// ports run out, then 127.0.0.2, 127.0.0.3, ... (IPv4 loopback targets only).
+#[derive(Debug)]
+struct Sources {
+    /// Whether the target can be reached from other 127.x addresses.
+    spread: bool,
+    /// 0 for the kernel's choice, n for [`source_address`]`(n)`.
+    current: AtomicUsize,
+}
+
+impl Sources {
+    fn new(target: SocketAddr) -> Self {
+        Sources {
+            spread: target.is_ipv4(),
+            current: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many source addresses have been used.
+    fn used(&self) -> usize {
+        self.current.load(Ordering::Relaxed) + 1
+    }
+
+    /// Connects to `target` from the current source address, moving on to the
+    /// next one when this one has no ports left.
+    async fn connect(&self, target: SocketAddr) -> Result<TcpStream, ExchangeError> {
+        loop {
+            let index = self.current.load(Ordering::Relaxed);
+            let result = match index {
+                0 => TcpStream::connect(target).await,
+                _ => connect_from(source_address(index), target).await,
+            };
+            match result {
+                Ok(stream) => {
+                    stream
+                        .set_nodelay(true)
+                        .map_err(ExchangeError::io("setting TCP_NODELAY"))?;
+                    return Ok(stream);
+                }
+                Err(err) if self.spread && out_of_ports(&err) && index + 1 < MAX_SOURCE_ADDRESSES => {
+                    // Another worker may have moved on already; either way the
+                    // index only grows, so this loop ends.
+                    let _ = self.current.compare_exchange(
+                        index,
+                        index + 1,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
+                Err(err) => return Err(ExchangeError::Connect(err)),
+            }
+        }
+    }
+}
+
+/// The `index`th extra source address: 127.0.0.1 plus `index`.
+fn source_address(index: usize) -> Ipv4Addr {
+    let offset = u32::try_from(index).unwrap_or(u32::MAX).min(0x00FF_FFFE);
+    Ipv4Addr::from(u32::from(Ipv4Addr::LOCALHOST) + offset)
+}
+
+async fn connect_from(source: Ipv4Addr, target: SocketAddr) -> io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+    socket.connect(target).await
+}
+
+/// Whether a connect or bind failed for want of a free local port.
+fn out_of_ports(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(nix::errno::Errno::EADDRNOTAVAIL as i32)
+        || err.kind() == io::ErrorKind::AddrInUse
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_addresses_count_up_from_loopback() {
+        assert_eq!(source_address(1), Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(source_address(254), Ipv4Addr::new(127, 0, 0, 255));
+        assert_eq!(source_address(255), Ipv4Addr::new(127, 0, 1, 0));
+        assert!(source_address(usize::MAX).is_loopback());
+    }
+
+    #[test]
+    fn only_port_exhaustion_moves_to_the_next_address() {
+        let no_ports = io::Error::from_raw_os_error(nix::errno::Errno::EADDRNOTAVAIL as i32);
+        assert!(out_of_ports(&no_ports));
+        assert!(out_of_ports(&io::Error::from(io::ErrorKind::AddrInUse)));
+        assert!(!out_of_ports(&io::Error::from(io::ErrorKind::ConnectionRefused)));
+    }
+
+    #[tokio::test]
+    async fn connections_can_come_from_another_loopback_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let target = listener.local_addr().expect("addr");
+        let connecting = connect_from(source_address(5), target);
+        let (stream, accepted) = tokio::join!(connecting, listener.accept());
+        let (_, peer) = accepted.expect("accept");
+        assert_eq!(peer.ip(), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 6)));
+        assert_eq!(stream.expect("connect").peer_addr().expect("peer"), target);
+    }
+}
