@@ -128,7 +128,10 @@ mod tests {
         let near_end = (BLOCK_LEN - 10) as u64;
         assert_eq!(stream.chunk(near_end, 64).len(), 10);
         assert_eq!(stream.chunk(near_end + 10, 64), &pattern(1, 64)[..]);
-        assert_eq!(stream.chunk(BLOCK_LEN as u64 * 3 + 5, 4), &pattern(1, 9)[5..]);
+        assert_eq!(
+            stream.chunk(BLOCK_LEN as u64 * 3 + 5, 4),
+            &pattern(1, 9)[5..]
+        );
         assert!(stream.chunk(0, 0).is_empty());
     }
 
@@ -152,9 +155,15 @@ mod tests {
         bytes[123] ^= 1;
         assert_eq!(stream.check(1000, &bytes), Err(1123));
         let shifted = stream.chunk(1001, 500);
-        assert!(stream.check(1000, shifted).is_err(), "a lost byte shifts everything");
+        assert!(
+            stream.check(1000, shifted).is_err(),
+            "a lost byte shifts everything"
+        );
         let other = Stream::new(4);
-        assert!(stream.check(0, other.chunk(0, 64)).is_err(), "another seed's stream");
+        assert!(
+            stream.check(0, other.chunk(0, 64)).is_err(),
+            "another seed's stream"
+        );
     }
 
     #[test]

@@ -60,7 +60,10 @@ mod tests {
     fn our_own_resident_memory_is_readable() {
         let kib = resident_kib(std::process::id()).expect("own status");
         assert!(kib > 100, "{kib} KiB");
-        assert!(matches!(resident_kib(u32::MAX), Err(BenchError::Rss { .. })));
+        assert!(matches!(
+            resident_kib(u32::MAX),
+            Err(BenchError::Rss { .. })
+        ));
     }
 
     #[test]

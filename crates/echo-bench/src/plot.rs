@@ -105,7 +105,11 @@ fn draw_panel(
         .flat_map(|r| r.percentiles.iter().map(|p| p[1]))
         .filter(|v| *v > 0.0);
     let (low, high) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (low, high) = if low > high { (1.0, 10.0) } else { (low / 1.5, high * 1.5) };
+    let (low, high) = if low > high {
+        (1.0, 10.0)
+    } else {
+        (low / 1.5, high * 1.5)
+    };
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(12)
@@ -136,7 +140,9 @@ fn draw_panel(
             .draw_series(LineSeries::new(points, colour.stroke_width(2)).point_size(3))
             .map_err(|e| e.to_string())?
             .label(report.series_name())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()

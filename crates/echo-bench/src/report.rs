@@ -11,7 +11,9 @@ use crate::size::{format_size, group_thousands};
 use crate::tally::ErrorCounts;
 
 /// The latency percentiles a report lists for plotting; 100 is the maximum.
-pub const PERCENTILES: [f64; 10] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0];
+pub const PERCENTILES: [f64; 10] = [
+    50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0,
+];
 
 /// Everything a run found out.
 ///
@@ -117,7 +119,11 @@ impl Report {
         let latency = tally.latency();
         let micros = |nanos: u64| nanos as f64 / 1_000.0;
         let at = |percentile: f64| micros(latency.value_at_quantile(percentile / 100.0));
-        let window = outcome.rate_window.unwrap_or(elapsed).as_secs_f64().max(1e-9);
+        let window = outcome
+            .rate_window
+            .unwrap_or(elapsed)
+            .as_secs_f64()
+            .max(1e-9);
 
         let mut report = Report {
             label: plan.label.clone(),
@@ -161,7 +167,11 @@ impl Report {
         match plan.scenario {
             Scenario::Udp { max_loss } => {
                 let sent = tally.exchanges + tally.lost + tally.errors.total();
-                let loss = if sent == 0 { 0.0 } else { 100.0 * tally.lost as f64 / sent as f64 };
+                let loss = if sent == 0 {
+                    0.0
+                } else {
+                    100.0 * tally.lost as f64 / sent as f64
+                };
                 report.lost = Some(tally.lost);
                 report.late = Some(tally.late);
                 report.loss_pct = Some(loss);
@@ -176,7 +186,8 @@ impl Report {
             Scenario::Idle { connections } => {
                 report.connections = Some(connections);
                 report.hold_s = Some(plan.duration.as_secs_f64());
-                if let (Some(before), Some(after)) = (outcome.rss_before_kib, outcome.rss_after_kib) {
+                if let (Some(before), Some(after)) = (outcome.rss_before_kib, outcome.rss_after_kib)
+                {
                     let growth = after as f64 - before as f64;
                     report.rss_per_connection =
                         Some(growth * 1024.0 / tally.exchanges.max(1) as f64);
@@ -185,9 +196,14 @@ impl Report {
             Scenario::Conn | Scenario::Persistent => {}
         }
         if report.errors > 0 {
-            report
-                .failures
-                .insert(0, format!("{} errors ({})", report.errors, describe(&report.error_counts)));
+            report.failures.insert(
+                0,
+                format!(
+                    "{} errors ({})",
+                    group_thousands(report.errors),
+                    describe(&report.error_counts)
+                ),
+            );
         }
         if report.exchanges == 0 {
             report.failures.push("no exchange completed".to_owned());
@@ -239,6 +255,15 @@ fn describe(counts: &ErrorCounts) -> String {
         .join(", ")
 }
 
+/// A latency in microseconds: one decimal while that matters, whole and grouped above.
+fn micros(value: f64) -> String {
+    if value < 1_000.0 {
+        format!("{value:.1}")
+    } else {
+        whole(value)
+    }
+}
+
 /// A rate as a whole number with thousands separators.
 fn whole(value: f64) -> String {
     group_thousands(value.round().max(0.0) as u64)
@@ -246,11 +271,23 @@ fn whole(value: f64) -> String {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let label = self.label.as_ref().map(|l| format!(" [{l}]")).unwrap_or_default();
-        writeln!(f, "{} → {}{label}, {:.2} s", self.title, self.addr, self.elapsed_s)?;
+        let label = self
+            .label
+            .as_ref()
+            .map(|l| format!(" [{l}]"))
+            .unwrap_or_default();
+        writeln!(
+            f,
+            "{} → {}{label}, {:.2} s",
+            self.title, self.addr, self.elapsed_s
+        )?;
         let count = group_thousands(self.exchanges);
         let rate = whole(self.rate);
-        let stop = if self.count_reached { " (count reached)" } else { "" };
+        let stop = if self.count_reached {
+            " (count reached)"
+        } else {
+            ""
+        };
         match self.scenario.as_str() {
             "conn" => writeln!(f, "  connections   {count}   {rate}/s{stop}")?,
             "persistent" => writeln!(
@@ -286,8 +323,12 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "  latency µs    p50 {:.1}   p90 {:.1}   p99 {:.1}   p99.9 {:.1}   max {:.1}",
-            self.p50_us, self.p90_us, self.p99_us, self.p999_us, self.max_us
+            "  latency µs    p50 {}   p90 {}   p99 {}   p99.9 {}   max {}",
+            micros(self.p50_us),
+            micros(self.p90_us),
+            micros(self.p99_us),
+            micros(self.p999_us),
+            micros(self.max_us)
         )?;
         if let (Some(before), Some(after)) = (self.rss_before_kib, self.rss_after_kib) {
             write!(
@@ -345,19 +386,30 @@ mod tests {
         for n in 0..exchanges {
             tally.succeeded(64, Duration::from_micros(10 + n % 100));
         }
-        Outcome { tally, ..Outcome::default() }
+        Outcome {
+            tally,
+            ..Outcome::default()
+        }
     }
 
     #[test]
     fn a_clean_run_reports_rates_and_percentiles() {
-        let report = Report::new(&plan(Scenario::Persistent), &outcome(1000), Duration::from_secs(2));
+        let report = Report::new(
+            &plan(Scenario::Persistent),
+            &outcome(1000),
+            Duration::from_secs(2),
+        );
         assert!(report.ok, "{:?}", report.failures);
         assert_eq!(report.title, "persistent 64 B × 50");
         assert_eq!(report.exchanges, 1000);
         assert_eq!(report.bytes, 64_000);
         assert!((report.rate - 500.0).abs() < 1e-9);
         assert!((report.bytes_per_s - 32_000.0).abs() < 1e-9);
-        assert!(report.p50_us >= 50.0 && report.p50_us <= 70.0, "{}", report.p50_us);
+        assert!(
+            report.p50_us >= 50.0 && report.p50_us <= 70.0,
+            "{}",
+            report.p50_us
+        );
         assert!(report.p99_us <= report.max_us && report.max_us <= 110.0);
         assert_eq!(report.percentiles.len(), PERCENTILES.len());
         assert_eq!(report.percentiles.last().map(|p| p[1]), Some(report.max_us));
@@ -370,16 +422,20 @@ mod tests {
     #[test]
     fn errors_fail_the_run_loudly() {
         let mut result = outcome(10);
-        result
-            .tally
-            .failed(Some(4), &ExchangeError::Mismatch("reply differs at byte 3".into()));
+        result.tally.failed(
+            Some(4),
+            &ExchangeError::Mismatch("reply differs at byte 3".into()),
+        );
         let report = Report::new(&plan(Scenario::Conn), &result, Duration::from_secs(1));
         assert!(!report.ok);
         assert_eq!(report.errors, 1);
         assert_eq!(report.failures, ["1 errors (mismatch 1)"]);
         let table = report.to_string();
         assert!(table.contains("ERRORS        1: mismatch 1"), "{table}");
-        assert!(table.contains("worker 4: reply differs at byte 3"), "{table}");
+        assert!(
+            table.contains("worker 4: reply differs at byte 3"),
+            "{table}"
+        );
         assert!(table.contains("FAILED"), "{table}");
     }
 
@@ -394,13 +450,25 @@ mod tests {
     fn udp_loss_fails_only_past_its_limit() {
         let mut result = outcome(990);
         result.tally.lost = 10;
-        let report = Report::new(&plan(Scenario::Udp { max_loss: 1.0 }), &result, Duration::from_secs(1));
+        let report = Report::new(
+            &plan(Scenario::Udp { max_loss: 1.0 }),
+            &result,
+            Duration::from_secs(1),
+        );
         assert!(report.ok, "exactly 1% is allowed: {:?}", report.failures);
         assert_eq!(report.loss_pct, Some(1.0));
         result.tally.lost = 11;
-        let report = Report::new(&plan(Scenario::Udp { max_loss: 1.0 }), &result, Duration::from_secs(1));
+        let report = Report::new(
+            &plan(Scenario::Udp { max_loss: 1.0 }),
+            &result,
+            Duration::from_secs(1),
+        );
         assert!(!report.ok);
-        assert!(report.failures[0].starts_with("lost 1.10% of datagrams"), "{:?}", report.failures);
+        assert!(
+            report.failures[0].starts_with("lost 1.10% of datagrams"),
+            "{:?}",
+            report.failures
+        );
     }
 
     #[test]
@@ -418,7 +486,10 @@ mod tests {
         assert!(report.ok);
         assert_eq!(report.title, "idle 1,000");
         assert_eq!(report.rss_per_connection, Some(2048.0));
-        assert!((report.rate - 2000.0).abs() < 1e-9, "rate over the opening only");
+        assert!(
+            (report.rate - 2000.0).abs() < 1e-9,
+            "rate over the opening only"
+        );
         let table = report.to_string();
         assert!(table.contains("2048 B per connection"), "{table}");
     }
@@ -426,12 +497,25 @@ mod tests {
     #[test]
     fn json_is_one_line_and_round_trips() {
         let mut result = outcome(5);
-        result.tally.failed(Some(1), &ExchangeError::Mismatch("a \"quoted\"\nmessage".into()));
-        let report = Report::new(&plan(Scenario::Bulk { total: 1 << 30 }), &result, Duration::from_secs(1));
+        result.tally.failed(
+            Some(1),
+            &ExchangeError::Mismatch("a \"quoted\"\nmessage".into()),
+        );
+        let report = Report::new(
+            &plan(Scenario::Bulk { total: 1 << 30 }),
+            &result,
+            Duration::from_secs(1),
+        );
         let json = report.to_json();
         assert!(!json.contains('\n'));
-        assert!(json.contains("\"rate\":") && json.contains("\"ok\":false"), "{json}");
-        assert!(!json.contains("\"lost\""), "udp fields are left out: {json}");
+        assert!(
+            json.contains("\"rate\":") && json.contains("\"ok\":false"),
+            "{json}"
+        );
+        assert!(
+            !json.contains("\"lost\""),
+            "udp fields are left out: {json}"
+        );
         let back: Report = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, report);
     }

@@ -13,7 +13,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(trimmed.len());
     let (digits, unit) = trimmed.split_at(split);
-    let invalid = || format!("invalid size '{text}': use bytes or a unit, as in 64, 16KiB, 1MiB or 1GiB");
+    let invalid =
+        || format!("invalid size '{text}': use bytes or a unit, as in 64, 16KiB, 1MiB or 1GiB");
     let number: u64 = digits.parse().map_err(|_| invalid())?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -82,7 +83,14 @@ mod tests {
 
     #[test]
     fn bad_sizes_name_the_text() {
-        for text in ["", "KiB", "1.5MiB", "-1", "12 parsecs", "99999999999999999999"] {
+        for text in [
+            "",
+            "KiB",
+            "1.5MiB",
+            "-1",
+            "12 parsecs",
+            "99999999999999999999",
+        ] {
             let err = parse_size(text).expect_err(text);
             assert!(err.contains(&format!("'{text}'")), "{err}");
         }

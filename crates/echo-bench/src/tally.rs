@@ -307,7 +307,10 @@ mod tests {
     #[test]
     fn failures_are_counted_by_kind_with_a_few_samples() {
         let mut tally = Tally::new();
-        tally.failed(Some(3), &ExchangeError::Mismatch("reply differs at byte 7".into()));
+        tally.failed(
+            Some(3),
+            &ExchangeError::Mismatch("reply differs at byte 7".into()),
+        );
         tally.failed(Some(4), &reset());
         let eof = ExchangeError::Io {
             during: "reading the reply",
@@ -402,6 +405,9 @@ mod tests {
         assert_eq!(live.bytes.load(Ordering::Relaxed), 164);
         assert_eq!(live.errors.load(Ordering::Relaxed), 1);
         assert_eq!((tally.exchanges, tally.bytes), (2, 164));
-        assert_eq!(tally.samples, ["worker 2: reading the reply: connection reset"]);
+        assert_eq!(
+            tally.samples,
+            ["worker 2: reading the reply: connection reset"]
+        );
     }
 }

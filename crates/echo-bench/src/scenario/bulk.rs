@@ -85,14 +85,17 @@ async fn send(
     };
     let mut written = 0u64;
     while written < share && Instant::now() < shared.budget.end {
-        let want = usize::try_from(share - written).map_or(shared.plan.size, |left| left.min(shared.plan.size));
+        let want = usize::try_from(share - written)
+            .map_or(shared.plan.size, |left| left.min(shared.plan.size));
         let chunk = pattern.chunk(written, want);
         let n = tokio::time::timeout(timeout, writer.write(chunk))
             .await
             .map_err(|_| stalled())?
             .map_err(ExchangeError::io("sending the stream"))?;
         if n == 0 {
-            return Err(ExchangeError::io("sending the stream")(std::io::ErrorKind::WriteZero.into()));
+            return Err(ExchangeError::io("sending the stream")(
+                std::io::ErrorKind::WriteZero.into(),
+            ));
         }
         written += n as u64;
         // The receiver outlives every send; if it is gone, the join is over anyway.
@@ -130,7 +133,9 @@ async fn receive(
             return Ok(received);
         }
         pattern.check(received, &buffer[..n]).map_err(|at| {
-            ExchangeError::Mismatch(format!("reply stream differs from what was sent at byte {at}"))
+            ExchangeError::Mismatch(format!(
+                "reply stream differs from what was sent at byte {at}"
+            ))
         })?;
         received += n as u64;
         recorder.verified_bytes(n as u64);

@@ -29,7 +29,10 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
     let mut recorder = Recorder::new(id, Arc::clone(&shared.live));
     // Two messages taken in turn, so a reply replayed from the previous
     // connection does not pass for the current one.
-    let messages = [pattern(seed(id, 0), plan.size), pattern(seed(id, 1), plan.size)];
+    let messages = [
+        pattern(seed(id, 0), plan.size),
+        pattern(seed(id, 1), plan.size),
+    ];
     let mut reply = Vec::with_capacity(plan.size + 1);
     let mut n = 0;
     while shared.budget.take() {
@@ -78,7 +81,8 @@ pub(super) async fn exchange_on(
     // and keeps a server that never stops sending from filling memory.
     reply.clear();
     let limit = message.len() as u64 + 1;
-    let receive = (&mut reader).take(limit).read_to_end(reply);
+    let mut limited = (&mut reader).take(limit);
+    let receive = limited.read_to_end(reply);
     let (sent, received) = tokio::join!(send, receive);
     sent.map_err(ExchangeError::io("sending the message"))?;
     received.map_err(ExchangeError::io("reading the reply"))?;

@@ -43,11 +43,12 @@ pub(super) async fn run(
         live: Arc::clone(&live),
         deadline: started + OPEN_PHASE_LIMIT,
     });
-    let (mut tally, opened) =
-        run_workers_with(workers, opening.deadline + plan.timeout + HARD_GRACE, |id| {
-            open(id, share(id), Arc::clone(&opening), Arc::clone(&sources))
-        })
-        .await;
+    let (mut tally, opened) = run_workers_with(
+        workers,
+        opening.deadline + plan.timeout + HARD_GRACE,
+        |id| open(id, share(id), Arc::clone(&opening), Arc::clone(&sources)),
+    )
+    .await;
     let opening_time = started.elapsed();
     // Every connection has been accepted and has echoed once, so the
     // server's memory now includes whatever it keeps per connection.
@@ -62,16 +63,15 @@ pub(super) async fn run(
     });
     // Each worker checks the connections one opening worker opened.
     let batches = std::sync::Mutex::new(opened);
-    let (closed_tally, held) =
-        run_workers_with(workers, closing.deadline + HARD_GRACE, |id| {
-            let streams = batches
-                .lock()
-                .ok()
-                .and_then(|mut batches| batches.pop())
-                .unwrap_or_default();
-            check_and_close(id, streams, Arc::clone(&closing))
-        })
-        .await;
+    let (closed_tally, held) = run_workers_with(workers, closing.deadline + HARD_GRACE, |id| {
+        let streams = batches
+            .lock()
+            .ok()
+            .and_then(|mut batches| batches.pop())
+            .unwrap_or_default();
+        check_and_close(id, streams, Arc::clone(&closing))
+    })
+    .await;
     tally.merge(&closed_tally);
     Ok(Outcome {
         tally,
@@ -191,7 +191,9 @@ impl Sources {
                         .map_err(ExchangeError::io("setting TCP_NODELAY"))?;
                     return Ok(stream);
                 }
-                Err(err) if self.spread && out_of_ports(&err) && index + 1 < MAX_SOURCE_ADDRESSES => {
+                Err(err)
+                    if self.spread && out_of_ports(&err) && index + 1 < MAX_SOURCE_ADDRESSES =>
+                {
                     // Another worker may have moved on already; either way the
                     // index only grows, so this loop ends.
                     let _ = self.current.compare_exchange(
@@ -242,12 +244,16 @@ mod tests {
         let no_ports = io::Error::from_raw_os_error(nix::errno::Errno::EADDRNOTAVAIL as i32);
         assert!(out_of_ports(&no_ports));
         assert!(out_of_ports(&io::Error::from(io::ErrorKind::AddrInUse)));
-        assert!(!out_of_ports(&io::Error::from(io::ErrorKind::ConnectionRefused)));
+        assert!(!out_of_ports(&io::Error::from(
+            io::ErrorKind::ConnectionRefused
+        )));
     }
 
     #[tokio::test]
     async fn connections_can_come_from_another_loopback_address() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let target = listener.local_addr().expect("addr");
         let connecting = connect_from(source_address(5), target);
         let (stream, accepted) = tokio::join!(connecting, listener.accept());

@@ -129,7 +129,10 @@ impl Plan {
             Scenario::Persistent | Scenario::Bulk { .. } | Scenario::Idle { .. }
                 if self.size == 0 =>
             {
-                return invalid(format!("{} needs a size of at least 1 byte", self.scenario.name()));
+                return invalid(format!(
+                    "{} needs a size of at least 1 byte",
+                    self.scenario.name()
+                ));
             }
             Scenario::Persistent => {}
             Scenario::Bulk { total } => {
@@ -389,7 +392,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_count_hands_out_exactly_that_many_exchanges() {
-        let budget = Arc::new(Budget::new(Instant::now() + Duration::from_secs(60), Some(1000)));
+        let budget = Arc::new(Budget::new(
+            Instant::now() + Duration::from_secs(60),
+            Some(1000),
+        ));
         let mut tasks = JoinSet::new();
         for _ in 0..8 {
             let budget = Arc::clone(&budget);
@@ -444,18 +450,42 @@ mod tests {
         assert!(v6.validate().is_ok());
         let mut empty_conn = plan(Scenario::Conn);
         empty_conn.size = 0;
-        assert!(empty_conn.validate().is_ok(), "an empty message is a valid exchange");
+        assert!(
+            empty_conn.validate().is_ok(),
+            "an empty message is a valid exchange"
+        );
 
         let invalid = [
-            Plan { workers: 0, ..plan(Scenario::Conn) },
-            Plan { size: 0, ..plan(Scenario::Persistent) },
-            Plan { count: Some(0), ..plan(Scenario::Conn) },
-            Plan { timeout: Duration::ZERO, ..plan(Scenario::Conn) },
-            Plan { count: Some(5), ..plan(Scenario::Bulk { total: 10 }) },
+            Plan {
+                workers: 0,
+                ..plan(Scenario::Conn)
+            },
+            Plan {
+                size: 0,
+                ..plan(Scenario::Persistent)
+            },
+            Plan {
+                count: Some(0),
+                ..plan(Scenario::Conn)
+            },
+            Plan {
+                timeout: Duration::ZERO,
+                ..plan(Scenario::Conn)
+            },
+            Plan {
+                count: Some(5),
+                ..plan(Scenario::Bulk { total: 10 })
+            },
             plan(Scenario::Bulk { total: 0 }),
             plan(Scenario::Idle { connections: 0 }),
-            Plan { size: 7, ..plan(Scenario::Udp { max_loss: 1.0 }) },
-            Plan { size: 70_000, ..plan(Scenario::Udp { max_loss: 1.0 }) },
+            Plan {
+                size: 7,
+                ..plan(Scenario::Udp { max_loss: 1.0 })
+            },
+            Plan {
+                size: 70_000,
+                ..plan(Scenario::Udp { max_loss: 1.0 })
+            },
             plan(Scenario::Udp { max_loss: 101.0 }),
         ];
         for plan in invalid {

@@ -28,7 +28,10 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
     let plan = &shared.plan;
     let mut recorder = Recorder::new(id, Arc::clone(&shared.live));
     // Two messages in turn, so a stale or repeated reply fails the check.
-    let messages = [pattern(seed(id, 0), plan.size), pattern(seed(id, 1), plan.size)];
+    let messages = [
+        pattern(seed(id, 0), plan.size),
+        pattern(seed(id, 1), plan.size),
+    ];
     let mut reply = vec![0u8; plan.size];
     let mut connection: Option<TcpStream> = None;
     let mut n = 0;

@@ -20,7 +20,11 @@ pub(super) async fn run(shared: Arc<Shared>) -> Result<Outcome, BenchError> {
     let addr = shared.plan.addr;
     let mut sockets = Vec::with_capacity(shared.plan.workers);
     for _ in 0..shared.plan.workers {
-        sockets.push(socket_towards(addr).await.map_err(|source| BenchError::UdpSocket { addr, source })?);
+        sockets.push(
+            socket_towards(addr)
+                .await
+                .map_err(|source| BenchError::UdpSocket { addr, source })?,
+        );
     }
     let sockets = std::sync::Mutex::new(sockets);
     let (tally, _) = run_workers_with(shared.plan.workers, shared.hard_deadline(), |id| {

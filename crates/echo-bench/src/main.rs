@@ -1,0 +1,299 @@
+//! The `echo-bench` command: parses flags into a [`Plan`], runs it, and prints
+//! the report as a table or a JSON line; `plot` turns JSON lines into an SVG.
+
+use std::io::{self, BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use echo_bench::progress::Progress;
+use echo_bench::scenario::time_limit;
+use echo_bench::size::parse_size;
+use echo_bench::{Live, Plan, Report, Scenario, limits, plot};
+use echo_proto::parse_duration;
+
+/// Load generator for RFC 862 echo servers (ours, socat, xinetd, any):
+/// every reply is checked byte for byte, every exchange's latency recorded.
+///
+/// Only loopback addresses are accepted. Every run ends at its duration or
+/// count, and a hung server is given up on after the timeout.
+#[derive(Debug, Parser)]
+#[command(version, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const AFTER_HELP: &str = "\
+Exit status: 0 the run passed; 1 the run met errors (mismatches, resets,
+timeouts, too much UDP loss) or could not run; 2 bad command line.";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// A new connection per message: connect, send, half-close, read to the
+    /// end, check, close. Reports connections per second.
+    /// Defaults: 50 workers, 64 B.
+    Conn(Common),
+    /// Long-lived connections, each sending a message and waiting for exactly
+    /// that many bytes back, over and over. Reports messages per second and MB/s.
+    /// Defaults: 50 connections, 64 B.
+    Persistent(Common),
+    /// A few connections streaming a large total, writing and reading at the
+    /// same time. Reports GB/s. Defaults: 1 connection, 64 KiB writes.
+    Bulk(BulkArgs),
+    /// Opens many connections, holds them for --duration, then checks each
+    /// still echoes. With --server-pid, reports the server's memory per connection.
+    /// Defaults: 1,000 connections opened by 50 workers, 64 B first message.
+    Idle(IdleArgs),
+    /// Datagrams to a UDP echo server, each waiting for its reply; unanswered
+    /// ones count as lost. Reports datagrams per second.
+    /// Defaults: 8 sockets, 64 B, 1 s timeout.
+    Udp(UdpArgs),
+    /// Draws the latency percentiles of JSON reports (from --json) as an SVG,
+    /// one panel per scenario and one line per --label.
+    Plot(PlotArgs),
+}
+
+/// Flags every scenario takes.
+#[derive(Debug, Args)]
+struct Common {
+    /// The echo server: IP:PORT on a loopback address.
+    #[arg(long, env = "ECHO_ADDR", default_value = "127.0.0.1:7007")]
+    addr: SocketAddr,
+
+    /// Concurrent workers (connections, connectors or sockets).
+    #[arg(short = 'c', long, value_name = "N")]
+    workers: Option<usize>,
+
+    /// Bytes per message, as 64, 16KiB, 1MiB (per write for bulk).
+    #[arg(short, long, value_name = "SIZE", value_parser = parse_size)]
+    size: Option<u64>,
+
+    /// How long the load goes on, as 500ms, 10s, 1m (idle: how long connections
+    /// are held). Default 5s, or up to 60s with --count.
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
+    duration: Option<Duration>,
+
+    /// Stop after this many exchanges over all workers (or at --duration, whichever is first).
+    #[arg(short = 'n', long, value_name = "N")]
+    count: Option<u64>,
+
+    /// The longest wait for one exchange (bulk: for any progress). Default 5s (udp: 1s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+
+    /// Print one JSON object on one line instead of the table.
+    #[arg(long)]
+    json: bool,
+
+    /// Report this process's resident memory (VmRSS) before and after.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+
+    /// Name the run in reports and plots, as the server's name.
+    #[arg(long, value_name = "NAME")]
+    label: Option<String>,
+
+    /// Also draw this run's latency percentiles as an SVG here.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct BulkArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Bytes to stream over all connections together.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1GiB")]
+    total: u64,
+}
+
+#[derive(Debug, Args)]
+struct IdleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections to open and hold.
+    #[arg(long, value_name = "K", default_value_t = 1_000)]
+    connections: u64,
+}
+
+#[derive(Debug, Args)]
+struct UdpArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The percentage of datagrams that may go unanswered before the run fails.
+    #[arg(long, value_name = "PERCENT", default_value_t = 1.0)]
+    max_loss: f64,
+}
+
+#[derive(Debug, Args)]
+struct PlotArgs {
+    /// Where to write the SVG.
+    #[arg(short, long, value_name = "FILE")]
+    out: PathBuf,
+    /// Files of JSON reports, one per line; none or `-` reads stdin.
+    inputs: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if err.is::<UsageError>() => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command; `Ok(false)` means the run completed but did not pass.
+fn run(cli: Cli) -> anyhow::Result<bool> {
+    let (common, scenario, defaults) = match cli.command {
+        Command::Plot(args) => return plot_reports(&args).map(|()| true),
+        Command::Conn(common) => (common, Scenario::Conn, Defaults::tcp(50, 64)),
+        Command::Persistent(common) => (common, Scenario::Persistent, Defaults::tcp(50, 64)),
+        Command::Bulk(args) => (
+            args.common,
+            Scenario::Bulk { total: args.total },
+            Defaults::tcp(1, 64 * 1024),
+        ),
+        Command::Idle(args) => (
+            args.common,
+            Scenario::Idle {
+                connections: args.connections,
+            },
+            Defaults::tcp(50, 64),
+        ),
+        Command::Udp(args) => (
+            args.common,
+            Scenario::Udp {
+                max_loss: args.max_loss,
+            },
+            Defaults {
+                workers: 8,
+                size: 64,
+                timeout: Duration::from_secs(1),
+            },
+        ),
+    };
+    let plan = Plan {
+        scenario,
+        addr: common.addr,
+        workers: common.workers.unwrap_or(defaults.workers),
+        size: usize::try_from(common.size.unwrap_or(defaults.size))
+            .context("--size does not fit in memory")?,
+        duration: time_limit(common.duration, common.count),
+        count: common.count,
+        timeout: common.timeout.unwrap_or(defaults.timeout),
+        server_pid: common.server_pid,
+        label: common.label,
+    };
+    plan.validate().map_err(UsageError)?;
+    limits::raise_fd_limit();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(async {
+        let live = Arc::new(Live::default());
+        let progress = Progress::start(&plan, Arc::clone(&live));
+        let report = echo_bench::run(&plan, live).await;
+        drop(progress);
+        report
+    })?;
+    // Workers abandoned at the hard deadline may still hold sockets; do not wait for them.
+    runtime.shutdown_background();
+
+    let mut stdout = io::stdout().lock();
+    if common.json {
+        writeln!(stdout, "{}", report.to_json())?;
+    } else {
+        write!(stdout, "{report}")?;
+    }
+    stdout.flush()?;
+    if let Some(path) = &common.plot {
+        plot::latency_svg(std::slice::from_ref(&report), path)?;
+    }
+    if !report.ok {
+        eprintln!(
+            "error: {} run against {} FAILED: {}",
+            report.scenario,
+            report.addr,
+            report.failures.join("; ")
+        );
+    }
+    Ok(report.ok)
+}
+
+/// A plan the flags describe but that cannot be run: a bad command line.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct UsageError(echo_bench::BenchError);
+
+/// Per-scenario defaults for flags left out.
+struct Defaults {
+    workers: usize,
+    size: u64,
+    timeout: Duration,
+}
+
+impl Defaults {
+    fn tcp(workers: usize, size: u64) -> Self {
+        Defaults {
+            workers,
+            size,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+fn plot_reports(args: &PlotArgs) -> anyhow::Result<()> {
+    let mut reports = Vec::new();
+    let stdin_only = [PathBuf::from("-")];
+    let inputs = if args.inputs.is_empty() {
+        &stdin_only[..]
+    } else {
+        &args.inputs[..]
+    };
+    for input in inputs {
+        let reader: Box<dyn BufRead> = if input.as_os_str() == "-" {
+            Box::new(io::stdin().lock())
+        } else {
+            let file = std::fs::File::open(input)
+                .with_context(|| format!("cannot open {}", input.display()))?;
+            Box::new(io::BufReader::new(file))
+        };
+        for (number, line) in reader.lines().enumerate() {
+            let line = line.with_context(|| format!("cannot read {}", input.display()))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let report: Report = serde_json::from_str(&line).with_context(|| {
+                format!(
+                    "{} line {}: not an echo-bench JSON report",
+                    input.display(),
+                    number + 1
+                )
+            })?;
+            reports.push(report);
+        }
+    }
+    plot::latency_svg(&reports, &args.out)?;
+    Ok(())
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<io::Error>()
+        .is_some_and(|err| err.kind() == io::ErrorKind::BrokenPipe)
+}
