@@ -43,9 +43,9 @@ fn nines_label(x: f64) -> String {
         return "max".to_owned();
     }
     let percentile = 100.0 * (1.0 - 10f64.powf(-x));
-    let text = format!("{percentile:.4}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}%")
+    // 99% needs no decimal, 99.9% one, 99.99% two.
+    let decimals = (x.round() as usize).saturating_sub(2);
+    format!("{percentile:.decimals$}%")
 }
 
 /// Draws the latency percentiles of `reports` as an SVG at `path`: one panel
@@ -110,18 +110,29 @@ fn draw_panel(
     } else {
         (low / 1.5, high * 1.5)
     };
+    // Both axes are in thousandths: of nines across, of log10(µs) up, with
+    // ticks at the listed percentiles and at 1, 2 and 5 of each decade.
+    let (y_low, y_high) = (milli(low.log10()), milli(high.log10()));
+    let x_ticks: Vec<i32> = [nines(50.0), 1.0, 2.0, 3.0, 4.0, MAX_X]
+        .into_iter()
+        .map(milli)
+        .collect();
+    let y_ticks: Vec<i32> = log_ticks(low, high).into_iter().map(milli).collect();
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(64)
-        .build_cartesian_2d(0f64..MAX_X, (low..high).log_scale())
+        .build_cartesian_2d(
+            (milli(0.2)..milli(MAX_X + 0.1)).with_key_points(x_ticks),
+            (y_low..y_high).with_key_points(y_ticks),
+        )
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
-        .x_labels(6)
-        .x_label_formatter(&|x| nines_label(*x))
-        .y_label_formatter(&|y| format_micros(*y))
+        .light_line_style(TRANSPARENT)
+        .x_label_formatter(&|x| nines_label(unmilli(*x)))
+        .y_label_formatter(&|y| format_micros(one_figure(10f64.powf(unmilli(*y)))))
         .x_desc("percentile")
         .y_desc("latency (µs)")
         .draw()
@@ -135,7 +146,7 @@ fn draw_panel(
         let points = report
             .percentiles
             .iter()
-            .map(|p| (nines(p[0]), p[1].max(low)));
+            .map(|p| (milli(nines(p[0])), milli(p[1].max(low).log10())));
         chart
             .draw_series(LineSeries::new(points, colour.stroke_width(2)).point_size(3))
             .map_err(|e| e.to_string())?
@@ -146,11 +157,56 @@ fn draw_panel(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
         .map_err(|e| e.to_string())
+}
+
+/// A plot coordinate in thousandths, as the integer axes take it.
+fn milli(value: f64) -> i32 {
+    // Plot coordinates are small (below 10 for both axes), so this never saturates.
+    (value * 1_000.0).round() as i32
+}
+
+fn unmilli(value: i32) -> f64 {
+    f64::from(value) / 1_000.0
+}
+
+/// The log10 positions of 1, 2 and 5 times each power of ten between `low`
+/// and `high`, or of every digit when that gives too few ticks.
+fn log_ticks(low: f64, high: f64) -> Vec<f64> {
+    let ticks_at = |steps: &[f64]| {
+        let mut ticks = Vec::new();
+        let mut decade = 10f64.powf(low.log10().floor());
+        while decade <= high {
+            for step in steps {
+                let value = decade * step;
+                if value >= low && value <= high {
+                    ticks.push(value.log10());
+                }
+            }
+            decade *= 10.0;
+        }
+        ticks
+    };
+    let ticks = ticks_at(&[1.0, 2.0, 5.0]);
+    if ticks.len() >= 4 {
+        ticks
+    } else {
+        ticks_at(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    }
+}
+
+/// `value` rounded to one significant figure, as every tick is, undoing the
+/// rounding of its position to thousandths.
+fn one_figure(value: f64) -> f64 {
+    if value <= 0.0 {
+        return value;
+    }
+    let scale = 10f64.powf(value.log10().floor());
+    (value / scale).round() * scale
 }
 
 /// A latency in microseconds with as many decimals as its size needs.
@@ -179,6 +235,26 @@ mod tests {
         assert_eq!(nines_label(3.0), "99.9%");
         assert_eq!(nines_label(4.0), "99.99%");
         assert_eq!(nines_label(MAX_X), "max");
+        assert_eq!(nines_label(nines(50.0)), "50%");
+    }
+
+    #[test]
+    fn latency_ticks_fall_on_round_values() {
+        let labels = |low, high| -> Vec<String> {
+            log_ticks(low, high)
+                .iter()
+                .map(|t| format_micros(one_figure(10f64.powf(unmilli(milli(*t))))))
+                .collect()
+        };
+        assert_eq!(
+            labels(15.0, 1_200.0),
+            ["20", "50", "100", "200", "500", "1000"]
+        );
+        assert_eq!(
+            labels(3_500.0, 9_000.0),
+            ["4000", "5000", "6000", "7000", "8000", "9000"]
+        );
+        assert_eq!(labels(1.5, 25_000.0)[..3], ["2.0", "5.0", "10"]);
     }
 
     #[test]

@@ -1,0 +1,10 @@
+//! The functional tests of echo-bench, in one test binary that links once:
+//! scenarios driven through the library against in-test servers, and the
+//! command run as a process.
+
+mod functional {
+    pub mod cli;
+    pub mod corrupt;
+    pub mod scenarios;
+    pub mod util;
+}
