@@ -124,7 +124,10 @@ pub struct Client {
 impl Client {
     /// A client for the server at `endpoint`, with no timeout.
     pub fn new(endpoint: impl Into<Endpoint>) -> Self {
-        Client { endpoint: endpoint.into(), timeout: None }
+        Client {
+            endpoint: endpoint.into(),
+            timeout: None,
+        }
     }
 
     /// Gives up when connecting, or when no byte moves either way, takes
@@ -147,7 +150,9 @@ impl Client {
     /// As [`Client::echo`], plus [`Error::NotUtf8`].
     pub fn echo_text(&self, message: &str) -> Result<String, Error> {
         let reply = self.echo(message.as_bytes())?;
-        String::from_utf8(reply).map_err(|err| Error::NotUtf8 { len: err.as_bytes().len() })
+        String::from_utf8(reply).map_err(|err| Error::NotUtf8 {
+            len: err.as_bytes().len(),
+        })
     }
 
     /// Sends `message` over TCP or a Unix socket, half-closes, and returns
@@ -157,7 +162,9 @@ impl Client {
     /// [`Error::Connect`], [`Error::Timeout`], [`Error::Io`] or [`Error::ClosedEarly`].
     pub fn echo(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         let connection = self.connect()?;
-        let writer_side = connection.try_clone().map_err(|source| self.io_error(source))?;
+        let writer_side = connection
+            .try_clone()
+            .map_err(|source| self.io_error(source))?;
         let (results, outcome) = mpsc::sync_channel(1);
         let mut reply = Vec::with_capacity(message.len());
         thread::scope(|scope| {
@@ -185,7 +192,9 @@ impl Client {
         W: Write + ?Sized,
     {
         let connection = self.connect()?;
-        let writer_side = connection.try_clone().map_err(|source| self.io_error(source))?;
+        let writer_side = connection
+            .try_clone()
+            .map_err(|source| self.io_error(source))?;
         let (results, outcome) = mpsc::sync_channel(1);
         thread::spawn(move || send(&writer_side, &mut input, &results));
         self.exchange(&connection, &outcome, output)
@@ -199,15 +208,25 @@ impl Client {
     /// [`Error::UdpNeedsIp`], [`Error::DatagramTooLarge`], [`Error::Timeout`]
     /// when no reply came, [`Error::Connect`] when the server's port is closed.
     pub fn echo_udp(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        udp::echo(&self.endpoint, self.timeout.unwrap_or(DEFAULT_UDP_TIMEOUT), message)
+        udp::echo(
+            &self.endpoint,
+            self.timeout.unwrap_or(DEFAULT_UDP_TIMEOUT),
+            message,
+        )
     }
 
     fn connect(&self) -> Result<Connection, Error> {
         Connection::open(&self.endpoint, self.timeout).map_err(|source| {
             if is_timeout(&source) {
-                Error::Timeout { endpoint: self.endpoint.clone(), after: self.timeout.unwrap_or_default() }
+                Error::Timeout {
+                    endpoint: self.endpoint.clone(),
+                    after: self.timeout.unwrap_or_default(),
+                }
             } else {
-                Error::Connect { endpoint: self.endpoint.clone(), source }
+                Error::Connect {
+                    endpoint: self.endpoint.clone(),
+                    source,
+                }
             }
         })
     }
@@ -245,16 +264,24 @@ impl Client {
             Failure::Network(err) => self.io_error(err),
             Failure::Input(err) => Error::Input(err),
             Failure::Output(err) => Error::Output(err),
-            Failure::ClosedEarly => Error::ClosedEarly { endpoint: self.endpoint.clone() },
+            Failure::ClosedEarly => Error::ClosedEarly {
+                endpoint: self.endpoint.clone(),
+            },
             Failure::WriterLost => self.io_error(io::Error::other("the writer thread panicked")),
         }
     }
 
     fn io_error(&self, source: io::Error) -> Error {
         if is_timeout(&source) {
-            Error::Timeout { endpoint: self.endpoint.clone(), after: self.timeout.unwrap_or_default() }
+            Error::Timeout {
+                endpoint: self.endpoint.clone(),
+                after: self.timeout.unwrap_or_default(),
+            }
         } else {
-            Error::Io { endpoint: self.endpoint.clone(), source }
+            Error::Io {
+                endpoint: self.endpoint.clone(),
+                source,
+            }
         }
     }
 }
@@ -323,5 +350,8 @@ fn receive<W: Write + ?Sized>(connection: &Connection, output: &mut W) -> Result
 
 /// Whether an I/O error is a socket timeout (`SO_RCVTIMEO` reports `WouldBlock`).
 fn is_timeout(err: &io::Error) -> bool {
-    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }

@@ -27,7 +27,13 @@ struct Cli {
     message: OsString,
 
     /// The server: IP:PORT, [IPV6]:PORT or unix:PATH.
-    #[arg(short, long, value_name = "ADDR", env = "ECHO_ADDR", default_value = "127.0.0.1:7007")]
+    #[arg(
+        short,
+        long,
+        value_name = "ADDR",
+        env = "ECHO_ADDR",
+        default_value = "127.0.0.1:7007"
+    )]
     addr: Endpoint,
 
     /// Give up when connecting, or when no byte moves either way, takes longer
@@ -76,9 +82,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         return stream_stdin(&client, cli.check);
     }
     let message = cli.message.as_bytes();
-    let reply = if cli.udp { client.echo_udp(message)? } else { client.echo(message)? };
+    let reply = if cli.udp {
+        client.echo_udp(message)?
+    } else {
+        client.echo(message)?
+    };
     if cli.check {
-        verify(message, &reply).with_context(|| format!("{} answered wrongly", client.endpoint()))?;
+        verify(message, &reply)
+            .with_context(|| format!("{} answered wrongly", client.endpoint()))?;
     }
     let mut stdout = io::stdout().lock();
     stdout.write_all(&reply)?;
@@ -96,13 +107,23 @@ fn stream_stdin(client: &Client, check: bool) -> anyhow::Result<()> {
     let transfer = client.stream(input, &mut output)?;
     if check {
         let sent = sent_digest.lock().map(|d| d.finish()).unwrap_or_default();
-        let received = received_digest.lock().map(|d| d.finish()).unwrap_or_default();
+        let received = received_digest
+            .lock()
+            .map(|d| d.finish())
+            .unwrap_or_default();
         if transfer.sent != transfer.received {
-            bail!("{} answered wrongly: reply is {} bytes long but {} were sent",
-                client.endpoint(), transfer.received, transfer.sent);
+            bail!(
+                "{} answered wrongly: reply is {} bytes long but {} were sent",
+                client.endpoint(),
+                transfer.received,
+                transfer.sent
+            );
         }
         if sent != received {
-            bail!("{} answered wrongly: the reply's bytes differ from what was sent", client.endpoint());
+            bail!(
+                "{} answered wrongly: the reply's bytes differ from what was sent",
+                client.endpoint()
+            );
         }
     }
     Ok(())

@@ -14,14 +14,24 @@ const ATTEMPTS: u32 = 3;
 
 /// Sends `message` to `endpoint` and returns the reply, resending it up to
 /// [`ATTEMPTS`] times, evenly spread over `timeout`.
-pub(crate) fn echo(endpoint: &Endpoint, timeout: Duration, message: &[u8]) -> Result<Vec<u8>, Error> {
+pub(crate) fn echo(
+    endpoint: &Endpoint,
+    timeout: Duration,
+    message: &[u8],
+) -> Result<Vec<u8>, Error> {
     let Endpoint::Ip(server) = endpoint else {
         return Err(Error::UdpNeedsIp(endpoint.clone()));
     };
     if message.len() > MAX_DATAGRAM {
-        return Err(Error::DatagramTooLarge { len: message.len(), max: MAX_DATAGRAM });
+        return Err(Error::DatagramTooLarge {
+            len: message.len(),
+            max: MAX_DATAGRAM,
+        });
     }
-    let io_error = |source| Error::Io { endpoint: endpoint.clone(), source };
+    let io_error = |source| Error::Io {
+        endpoint: endpoint.clone(),
+        source,
+    };
     let local: SocketAddr = match server {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -33,7 +43,9 @@ pub(crate) fn echo(endpoint: &Endpoint, timeout: Duration, message: &[u8]) -> Re
     let per_attempt = (timeout / ATTEMPTS).max(Duration::from_millis(1));
     let mut buffer = vec![0u8; MAX_DATAGRAM + 1];
     for _ in 0..ATTEMPTS {
-        socket.send(message).map_err(|source| refused_or(endpoint, source))?;
+        socket
+            .send(message)
+            .map_err(|source| refused_or(endpoint, source))?;
         let deadline = Instant::now() + per_attempt;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -43,20 +55,36 @@ pub(crate) fn echo(endpoint: &Endpoint, timeout: Duration, message: &[u8]) -> Re
             socket.set_read_timeout(Some(left)).map_err(io_error)?;
             match socket.recv(&mut buffer) {
                 Ok(len) => return Ok(buffer[..len].to_vec()),
-                Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break;
+                }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(refused_or(endpoint, err)),
             }
         }
     }
-    Err(Error::Timeout { endpoint: endpoint.clone(), after: timeout })
+    Err(Error::Timeout {
+        endpoint: endpoint.clone(),
+        after: timeout,
+    })
 }
 
 /// A refused "connection" is the server's port being closed: report it as such.
 fn refused_or(endpoint: &Endpoint, source: io::Error) -> Error {
     if source.kind() == io::ErrorKind::ConnectionRefused {
-        Error::Connect { endpoint: endpoint.clone(), source }
+        Error::Connect {
+            endpoint: endpoint.clone(),
+            source,
+        }
     } else {
-        Error::Io { endpoint: endpoint.clone(), source }
+        Error::Io {
+            endpoint: endpoint.clone(),
+            source,
+        }
     }
 }

@@ -6,10 +6,13 @@
 
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use echo_proto::BUFFER_SIZE;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// A byte stream the server can echo on.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
@@ -17,17 +20,17 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
     ///
     /// Waiting on readiness instead of inside `read` lets an idle connection
     /// hold no buffer at all, which is what keeps 10,000 idle clients cheap.
-    fn wait_readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    fn wait_readable(&mut self) -> impl Future<Output = io::Result<()>> + Send;
 }
 
 impl Transport for tokio::net::TcpStream {
-    async fn wait_readable(&self) -> io::Result<()> {
+    async fn wait_readable(&mut self) -> io::Result<()> {
         self.readable().await
     }
 }
 
 impl Transport for tokio::net::UnixStream {
-    async fn wait_readable(&self) -> io::Result<()> {
+    async fn wait_readable(&mut self) -> io::Result<()> {
         self.readable().await
     }
 }
@@ -49,7 +52,8 @@ pub enum EchoError {
 /// `moved` is called with the size of each chunk once it has been written back,
 /// so totals stay right even when the connection later fails.
 /// Memory stays bounded by one [`BUFFER_SIZE`] buffer, which exists only while
-/// bytes are flowing: a peer that stops reading stops the server from reading.
+/// bytes are flowing: an idle connection holds none, and a peer that stops
+/// reading stops the server from reading.
 ///
 /// # Errors
 /// [`EchoError::Idle`] when `idle_timeout` passes with no progress, and
@@ -59,34 +63,52 @@ pub async fn echo<T: Transport>(
     idle_timeout: Option<Duration>,
     mut moved: impl FnMut(usize),
 ) -> Result<(), EchoError> {
-    let mut buffer: Vec<u8> = Vec::new();
+    // Uninitialised on purpose: zeroing 64 KiB for every burst of a small
+    // request-response exchange would cost more than the exchange itself.
+    let mut buffer: Option<Box<[MaybeUninit<u8>]>> = None;
     loop {
-        if buffer.capacity() == 0 {
+        if buffer.is_none() {
             within(idle_timeout, stream.wait_readable()).await??;
-            buffer = Vec::with_capacity(BUFFER_SIZE);
         }
-        let n_read = within(idle_timeout, stream.read_buf(&mut buffer)).await??;
-        if n_read == 0 {
+        let storage = buffer.get_or_insert_with(|| Box::new_uninit_slice(BUFFER_SIZE));
+        let mut chunk = ReadBuf::uninit(storage);
+        // Readiness can be a false positive, and after a burst the socket is
+        // drained: either way a read that would wait gives the buffer back first.
+        let Some(read) = poll_read_once(stream, &mut chunk).await else {
+            buffer = None;
+            continue;
+        };
+        read?;
+        let data = chunk.filled();
+        if data.is_empty() {
             break;
         }
         let mut written = 0;
-        while written < n_read {
-            let n = within(idle_timeout, stream.write(&buffer[written..n_read])).await??;
+        while written < data.len() {
+            let n = within(idle_timeout, stream.write(&data[written..])).await??;
             if n == 0 {
                 return Err(io::Error::from(io::ErrorKind::WriteZero).into());
             }
             written += n;
         }
-        moved(n_read);
-        buffer.clear();
-        // A short read means the socket is drained for now; the buffer goes
-        // back to the allocator rather than sitting idle with the connection.
-        if n_read < BUFFER_SIZE {
-            buffer = Vec::new();
-        }
+        moved(data.len());
     }
     within(idle_timeout, stream.shutdown()).await??;
     Ok(())
+}
+
+/// Polls one read without waiting: `None` when it would have to wait.
+async fn poll_read_once<T: Transport>(
+    stream: &mut T,
+    chunk: &mut ReadBuf<'_>,
+) -> Option<io::Result<()>> {
+    std::future::poll_fn(|cx| {
+        Poll::Ready(match Pin::new(&mut *stream).poll_read(cx, chunk) {
+            Poll::Ready(result) => Some(result),
+            Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 /// Runs `operation`, failing with [`EchoError::Idle`] if it takes longer than `limit`.
@@ -103,9 +125,8 @@ async fn within<F: Future>(limit: Option<Duration>, operation: F) -> Result<F::O
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-    use tokio::io::{DuplexStream, ReadBuf};
+    use std::task::Context;
+    use tokio::io::{AsyncReadExt, DuplexStream};
 
     /// An in-memory transport that reads and writes at most a few bytes at a
     /// time and now and then answers "not yet" (waking itself at once), as a
@@ -115,6 +136,10 @@ mod tests {
         steps: Vec<(usize, bool)>,
         next: usize,
         stalled: bool,
+        /// A byte read ahead by `wait_readable`, which must really wait for
+        /// data as a socket's readiness does, yet cannot look without reading.
+        peeked: Option<u8>,
+        at_end: bool,
     }
 
     impl Choppy {
@@ -124,6 +149,8 @@ mod tests {
                 steps,
                 next: 0,
                 stalled: false,
+                peeked: None,
+                at_end: false,
             }
         }
 
@@ -147,6 +174,13 @@ mod tests {
             if stall {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
+            }
+            if let Some(byte) = self.peeked.take() {
+                buf.put_slice(&[byte]);
+                return Poll::Ready(Ok(()));
+            }
+            if self.at_end {
+                return Poll::Ready(Ok(()));
             }
             let limit = limit.min(buf.remaining());
             let mut small = ReadBuf::new(buf.initialize_unfilled_to(limit));
@@ -182,7 +216,14 @@ mod tests {
     }
 
     impl Transport for Choppy {
-        async fn wait_readable(&self) -> io::Result<()> {
+        async fn wait_readable(&mut self) -> io::Result<()> {
+            if self.peeked.is_none() && !self.at_end {
+                let mut byte = [0u8; 1];
+                match self.inner.read(&mut byte).await? {
+                    0 => self.at_end = true,
+                    _ => self.peeked = Some(byte[0]),
+                }
+            }
             Ok(())
         }
     }

@@ -33,8 +33,14 @@ pub fn binary(name: &str) -> PathBuf {
         return PathBuf::from(path);
     }
     let test_exe = std::env::current_exe().expect("the test executable has a path");
-    let deps = test_exe.parent().expect("the test executable is in a directory");
-    let profile_dir = if deps.ends_with("deps") { deps.parent().unwrap_or(deps) } else { deps };
+    let deps = test_exe
+        .parent()
+        .expect("the test executable is in a directory");
+    let profile_dir = if deps.ends_with("deps") {
+        deps.parent().unwrap_or(deps)
+    } else {
+        deps
+    };
     let path = profile_dir.join(name);
     assert!(
         path.exists(),
@@ -63,13 +69,23 @@ impl Server {
     pub fn start(args: &[&str]) -> Server {
         let mut all = vec!["--listen", "127.0.0.1:0"];
         all.extend_from_slice(args);
-        Server::start_command(Command::new(binary("echo-server")).args(all).stdin(Stdio::null()), 1)
+        Server::start_command(
+            Command::new(binary("echo-server"))
+                .args(all)
+                .stdin(Stdio::null()),
+            1,
+        )
     }
 
     /// Starts the server with exactly `args` (no default `--listen`), waiting
     /// for `listeners` announcement lines.
     pub fn start_with(args: &[&str], listeners: usize) -> Server {
-        Server::start_command(Command::new(binary("echo-server")).args(args).stdin(Stdio::null()), listeners)
+        Server::start_command(
+            Command::new(binary("echo-server"))
+                .args(args)
+                .stdin(Stdio::null()),
+            listeners,
+        )
     }
 
     /// Runs `command` (which starts the server, perhaps under a wrapper such
@@ -110,15 +126,20 @@ impl Server {
                 let _ = announce_sender.send(line);
             }
         });
-        let mut server = Server { child, listeners: Vec::new(), stderr, stderr_lines };
+        let mut server = Server {
+            child,
+            listeners: Vec::new(),
+            stderr,
+            stderr_lines,
+        };
         let deadline = Instant::now() + WAIT;
         while server.listeners.len() < listeners {
             let left = deadline.saturating_duration_since(Instant::now());
             match announcements.recv_timeout(left) {
                 Ok(line) => {
-                    let listener = line
-                        .strip_prefix("listening on ")
-                        .unwrap_or_else(|| panic!("unexpected stdout line from the server: {line:?}"));
+                    let listener = line.strip_prefix("listening on ").unwrap_or_else(|| {
+                        panic!("unexpected stdout line from the server: {line:?}")
+                    });
                     server.listeners.push(listener.to_owned());
                 }
                 Err(_) => panic!(
@@ -177,7 +198,10 @@ impl Server {
             match self.stderr_lines.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return line,
                 Ok(_) => continue,
-                Err(_) => panic!("no log line with {needle:?} within {WAIT:?}; stderr:\n{}", self.stderr()),
+                Err(_) => panic!(
+                    "no log line with {needle:?} within {WAIT:?}; stderr:\n{}",
+                    self.stderr()
+                ),
             }
         }
     }
@@ -197,7 +221,11 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("the server can be waited for") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the server did not exit within {limit:?}; stderr:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {limit:?}; stderr:\n{}",
+                self.stderr()
+            );
             // Polling a child's exit has no blocking form with a deadline in std.
             thread::sleep(Duration::from_millis(5));
         }
@@ -224,7 +252,8 @@ impl Drop for Server {
 /// # Panics
 /// If `/proc/<pid>/status` cannot be read.
 pub fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status is readable");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("/proc/<pid>/status is readable");
     let field = |name: &str| {
         status
             .lines()
@@ -241,7 +270,9 @@ pub fn memory_kib(pid: u32) -> (u64, u64) {
 /// # Panics
 /// If `/proc/<pid>/fd` cannot be read.
 pub fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).expect("/proc/<pid>/fd is readable").count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc/<pid>/fd is readable")
+        .count()
 }
 
 /// CPU time (user + system) process `pid` has used so far.
@@ -249,11 +280,13 @@ pub fn open_fds(pid: u32) -> usize {
 /// # Panics
 /// If `/proc/<pid>/stat` cannot be read.
 pub fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat is readable");
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat is readable");
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
     let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
@@ -298,7 +331,8 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("echo-tests-{}-{tag}-{n}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("echo-tests-{}-{tag}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("temporary directory");
         TempDir(path)

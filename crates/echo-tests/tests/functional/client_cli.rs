@@ -12,7 +12,10 @@ use predicates::prelude::*;
 
 fn echo_client() -> Cmd {
     let mut command = Cmd::new(binary("echo-client"));
-    command.timeout(WAIT).env_remove("ECHO_ADDR").env_remove("ECHO_TIMEOUT");
+    command
+        .timeout(WAIT)
+        .env_remove("ECHO_ADDR")
+        .env_remove("ECHO_TIMEOUT");
     command
 }
 
@@ -38,9 +41,16 @@ fn corrupting_server() -> SocketAddr {
 /// An address where a socket is bound but not listening: connecting there is
 /// refused for certain, and no other test can take the port meanwhile.
 fn refusing_address() -> (socket2::Socket, SocketAddr) {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    socket.bind(&"127.0.0.1:0".parse::<SocketAddr>().expect("literal").into()).expect("bind");
-    let addr = socket.local_addr().expect("address").as_socket().expect("an IP address");
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().expect("literal").into())
+        .expect("bind");
+    let addr = socket
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("an IP address");
     (socket, addr)
 }
 
@@ -48,7 +58,11 @@ fn refusing_address() -> (socket2::Socket, SocketAddr) {
 fn the_seed_command_prints_the_message_back() {
     let server = Server::start(&[]);
     echo_client()
-        .args(["--addr", &server.addr().to_string(), "this is the message to send"])
+        .args([
+            "--addr",
+            &server.addr().to_string(),
+            "this is the message to send",
+        ])
         .assert()
         .success()
         .stdout("this is the message to send\n")
@@ -76,8 +90,17 @@ fn sixty_four_mebibytes_stream_through_stdin_byte_exact() {
         .write_stdin(message.clone())
         .output()
         .expect("echo-client runs");
-    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.stdout == message, "{} bytes came back, not the {} sent", output.stdout.len(), message.len());
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stdout == message,
+        "{} bytes came back, not the {} sent",
+        output.stdout.len(),
+        message.len()
+    );
 }
 
 #[test]
@@ -88,18 +111,28 @@ fn a_refused_connection_is_one_line_and_exit_1() {
         .assert()
         .code(1)
         .stdout("")
-        .stderr(predicate::str::starts_with(format!("error: cannot connect to {addr}: ")))
+        .stderr(predicate::str::starts_with(format!(
+            "error: cannot connect to {addr}: "
+        )))
         .stderr(predicate::str::contains("refused"))
         .stderr(predicate::function(|err: &str| err.lines().count() == 1));
 }
 
 #[test]
 fn bad_usage_exits_2() {
-    echo_client().args(["--addr", "not-an-address", "hi"]).assert().code(2).stderr(predicate::str::contains(
-        "invalid address 'not-an-address': expected IP:PORT, [IPV6]:PORT or unix:PATH",
-    ));
+    echo_client()
+        .args(["--addr", "not-an-address", "hi"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "invalid address 'not-an-address': expected IP:PORT, [IPV6]:PORT or unix:PATH",
+        ));
     echo_client().assert().code(2);
-    echo_client().args(["--timeout", "5", "hi"]).assert().code(2).stderr(predicate::str::contains("invalid duration '5'"));
+    echo_client()
+        .args(["--timeout", "5", "hi"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid duration '5'"));
 }
 
 #[test]
@@ -116,13 +149,19 @@ fn check_catches_a_server_that_changes_the_reply() {
         .assert()
         .code(1)
         .stdout("Streamed")
-        .stderr(format!("error: {addr} answered wrongly: the reply's bytes differ from what was sent\n"));
+        .stderr(format!(
+            "error: {addr} answered wrongly: the reply's bytes differ from what was sent\n"
+        ));
 }
 
 #[test]
 fn without_check_a_changed_reply_is_printed_as_received() {
     let addr = corrupting_server();
-    echo_client().args(["--addr", &addr.to_string(), "hello"]).assert().success().stdout("Hello\n");
+    echo_client()
+        .args(["--addr", &addr.to_string(), "hello"])
+        .assert()
+        .success()
+        .stdout("Hello\n");
 }
 
 #[test]
@@ -140,7 +179,12 @@ fn a_closed_stdout_ends_quietly() {
     // Closing the read end at once is `| head -c0`: every write then fails with EPIPE.
     drop(child.stdout.take());
     let mut stderr = String::new();
-    child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("stderr");
+    child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
     let status = child.wait().expect("echo-client exits");
     assert!(status.success(), "{status}: {stderr}");
     assert_eq!(stderr, "");
@@ -159,10 +203,21 @@ fn help_teaches_every_flag() {
 
 /// Runs a standard tool as the client; they are installed by `.ci/run`.
 fn standard_tool(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
-    let output = Cmd::new(program).args(args).timeout(WAIT).write_stdin(input.to_vec()).output().unwrap_or_else(|err| {
-        panic!("cannot run {program} ({err}); install it (apt-get install netcat-openbsd socat)")
-    });
-    assert!(output.status.success(), "{program}: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Cmd::new(program)
+        .args(args)
+        .timeout(WAIT)
+        .write_stdin(input.to_vec())
+        .output()
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot run {program} ({err}); install it (apt-get install netcat-openbsd socat)"
+            )
+        });
+    assert!(
+        output.status.success(),
+        "{program}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     output.stdout
 }
 
@@ -171,14 +226,32 @@ fn netcat_with_n_is_a_client() {
     let server = Server::start(&[]);
     let addr = server.addr();
     let message = pattern(3, 300_000);
-    let reply = standard_tool("nc", &["-N", &addr.ip().to_string(), &addr.port().to_string()], &message);
-    assert!(reply == message, "nc got {} bytes back, not the {} sent", reply.len(), message.len());
+    let reply = standard_tool(
+        "nc",
+        &["-N", &addr.ip().to_string(), &addr.port().to_string()],
+        &message,
+    );
+    assert!(
+        reply == message,
+        "nc got {} bytes back, not the {} sent",
+        reply.len(),
+        message.len()
+    );
 }
 
 #[test]
 fn socat_is_a_client() {
     let server = Server::start(&[]);
     let message = pattern(4, 300_000);
-    let reply = standard_tool("socat", &["-t", "10", "-", &format!("TCP:{}", server.addr())], &message);
-    assert!(reply == message, "socat got {} bytes back, not the {} sent", reply.len(), message.len());
+    let reply = standard_tool(
+        "socat",
+        &["-t", "10", "-", &format!("TCP:{}", server.addr())],
+        &message,
+    );
+    assert!(
+        reply == message,
+        "socat got {} bytes back, not the {} sent",
+        reply.len(),
+        message.len()
+    );
 }

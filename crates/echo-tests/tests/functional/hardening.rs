@@ -18,13 +18,17 @@ fn served_connection(server: &Server) -> TcpStream {
     stream.set_read_timeout(Some(WAIT)).expect("timeout");
     stream.write_all(b"x").expect("write");
     let mut byte = [0u8; 1];
-    stream.read_exact(&mut byte).expect("the connection is served");
+    stream
+        .read_exact(&mut byte)
+        .expect("the connection is served");
     assert_eq!(&byte, b"x");
     stream
 }
 
 fn linger_zero(stream: &TcpStream) {
-    socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO)).expect("linger");
+    socket2::SockRef::from(stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("linger");
 }
 
 #[test]
@@ -37,7 +41,9 @@ fn at_the_connection_limit_the_next_client_waits_its_turn() {
     fifth.write_all(&message).expect("write");
     fifth.shutdown(Shutdown::Write).expect("half-close");
     // While four are served, the fifth gets nothing: not served, not refused.
-    fifth.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+    fifth
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
     let mut byte = [0u8; 1];
     let early = fifth.read(&mut byte);
     assert!(
@@ -51,7 +57,12 @@ fn at_the_connection_limit_the_next_client_waits_its_turn() {
     assert_eq!(read_all(&mut first, 10).expect("clean end"), b"");
     fifth.set_read_timeout(Some(WAIT)).expect("timeout");
     let reply = read_all(&mut fifth, message.len() + 1).expect("the fifth is served");
-    assert!(reply == message, "the fifth got {} bytes, not its {}", reply.len(), message.len());
+    assert!(
+        reply == message,
+        "the fifth got {} bytes, not its {}",
+        reply.len(),
+        message.len()
+    );
 }
 
 #[test]
@@ -64,17 +75,25 @@ fn an_idle_connection_is_closed_cleanly_but_a_trickling_one_is_not() {
 
     let mut sent = Vec::new();
     for n in 0..10u8 {
-        trickle.write_all(&[b'a' + n]).expect("the trickling connection stays open");
+        trickle
+            .write_all(&[b'a' + n])
+            .expect("the trickling connection stays open");
         sent.push(b'a' + n);
         // The gap between bytes is the behaviour under test: a third of the idle timeout.
         thread::sleep(Duration::from_millis(100));
     }
     trickle.shutdown(Shutdown::Write).expect("half-close");
-    assert_eq!(read_all(&mut trickle, 100).expect("the trickle is echoed"), sent);
+    assert_eq!(
+        read_all(&mut trickle, 100).expect("the trickle is echoed"),
+        sent
+    );
 
     // A clean end of stream (a FIN), not a reset: read returns 0 bytes.
     let mut byte = [0u8; 1];
-    assert_eq!(silent.read(&mut byte).expect("a clean close, not a reset"), 0);
+    assert_eq!(
+        silent.read(&mut byte).expect("a clean close, not a reset"),
+        0
+    );
 }
 
 #[test]
@@ -102,7 +121,10 @@ fn a_client_that_never_reads_costs_bounded_memory_and_is_timed_out() {
     assert!(client.echo(&message).expect("another client is served") == message);
 
     let written = writer.join().expect("writer thread");
-    assert!(written < 64 << 20, "the server read all 64 MiB from a client that never reads");
+    assert!(
+        written < 64 << 20,
+        "the server read all 64 MiB from a client that never reads"
+    );
     let (_, peak_after) = memory_kib(server.pid());
     assert!(
         peak_after.saturating_sub(peak_before) < 8 * 1024,
@@ -125,27 +147,41 @@ fn out_of_descriptors_the_server_backs_off_and_recovers() {
         .args(["--listen", "127.0.0.1:0", "--max-connections", "1000"])
         .stdin(Stdio::null());
     let server = Server::start_command(&mut command, 1);
-    let flood: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(server.addr()).expect("the kernel queues")).collect();
+    let flood: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(server.addr()).expect("the kernel queues"))
+        .collect();
     server.wait_for_log("accept failing");
 
     let before = cpu_time(server.pid());
     // Two seconds of starvation is the behaviour under test.
     thread::sleep(Duration::from_secs(2));
     let used = cpu_time(server.pid()) - before;
-    assert!(used < Duration::from_millis(200), "the starved server used {used:?} of CPU in 2 s");
+    assert!(
+        used < Duration::from_millis(200),
+        "the starved server used {used:?} of CPU in 2 s"
+    );
 
     drop(flood);
     let started = Instant::now();
-    let reply = Client::new(server.addr()).timeout(Some(WAIT)).echo_text("back").expect("served again");
+    let reply = Client::new(server.addr())
+        .timeout(Some(WAIT))
+        .echo_text("back")
+        .expect("served again");
     assert_eq!(reply, "back");
     let waited = started.elapsed();
-    assert!(waited < Duration::from_secs(2), "served only {waited:?} after descriptors came back");
+    assert!(
+        waited < Duration::from_secs(2),
+        "served only {waited:?} after descriptors came back"
+    );
 }
 
 #[test]
 fn thousands_of_connect_and_close_cycles_leak_no_descriptor() {
     let server = Server::start(&[]);
-    Client::new(server.addr()).timeout(Some(WAIT)).echo_text("warm-up").expect("warm-up");
+    Client::new(server.addr())
+        .timeout(Some(WAIT))
+        .echo_text("warm-up")
+        .expect("warm-up");
     let fds_before = open_fds(server.pid());
     for n in 0..2000 {
         let stream = TcpStream::connect(server.addr()).expect("connect");
@@ -155,8 +191,15 @@ fn thousands_of_connect_and_close_cycles_leak_no_descriptor() {
         drop(stream);
     }
     let settled = eventually(WAIT, || open_fds(server.pid()) <= fds_before);
-    assert!(settled, "{} descriptors open after the cycles, {fds_before} before", open_fds(server.pid()));
-    Client::new(server.addr()).timeout(Some(WAIT)).echo_text("after").expect("still serving");
+    assert!(
+        settled,
+        "{} descriptors open after the cycles, {fds_before} before",
+        open_fds(server.pid())
+    );
+    Client::new(server.addr())
+        .timeout(Some(WAIT))
+        .echo_text("after")
+        .expect("still serving");
 }
 
 #[test]
@@ -174,10 +217,22 @@ fn the_drain_is_bounded_by_the_grace_period() {
     let status = server.wait_exit(WAIT);
     let took = started.elapsed();
     assert_eq!(status.code(), Some(0), "stderr:\n{}", server.stderr());
-    assert!(took >= Duration::from_millis(500), "exited after {took:?}, before the grace period");
-    assert!(took < Duration::from_secs(3), "the drain took {took:?} with a 500ms grace period");
-    assert!(server.stderr().contains("cut=1"), "stderr:\n{}", server.stderr());
-    writer.join().expect("the writer sees the connection closed");
+    assert!(
+        took >= Duration::from_millis(500),
+        "exited after {took:?}, before the grace period"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "the drain took {took:?} with a 500ms grace period"
+    );
+    assert!(
+        server.stderr().contains("cut=1"),
+        "stderr:\n{}",
+        server.stderr()
+    );
+    writer
+        .join()
+        .expect("the writer sees the connection closed");
 }
 
 fn assert_second_signal_exits_at_once(signal: Signal, code: i32) {

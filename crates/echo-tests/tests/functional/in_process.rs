@@ -22,11 +22,17 @@ fn server_addr() -> std::net::SocketAddr {
                 let Some(echo_server::Listener::Tcp(tcp)) = listeners.first() else {
                     panic!("one TCP listener expected");
                 };
-                sender.send(tcp.local_addr().expect("address")).expect("send the address");
-                Server::new(Config::default()).run(listeners, std::future::pending()).await;
+                sender
+                    .send(tcp.local_addr().expect("address"))
+                    .expect("send the address");
+                Server::new(Config::default())
+                    .run(listeners, std::future::pending())
+                    .await;
             });
         });
-        receiver.recv_timeout(echo_tests::WAIT).expect("the in-process server starts")
+        receiver
+            .recv_timeout(echo_tests::WAIT)
+            .expect("the in-process server starts")
     })
 }
 

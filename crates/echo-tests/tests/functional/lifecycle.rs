@@ -13,7 +13,10 @@ use nix::sys::signal::Signal;
 use predicates::prelude::*;
 
 fn assert_serves(addr: SocketAddr) {
-    let reply = Client::new(addr).timeout(Some(WAIT)).echo_text("still here").expect("the server still serves");
+    let reply = Client::new(addr)
+        .timeout(Some(WAIT))
+        .echo_text("still here")
+        .expect("the server still serves");
     assert_eq!(reply, "still here");
 }
 
@@ -24,7 +27,11 @@ fn assert_stops_cleanly_on(signal: Signal) {
     server.signal(signal);
     let status = server.wait_exit(WAIT);
     assert_eq!(status.code(), Some(0), "stderr:\n{}", server.stderr());
-    assert!(server.stderr().contains("echo-server stopped"), "stderr:\n{}", server.stderr());
+    assert!(
+        server.stderr().contains("echo-server stopped"),
+        "stderr:\n{}",
+        server.stderr()
+    );
     // The port is free again at once.
     TcpListener::bind(addr).unwrap_or_else(|err| panic!("{addr} still taken after exit: {err}"));
 }
@@ -43,7 +50,9 @@ fn sigint_stops_the_server_cleanly_and_frees_the_port() {
 fn ctrl_d_on_a_terminal_stops_the_server() {
     let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
     let mut server = Server::start_command(
-        Command::new(binary("echo-server")).args(["--listen", "127.0.0.1:0"]).stdin(Stdio::from(pty.slave)),
+        Command::new(binary("echo-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .stdin(Stdio::from(pty.slave)),
         1,
     );
     assert_serves(server.addr());
@@ -52,7 +61,11 @@ fn ctrl_d_on_a_terminal_stops_the_server() {
     terminal.write_all(b"\x04").expect("write to the terminal");
     let status = server.wait_exit(WAIT);
     assert_eq!(status.code(), Some(0), "stderr:\n{}", server.stderr());
-    assert!(server.stderr().contains("reason=\"end of input\""), "stderr:\n{}", server.stderr());
+    assert!(
+        server.stderr().contains("reason=\"end of input\""),
+        "stderr:\n{}",
+        server.stderr()
+    );
 }
 
 #[test]
@@ -62,7 +75,9 @@ fn stdin_at_dev_null_or_a_closed_pipe_keeps_serving() {
     assert!(server.is_running());
 
     let mut piped = Command::new(binary("echo-server"));
-    piped.args(["--listen", "127.0.0.1:0"]).stdin(Stdio::piped());
+    piped
+        .args(["--listen", "127.0.0.1:0"])
+        .stdin(Stdio::piped());
     let mut server = Server::start_command(&mut piped, 1);
     // The harness closed the pipe's write end: stdin is at end of input.
     assert_serves(server.addr());
@@ -80,7 +95,9 @@ fn an_address_in_use_is_one_line_and_exit_1() {
         .assert()
         .code(1)
         .stdout("")
-        .stderr(predicate::str::starts_with(format!("error: cannot listen on {addr}: ")))
+        .stderr(predicate::str::starts_with(format!(
+            "error: cannot listen on {addr}: "
+        )))
         .stderr(predicate::str::contains("in use"))
         .stderr(predicate::function(|err: &str| err.lines().count() == 1));
 }
@@ -97,19 +114,23 @@ fn an_unparsable_address_is_a_usage_error() {
 
 #[test]
 fn help_documents_flags_defaults_and_exit_codes() {
-    Cmd::new(binary("echo-server")).arg("--help").assert().success().stdout(
-        predicate::str::contains("--listen")
-            .and(predicate::str::contains("[default: 127.0.0.1:7007]"))
-            .and(predicate::str::contains("--max-connections"))
-            .and(predicate::str::contains("--idle-timeout"))
-            .and(predicate::str::contains("[default: 60s]"))
-            .and(predicate::str::contains("--grace"))
-            .and(predicate::str::contains("[default: 5s]"))
-            .and(predicate::str::contains("--udp-rate"))
-            .and(predicate::str::contains("130"))
-            .and(predicate::str::contains("143"))
-            .and(predicate::str::contains("LISTEN_FDS")),
-    );
+    Cmd::new(binary("echo-server"))
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("--listen")
+                .and(predicate::str::contains("[default: 127.0.0.1:7007]"))
+                .and(predicate::str::contains("--max-connections"))
+                .and(predicate::str::contains("--idle-timeout"))
+                .and(predicate::str::contains("[default: 60s]"))
+                .and(predicate::str::contains("--grace"))
+                .and(predicate::str::contains("[default: 5s]"))
+                .and(predicate::str::contains("--udp-rate"))
+                .and(predicate::str::contains("130"))
+                .and(predicate::str::contains("143"))
+                .and(predicate::str::contains("LISTEN_FDS")),
+        );
 }
 
 #[test]
@@ -118,13 +139,20 @@ fn a_client_that_resets_mid_message_does_not_disturb_the_next() {
     let addr = server.addr();
     for _ in 0..20 {
         let stream = TcpStream::connect(addr).expect("connect");
-        (&stream).write_all(&pattern(1, 200_000)).expect("write part of a message");
+        (&stream)
+            .write_all(&pattern(1, 200_000))
+            .expect("write part of a message");
         // Linger 0: closing sends a reset instead of a FIN.
-        socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)).expect("linger");
+        socket2::SockRef::from(&stream)
+            .set_linger(Some(Duration::ZERO))
+            .expect("linger");
         drop(stream);
     }
     let message = pattern(2, 500_000);
-    let reply = Client::new(addr).timeout(Some(WAIT)).echo(&message).expect("the next client is served");
+    let reply = Client::new(addr)
+        .timeout(Some(WAIT))
+        .echo(&message)
+        .expect("the next client is served");
     assert!(reply == message);
 }
 
@@ -144,7 +172,9 @@ fn the_server_survives_every_kind_of_client_and_still_serves() {
     assert_eq!(client.echo(&all_bytes).expect("binary"), all_bytes);
     assert_eq!(client.echo(b"").expect("empty"), b"");
     let stream = TcpStream::connect(addr).expect("connect");
-    socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)).expect("linger");
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("linger");
     drop(stream);
     assert_serves(addr);
 }
@@ -155,7 +185,10 @@ fn sigusr1_logs_the_totals_and_keeps_serving() {
     assert_serves(server.addr());
     server.signal(Signal::SIGUSR1);
     let line = server.wait_for_log("totals");
-    assert!(line.contains("accepted=1") && line.contains("bytes=10"), "{line}");
+    assert!(
+        line.contains("accepted=1") && line.contains("bytes=10"),
+        "{line}"
+    );
     assert_serves(server.addr());
     assert!(server.is_running());
 }

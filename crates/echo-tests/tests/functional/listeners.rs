@@ -33,7 +33,17 @@ fn ipv6_loopback_is_served() {
 
 #[test]
 fn several_listeners_are_served_at_once() {
-    let server = Server::start_with(&["--listen", "127.0.0.1:0", "--listen", "[::1]:0", "--listen", "127.0.0.2:0"], 3);
+    let server = Server::start_with(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "[::1]:0",
+            "--listen",
+            "127.0.0.2:0",
+        ],
+        3,
+    );
     assert_eq!(server.listeners().len(), 3, "{:?}", server.listeners());
     for index in 0..3 {
         assert_echoes(server.listener_addr("tcp", index));
@@ -43,7 +53,9 @@ fn several_listeners_are_served_at_once() {
 #[test]
 fn the_listen_addresses_can_come_from_the_environment() {
     let mut command = Command::new(binary("echo-server"));
-    command.env("ECHO_LISTEN", "127.0.0.1:0,[::1]:0").stdin(Stdio::null());
+    command
+        .env("ECHO_LISTEN", "127.0.0.1:0,[::1]:0")
+        .stdin(Stdio::null());
     let server = Server::start_command(&mut command, 2);
     assert_echoes(server.listener_addr("tcp", 0));
     assert_echoes(server.listener_addr("tcp", 1));
@@ -87,7 +99,10 @@ fn a_live_unix_socket_or_a_plain_file_is_left_alone() {
         .timeout(WAIT)
         .assert()
         .code(1)
-        .stderr(format!("error: cannot listen on unix:{}: another server is listening there\n", path.display()));
+        .stderr(format!(
+            "error: cannot listen on unix:{}: another server is listening there\n",
+            path.display()
+        ));
     assert_echoes(Endpoint::Unix(path.clone()));
 
     let plain = dir.path().join("notes.txt");
@@ -97,8 +112,13 @@ fn a_live_unix_socket_or_a_plain_file_is_left_alone() {
         .timeout(WAIT)
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("the path exists and is not a socket"));
-    assert_eq!(std::fs::read_to_string(&plain).expect("still there"), "precious");
+        .stderr(predicate::str::contains(
+            "the path exists and is not a socket",
+        ));
+    assert_eq!(
+        std::fs::read_to_string(&plain).expect("still there"),
+        "precious"
+    );
 }
 
 #[test]
@@ -116,13 +136,25 @@ fn inherited_sockets_are_served_under_socket_activation() {
         .env("LISTEN_FDS", "2")
         .stdin(Stdio::null())
         .fd_mappings(vec![
-            FdMapping { parent_fd: tcp.into(), child_fd: 3 },
-            FdMapping { parent_fd: udp.into(), child_fd: 4 },
+            FdMapping {
+                parent_fd: tcp.into(),
+                child_fd: 3,
+            },
+            FdMapping {
+                parent_fd: udp.into(),
+                child_fd: 4,
+            },
         ])
         .expect("descriptors map");
     let server = Server::start_command(&mut command, 2);
-    assert_eq!(server.listeners(), [format!("tcp {tcp_addr}"), format!("udp {udp_addr}")]);
+    assert_eq!(
+        server.listeners(),
+        [format!("tcp {tcp_addr}"), format!("udp {udp_addr}")]
+    );
     assert_echoes(tcp_addr);
-    let reply = Client::new(udp_addr).timeout(Some(WAIT)).echo_udp(b"activated").expect("udp echo");
+    let reply = Client::new(udp_addr)
+        .timeout(Some(WAIT))
+        .echo_udp(b"activated")
+        .expect("udp echo");
     assert_eq!(reply, b"activated");
 }

@@ -12,14 +12,27 @@ fn client(addr: SocketAddr) -> Client {
 }
 
 fn assert_text_echoed(addr: SocketAddr, message: &str) {
-    let reply = client(addr).echo_text(message).expect("the exchange succeeds");
-    assert!(reply == message, "reply of {} bytes differs from message of {}", reply.len(), message.len());
+    let reply = client(addr)
+        .echo_text(message)
+        .expect("the exchange succeeds");
+    assert!(
+        reply == message,
+        "reply of {} bytes differs from message of {}",
+        reply.len(),
+        message.len()
+    );
 }
 
 #[test]
 fn messages_shorter_than_one_buffer_come_back() {
     let server = Server::start(&[]);
-    for message in ["", "a", "this is the message to send", "line one\nline two\n", "\0\r\n\t"] {
+    for message in [
+        "",
+        "a",
+        "this is the message to send",
+        "line one\nline two\n",
+        "\0\r\n\t",
+    ] {
         assert_text_echoed(server.addr(), message);
     }
     let almost_full = "x".repeat(BUFFER_SIZE - 1);
@@ -31,8 +44,14 @@ fn messages_longer_than_several_buffers_come_back() {
     let server = Server::start(&[]);
     for len in [BUFFER_SIZE + 1, 3 * BUFFER_SIZE + 17, 40 * BUFFER_SIZE - 5] {
         let message = pattern(len as u64, len);
-        let reply = client(server.addr()).echo(&message).expect("the exchange succeeds");
-        assert!(reply == message, "{len}-byte message came back as {} different bytes", reply.len());
+        let reply = client(server.addr())
+            .echo(&message)
+            .expect("the exchange succeeds");
+        assert!(
+            reply == message,
+            "{len}-byte message came back as {} different bytes",
+            reply.len()
+        );
     }
 }
 
@@ -41,8 +60,14 @@ fn messages_of_exact_buffer_multiples_come_back() {
     let server = Server::start(&[]);
     for buffers in [1, 2, 64] {
         let message = pattern(buffers as u64, buffers * BUFFER_SIZE);
-        let reply = client(server.addr()).echo(&message).expect("the exchange succeeds");
-        assert!(reply == message, "{buffers}-buffer message came back as {} different bytes", reply.len());
+        let reply = client(server.addr())
+            .echo(&message)
+            .expect("the exchange succeeds");
+        assert!(
+            reply == message,
+            "{buffers}-buffer message came back as {} different bytes",
+            reply.len()
+        );
     }
 }
 
@@ -90,7 +115,9 @@ fn the_server_serves_a_thousand_connections_in_a_row() {
     let server = Server::start(&[]);
     for n in 0..1000u64 {
         let message = format!("message number {n}");
-        let reply = client(server.addr()).echo_text(&message).expect("the exchange succeeds");
+        let reply = client(server.addr())
+            .echo_text(&message)
+            .expect("the exchange succeeds");
         assert_eq!(reply, message);
     }
 }

@@ -19,7 +19,9 @@ fn udp_server(args: &[&str]) -> Server {
 
 /// Collects replies on `socket` until none comes for a while.
 fn count_replies(socket: &UdpSocket) -> usize {
-    socket.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
     let mut buffer = [0u8; 64];
     let mut replies = 0;
     while socket.recv(&mut buffer).is_ok() {
@@ -36,18 +38,36 @@ fn datagrams_of_every_size_come_back_whole() {
     let client = Client::new(addr).timeout(Some(WAIT));
     for len in [0, 1, 1472, 8192, MAX_DATAGRAM] {
         let message = pattern(len as u64, len);
-        let reply = client.echo_udp(&message).unwrap_or_else(|err| panic!("{len} bytes: {err}"));
-        assert!(reply == message, "a {len}-byte datagram came back as {} different bytes", reply.len());
+        let reply = client
+            .echo_udp(&message)
+            .unwrap_or_else(|err| panic!("{len} bytes: {err}"));
+        assert!(
+            reply == message,
+            "a {len}-byte datagram came back as {} different bytes",
+            reply.len()
+        );
     }
     // TCP is still served beside it.
-    assert_eq!(Client::new(server.addr()).timeout(Some(WAIT)).echo_text("tcp").expect("tcp"), "tcp");
+    assert_eq!(
+        Client::new(server.addr())
+            .timeout(Some(WAIT))
+            .echo_text("tcp")
+            .expect("tcp"),
+        "tcp"
+    );
 }
 
 #[test]
 fn the_client_command_speaks_udp() {
     let server = udp_server(&[]);
     Cmd::new(binary("echo-client"))
-        .args(["--udp", "--check", "--addr", &server.listener_addr("udp", 0).to_string(), "über UDP"])
+        .args([
+            "--udp",
+            "--check",
+            "--addr",
+            &server.listener_addr("udp", 0).to_string(),
+            "über UDP",
+        ])
         .timeout(WAIT)
         .assert()
         .success()
@@ -57,8 +77,13 @@ fn the_client_command_speaks_udp() {
 #[test]
 fn a_datagram_too_large_for_udp_is_refused_by_the_client() {
     let client = Client::new("127.0.0.1:9999".parse::<SocketAddr>().expect("literal"));
-    let err = client.echo_udp(&vec![0; MAX_DATAGRAM + 1]).expect_err("too large");
-    assert!(matches!(err, Error::DatagramTooLarge { len, .. } if len == MAX_DATAGRAM + 1), "{err}");
+    let err = client
+        .echo_udp(&vec![0; MAX_DATAGRAM + 1])
+        .expect_err("too large");
+    assert!(
+        matches!(err, Error::DatagramTooLarge { len, .. } if len == MAX_DATAGRAM + 1),
+        "{err}"
+    );
 }
 
 #[test]
@@ -73,7 +98,9 @@ fn datagrams_from_reflecting_ports_get_no_answer() {
         .unwrap_or_else(|| panic!("cannot bind any of {REFLECTING_PORTS:?}: run as root (the rule itself is unit-tested in echo-proto)"));
     sender.connect(addr).expect("connect");
     sender.send(b"start a loop").expect("send");
-    sender.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+    sender
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
     let mut buffer = [0u8; 64];
     let answer = sender.recv(&mut buffer);
     assert!(
@@ -81,7 +108,13 @@ fn datagrams_from_reflecting_ports_get_no_answer() {
         "a reflecting port was answered: {answer:?}"
     );
     // The server is still there for everyone else, and counted the refusal.
-    assert_eq!(Client::new(addr).timeout(Some(WAIT)).echo_udp(b"fine").expect("answered"), b"fine");
+    assert_eq!(
+        Client::new(addr)
+            .timeout(Some(WAIT))
+            .echo_udp(b"fine")
+            .expect("answered"),
+        b"fine"
+    );
     server.signal(Signal::SIGUSR1);
     let totals = server.wait_for_log("totals");
     assert!(totals.contains("udp_refused=1"), "{totals}");
@@ -101,11 +134,16 @@ fn a_flooding_source_is_rate_limited_while_others_are_served() {
     other.connect(addr).expect("connect");
     // The flood may overflow the server's receive buffer and the kernel then
     // drops any datagram, so the other source resends as a real client would.
-    other.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    other
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
     let deadline = Instant::now() + WAIT;
     let mut buffer = [0u8; 16];
     let reply = loop {
-        assert!(Instant::now() < deadline, "the other source was never answered");
+        assert!(
+            Instant::now() < deadline,
+            "the other source was never answered"
+        );
         other.send(b"me too").expect("send");
         if let Ok(n) = other.recv(&mut buffer) {
             break &buffer[..n];
@@ -115,7 +153,10 @@ fn a_flooding_source_is_rate_limited_while_others_are_served() {
 
     let answered = count_replies(&flooder);
     // 20 per one-second window; the flood may straddle a window boundary or two.
-    assert!((1..=60).contains(&answered), "{answered} of 300 flood datagrams answered");
+    assert!(
+        (1..=60).contains(&answered),
+        "{answered} of 300 flood datagrams answered"
+    );
     server.signal(Signal::SIGUSR1);
     let totals = server.wait_for_log("totals");
     assert!(totals.contains("udp_rate_limited="), "{totals}");
