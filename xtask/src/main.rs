@@ -1,1 +1,92 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <task>`, so cargo is the only tool a contributor needs.
+//!
+//! - `cargo xtask ci`: every check CI runs, in debug and then release.
+//! - `cargo xtask bench`: our server against the reference echo, side by side.
+
+mod bench;
+mod ci;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  ci      fmt check, clippy -D warnings, and the whole test suite in debug then release,
+          with a one-second smoke run of every echo-bench scenario
+  bench   release build of our server and the reference, the standard scenarios
+          side by side, medians of several rounds (about 3 minutes)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = project_root().and_then(|root| {
+        std::env::set_current_dir(&root)
+            .with_context(|| format!("cannot enter {}", root.display()))?;
+        match args.first().map(String::as_str) {
+            Some("ci") => ci::run(&root),
+            Some("bench") => bench::run(&root),
+            Some("-h" | "--help" | "help") => {
+                println!("{USAGE}");
+                Ok(())
+            }
+            Some(other) => bail!("unknown task '{other}'\n\n{USAGE}"),
+            None => bail!("no task given\n\n{USAGE}"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: xtask's manifest directory's parent.
+fn project_root() -> anyhow::Result<PathBuf> {
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask is not inside a workspace")
+}
+
+/// A `cargo` command, using the cargo that runs us.
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Echoes `command`, runs it, and fails naming it unless it succeeds.
+fn run_step(command: &mut Command) -> anyhow::Result<std::time::Duration> {
+    let shown = show(command);
+    eprintln!("$ {shown}");
+    let started = Instant::now();
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(started.elapsed())
+}
+
+/// A command as a shell line, for echoing and error messages.
+fn show(command: &Command) -> String {
+    let program = Path::new(command.get_program()).file_name().map_or_else(
+        || command.get_program().to_string_lossy(),
+        |name| name.to_string_lossy(),
+    );
+    let mut line = program.into_owned();
+    for arg in command.get_args() {
+        line.push(' ');
+        line.push_str(&arg.to_string_lossy());
+    }
+    line
+}
