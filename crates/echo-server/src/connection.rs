@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use echo_proto::BUFFER_SIZE;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::task::coop::cooperative;
 
 /// A byte stream the server can echo on.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
@@ -68,7 +69,11 @@ pub async fn echo<T: Transport>(
     let mut buffer: Option<Box<[MaybeUninit<u8>]>> = None;
     loop {
         if buffer.is_none() {
-            within(idle_timeout, stream.wait_readable()).await??;
+            // Readiness futures do not count against tokio's cooperative
+            // budget, but reads do: once the budget is spent a read says
+            // "not yet" while readiness says "ready", and without this the
+            // task would spin between the two and starve its worker thread.
+            within(idle_timeout, cooperative(stream.wait_readable())).await??;
         }
         let storage = buffer.get_or_insert_with(|| Box::new_uninit_slice(BUFFER_SIZE));
         let mut chunk = ReadBuf::uninit(storage);
@@ -175,6 +180,10 @@ mod tests {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
+            // Like tokio's sockets, take part in the cooperative budget: once it
+            // is spent, say "not yet" even though data is there.
+            let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+            coop.made_progress();
             if let Some(byte) = self.peeked.take() {
                 buf.put_slice(&[byte]);
                 return Poll::Ready(Ok(()));
@@ -219,7 +228,8 @@ mod tests {
         async fn wait_readable(&mut self) -> io::Result<()> {
             if self.peeked.is_none() && !self.at_end {
                 let mut byte = [0u8; 1];
-                match self.inner.read(&mut byte).await? {
+                // Unconstrained, as socket readiness is: it ignores the budget.
+                match tokio::task::coop::unconstrained(self.inner.read(&mut byte)).await? {
                     0 => self.at_end = true,
                     _ => self.peeked = Some(byte[0]),
                 }
@@ -270,8 +280,17 @@ mod tests {
             steps in proptest::collection::vec((1usize..5000, proptest::bool::weighted(0.2)), 1..16),
             pipe in 1usize..4096,
         ) {
-            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-            let (reply, counted) = runtime.block_on(round_trip(message.clone(), steps, pipe));
+            // On a thread of its own, so an echo that spins instead of
+            // yielding fails the case instead of hanging the suite.
+            let (done, outcome) = std::sync::mpsc::channel();
+            let sent = message.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+                let _ = done.send(runtime.block_on(round_trip(sent, steps, pipe)));
+            });
+            let outcome = outcome.recv_timeout(Duration::from_secs(30));
+            prop_assert!(outcome.is_ok(), "the echo stalled");
+            let (reply, counted) = outcome.expect("checked above");
             prop_assert_eq!(counted, message.len());
             prop_assert!(reply == message, "reply of {} bytes differs from message of {}", reply.len(), message.len());
         }
@@ -286,6 +305,78 @@ mod tests {
         assert!(
             matches!(result, Err(EchoError::Idle(d)) if d == limit),
             "{result:?}"
+        );
+    }
+
+    /// A peer that always has more to send and takes every reply at once,
+    /// and whose reads, like tokio's sockets, spend the cooperative budget.
+    struct Firehose {
+        left: usize,
+        echoed: usize,
+    }
+
+    impl AsyncRead for Firehose {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+            coop.made_progress();
+            let n = self.left.min(buf.remaining()).min(1024);
+            buf.put_slice(&vec![b'x'; n]);
+            self.left -= n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Firehose {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.echoed += data.len();
+            Poll::Ready(Ok(data.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl Transport for Firehose {
+        async fn wait_readable(&mut self) -> io::Result<()> {
+            // Readiness ignores the budget, as tokio's does.
+            Ok(())
+        }
+    }
+
+    /// Once a long burst has spent the task's budget, reads say "not yet"
+    /// while readiness says "ready"; the echo must yield then, not spin.
+    #[test]
+    fn a_long_burst_yields_instead_of_spinning() {
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            let mut peer = Firehose {
+                left: 4 << 20,
+                echoed: 0,
+            };
+            let result = runtime.block_on(echo(&mut peer, None, |_| {}));
+            let _ = done.send((result.is_ok(), peer.echoed));
+        });
+        let outcome = outcome.recv_timeout(Duration::from_secs(30));
+        assert_eq!(
+            outcome.ok(),
+            Some((true, 4 << 20)),
+            "the echo spun instead of yielding"
         );
     }
 }

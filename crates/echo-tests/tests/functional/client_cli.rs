@@ -255,3 +255,55 @@ fn socat_is_a_client() {
         message.len()
     );
 }
+
+#[test]
+fn a_gibibyte_streams_through_byte_exact_in_bounded_server_memory() {
+    const BLOCK: usize = 1 << 20;
+    const BLOCKS: u64 = 1024;
+    let server = Server::start(&[]);
+    let mut child = Command::new(binary("echo-client"))
+        .args(["--addr", &server.addr().to_string(), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("echo-client starts");
+    // Each block is stamped with its number, so a lost, repeated or
+    // reordered block shows; the rest is a fixed pattern.
+    let block = |n: u64| {
+        let mut bytes = pattern(7, BLOCK);
+        bytes[..8].copy_from_slice(&n.to_le_bytes());
+        bytes
+    };
+    let mut stdin = child.stdin.take().expect("piped");
+    let feeder = thread::spawn(move || {
+        let mut bytes = block(0);
+        for n in 0..BLOCKS {
+            bytes[..8].copy_from_slice(&n.to_le_bytes());
+            stdin.write_all(&bytes).expect("feed echo-client");
+        }
+    });
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut received = vec![0u8; BLOCK];
+    let mut expected = block(0);
+    for n in 0..BLOCKS {
+        stdout
+            .read_exact(&mut received)
+            .unwrap_or_else(|err| panic!("block {n} of {BLOCKS}: {err}"));
+        expected[..8].copy_from_slice(&n.to_le_bytes());
+        assert!(received == expected, "block {n} came back different");
+    }
+    assert_eq!(
+        stdout.read(&mut received).expect("end of the reply"),
+        0,
+        "more came back than was sent"
+    );
+    feeder.join().expect("feeder");
+    let status = child.wait().expect("echo-client exits");
+    assert!(status.success(), "echo-client failed: {status}");
+    let (_, peak_kib) = echo_tests::memory_kib(server.pid());
+    assert!(
+        peak_kib < 32 * 1024,
+        "the server's peak memory was {peak_kib} KiB for a 1 GiB stream"
+    );
+}
