@@ -237,3 +237,39 @@ fn bind_unix(path: &Path) -> Result<Listener, ListenError> {
     let listener = UnixListener::bind(path).map_err(fail)?;
     Ok(Listener::Unix(listener, Some(SocketFile(path.to_owned()))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ipv6_listeners_are_ipv6_only_so_they_sit_beside_ipv4() {
+        let endpoint: Endpoint = "[::1]:0".parse().expect("literal");
+        let listeners = bind(&[endpoint], true).expect("bind");
+        assert_eq!(listeners.len(), 2);
+        for listener in &listeners {
+            let only_v6 = match listener {
+                Listener::Tcp(tcp) => socket2::SockRef::from(tcp).only_v6(),
+                Listener::Udp(udp) => socket2::SockRef::from(udp).only_v6(),
+                Listener::Unix(..) => panic!("no Unix listener was asked for"),
+            };
+            assert!(
+                only_v6.expect("readable option"),
+                "{listener} accepts IPv4 too"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn tcp_and_udp_share_the_port_the_kernel_picked() {
+        let endpoint: Endpoint = "127.0.0.1:0".parse().expect("literal");
+        let listeners = bind(&[endpoint], true).expect("bind");
+        let [Listener::Tcp(tcp), Listener::Udp(udp)] = &listeners[..] else {
+            panic!("a TCP and a UDP listener expected, got {listeners:?}");
+        };
+        assert_eq!(
+            tcp.local_addr().expect("tcp").port(),
+            udp.local_addr().expect("udp").port()
+        );
+    }
+}
