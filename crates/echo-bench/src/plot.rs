@@ -132,7 +132,7 @@ fn draw_panel(
         .configure_mesh()
         .light_line_style(TRANSPARENT)
         .x_label_formatter(&|x| nines_label(unmilli(*x)))
-        .y_label_formatter(&|y| format_micros(one_figure(10f64.powf(unmilli(*y)))))
+        .y_label_formatter(&|y| format_micros(two_figures(10f64.powf(unmilli(*y)))))
         .x_desc("percentile")
         .y_desc("latency (µs)")
         .draw()
@@ -175,7 +175,7 @@ fn unmilli(value: i32) -> f64 {
 }
 
 /// The log10 positions of 1, 2 and 5 times each power of ten between `low`
-/// and `high`, or of every digit when that gives too few ticks.
+/// and `high`, or of 1, 1.5, 2, 3, 5 and 7 times when that gives too few ticks.
 fn log_ticks(low: f64, high: f64) -> Vec<f64> {
     let ticks_at = |steps: &[f64]| {
         let mut ticks = Vec::new();
@@ -195,17 +195,17 @@ fn log_ticks(low: f64, high: f64) -> Vec<f64> {
     if ticks.len() >= 4 {
         ticks
     } else {
-        ticks_at(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+        ticks_at(&[1.0, 1.5, 2.0, 3.0, 5.0, 7.0])
     }
 }
 
-/// `value` rounded to one significant figure, as every tick is, undoing the
+/// `value` rounded to two significant figures, as every tick is, undoing the
 /// rounding of its position to thousandths.
-fn one_figure(value: f64) -> f64 {
+fn two_figures(value: f64) -> f64 {
     if value <= 0.0 {
         return value;
     }
-    let scale = 10f64.powf(value.log10().floor());
+    let scale = 10f64.powf(value.log10().floor() - 1.0);
     (value / scale).round() * scale
 }
 
@@ -243,7 +243,7 @@ mod tests {
         let labels = |low, high| -> Vec<String> {
             log_ticks(low, high)
                 .iter()
-                .map(|t| format_micros(one_figure(10f64.powf(unmilli(milli(*t))))))
+                .map(|t| format_micros(two_figures(10f64.powf(unmilli(milli(*t))))))
                 .collect()
         };
         assert_eq!(
@@ -251,8 +251,8 @@ mod tests {
             ["20", "50", "100", "200", "500", "1000"]
         );
         assert_eq!(
-            labels(3_500.0, 9_000.0),
-            ["4000", "5000", "6000", "7000", "8000", "9000"]
+            labels(3_500.0, 16_000.0),
+            ["5000", "7000", "10000", "15000"]
         );
         assert_eq!(labels(1.5, 25_000.0)[..3], ["2.0", "5.0", "10"]);
     }
