@@ -71,8 +71,9 @@ struct Case {
     name: &'static str,
     args: &'static [&'static str],
     metric: Metric,
-    /// Whether echo-bench is told the server's pid, to measure its memory.
-    needs_pid: bool,
+    /// Whether the case runs against a server started just for it, whose
+    /// pid echo-bench is given to measure its memory.
+    fresh_server: bool,
 }
 
 /// The standard set, each short enough that the whole benchmark stays within
@@ -82,31 +83,31 @@ const CASES: [Case; 5] = [
         name: "conn 64 B × 50",
         args: &["conn", "-s", "64", "-c", "50", "-d", "2s"],
         metric: Metric::Rate("conn/s"),
-        needs_pid: false,
+        fresh_server: false,
     },
     Case {
         name: "persistent 64 B × 50",
         args: &["persistent", "-s", "64", "-c", "50", "-d", "2s"],
         metric: Metric::Rate("msg/s"),
-        needs_pid: false,
+        fresh_server: false,
     },
     Case {
         name: "persistent 16 KiB × 8",
         args: &["persistent", "-s", "16KiB", "-c", "8", "-d", "2s"],
         metric: Metric::Megabytes,
-        needs_pid: false,
+        fresh_server: false,
     },
     Case {
         name: "bulk 1 GiB × 1",
         args: &["bulk", "--total", "1GiB", "-c", "1", "-d", "20s"],
         metric: Metric::Gigabytes,
-        needs_pid: false,
+        fresh_server: false,
     },
     Case {
         name: "idle 10,000",
         args: &["idle", "--connections", "10000", "-c", "50", "-d", "1s"],
         metric: Metric::BytesPerConnection,
-        needs_pid: true,
+        fresh_server: true,
     },
 ];
 
@@ -144,19 +145,8 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     let bench = release.join("echo-bench");
 
     let mut servers = [
-        Server::start(
-            "ours",
-            Command::new(release.join("echo-server")).args(["--listen", "127.0.0.1:0"]),
-            &out,
-            &["tcp"],
-        )?,
-        Server::start(
-            "reference",
-            Command::new(release.join("examples").join("reference"))
-                .args(["--listen", "127.0.0.1:0"]),
-            &out,
-            &["tcp"],
-        )?,
+        start_contender(0, &release, &out)?,
+        start_contender(1, &release, &out)?,
     ];
 
     let mut results: Vec<[Vec<Measurement>; 2]> = CASES.iter().map(|_| [vec![], vec![]]).collect();
@@ -170,7 +160,14 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
                 [1, 0]
             };
             for which in order {
-                let server = &mut servers[which];
+                // Memory per connection is measured on a fresh server, so
+                // that memory kept from earlier runs does not hide the growth.
+                let mut fresh = None;
+                let server = if case.fresh_server {
+                    fresh.insert(start_contender(which, &release, &out)?)
+                } else {
+                    &mut servers[which]
+                };
                 let measurement = measure(&bench, case, server)?;
                 eprintln!(
                     "round {}/{ROUNDS}  {:<22} {:<9} {:>12} {}",
@@ -273,6 +270,23 @@ pub fn smoke(root: &Path, profile_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The names of the two servers compared, in table order.
+const CONTENDERS: [&str; 2] = ["ours", "reference"];
+
+/// Starts `CONTENDERS[which]` from the release binaries, on a free loopback port.
+fn start_contender(which: usize, release: &Path, out: &Path) -> anyhow::Result<Server> {
+    let program = match which {
+        0 => release.join("echo-server"),
+        _ => release.join("examples").join("reference"),
+    };
+    Server::start(
+        CONTENDERS[which],
+        Command::new(program).args(["--listen", "127.0.0.1:0"]),
+        out,
+        &["tcp"],
+    )
+}
+
 /// Runs one case against one server and reads its figures.
 fn measure(bench: &Path, case: &Case, server: &mut Server) -> anyhow::Result<Measurement> {
     let mut command = Command::new(bench);
@@ -283,7 +297,7 @@ fn measure(bench: &Path, case: &Case, server: &mut Server) -> anyhow::Result<Mea
         "--label",
         server.name,
     ]);
-    if case.needs_pid {
+    if case.fresh_server {
         command.args(["--server-pid", &server.pid()]);
     }
     let shown = show(&command);
