@@ -229,3 +229,53 @@ async fn ipv6_loopback_works_where_available() {
         assert_clean(&report);
     }
 }
+
+/// Runs on a thread of its own in a new network namespace whose ephemeral port
+/// range is 128 ports wide, so 400 connections must come from several source
+/// addresses. Needs the right to make namespaces (root, as in CI); without it
+/// the test says so and passes.
+#[test]
+fn idle_spreads_over_source_addresses_when_ports_run_out() {
+    let outcome = std::thread::spawn(|| {
+        // Namespaces belong to the thread: the rest of the tests stay where they are.
+        if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+            return None;
+        }
+        let run_ok = |program: &str, args: &[&str]| {
+            std::process::Command::new(program)
+                .args(args)
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        if !run_ok("ip", &["link", "set", "lo", "up"])
+            || !run_ok(
+                "sysctl",
+                &["-q", "-w", "net.ipv4.ip_local_port_range=40000 40127"],
+            )
+        {
+            return None;
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        Some(runtime.block_on(async {
+            let addr = tcp_server(Behaviour::Faithful).await;
+            run(&Plan {
+                workers: 8,
+                duration: Duration::from_millis(50),
+                ..plan(Scenario::Idle { connections: 400 }, addr)
+            })
+            .await
+        }))
+    })
+    .join()
+    .expect("namespace thread");
+    let Some(report) = outcome else {
+        eprintln!("skipped: cannot make a network namespace with its own port range here");
+        return;
+    };
+    assert_clean(&report);
+    assert_eq!(report.held, Some(400), "{report}");
+    assert!(report.source_addresses.is_some_and(|n| n >= 3), "{report}");
+}
