@@ -1,5 +1,11 @@
 //! `conn`: one connection per message, the whole RFC 862 exchange each time:
 //! connect, send, half-close, read to the end, check, close.
+//!
+//! The client half-closes first, so every connection leaves a TIME_WAIT entry
+//! on the client's side, and Linux recycles such a port for the same
+//! destination only after a second: from one source address that caps the
+//! rate near 14,000 connections per second whatever the server.
+//! Workers therefore connect from [`SOURCE_ADDRESSES`] loopback addresses in turn.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,8 +15,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::{Outcome, Shared, connect, run_workers, seed};
+use super::{Outcome, Shared, connect, connect_from, loopback_address, run_workers, seed};
 use crate::tally::{ExchangeError, Recorder, Tally};
+
+/// How many loopback source addresses (127.0.0.1, 127.0.0.2, ...) the workers
+/// spread over when the server is on IPv4 loopback.
+pub const SOURCE_ADDRESSES: usize = 8;
 
 pub(super) async fn run(shared: Arc<Shared>) -> Outcome {
     let tally = run_workers(shared.plan.workers, shared.hard_deadline(), |id| {
@@ -39,12 +49,13 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
         let message = &messages[n % 2];
         n += 1;
         let started = Instant::now();
-        let result = tokio::time::timeout(plan.timeout, exchange(plan.addr, message, &mut reply))
-            .await
-            .unwrap_or(Err(ExchangeError::Timeout {
-                during: "connecting, sending and reading to the end of the reply",
-                after: plan.timeout,
-            }));
+        let result =
+            tokio::time::timeout(plan.timeout, exchange(plan.addr, id, message, &mut reply))
+                .await
+                .unwrap_or(Err(ExchangeError::Timeout {
+                    during: "connecting, sending and reading to the end of the reply",
+                    after: plan.timeout,
+                }));
         match result {
             Ok(()) => recorder.succeeded(message.len() as u64, started.elapsed()),
             Err(err) => recorder.failed(&err),
@@ -53,20 +64,27 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
     recorder.finish()
 }
 
-/// One full exchange on a new connection; `reply` is scratch space.
-///
-/// Sending and receiving run together: a message larger than the socket
-/// buffers would otherwise stall both ends.
-pub(super) async fn exchange(
+/// One full exchange on a new connection from worker `id`'s source address;
+/// `reply` is scratch space.
+async fn exchange(
     addr: SocketAddr,
+    id: usize,
     message: &[u8],
     reply: &mut Vec<u8>,
 ) -> Result<(), ExchangeError> {
-    let mut stream = connect(addr).await?;
+    let mut stream = match addr {
+        SocketAddr::V4(_) => connect_from(loopback_address(id % SOURCE_ADDRESSES), addr)
+            .await
+            .map_err(ExchangeError::Connect)?,
+        SocketAddr::V6(_) => connect(addr).await?,
+    };
     exchange_on(&mut stream, message, reply).await
 }
 
 /// Sends `message` on `stream`, half-closes, and reads the reply to its end.
+///
+/// Sending and receiving run together: a message larger than the socket
+/// buffers would otherwise stall both ends.
 pub(super) async fn exchange_on(
     stream: &mut TcpStream,
     message: &[u8],

@@ -6,16 +6,19 @@
 //! which the loopback interface answers to as well.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use echo_proto::pattern;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::{HARD_GRACE, Outcome, Plan, conn, persistent, run_workers_with, seed};
+use super::{
+    HARD_GRACE, Outcome, Plan, conn, connect_from, loopback_address, persistent, run_workers_with,
+    seed,
+};
 use crate::tally::{ExchangeError, Live, Recorder, Tally};
 use crate::{BenchError, limits};
 
@@ -158,7 +161,7 @@ async fn check_and_close(id: usize, streams: Vec<TcpStream>, phase: Arc<Phase>) 
 struct Sources {
     /// Whether the target can be reached from other 127.x addresses.
     spread: bool,
-    /// 0 for the kernel's choice, n for [`source_address`]`(n)`.
+    /// 0 for the kernel's choice, n for [`loopback_address`]`(n)`.
     current: AtomicUsize,
 }
 
@@ -182,7 +185,7 @@ impl Sources {
             let index = self.current.load(Ordering::Relaxed);
             let result = match index {
                 0 => TcpStream::connect(target).await,
-                _ => connect_from(source_address(index), target).await,
+                _ => connect_from(loopback_address(index), target).await,
             };
             match result {
                 Ok(stream) => {
@@ -209,18 +212,6 @@ impl Sources {
     }
 }
 
-/// The `index`th extra source address: 127.0.0.1 plus `index`.
-fn source_address(index: usize) -> Ipv4Addr {
-    let offset = u32::try_from(index).unwrap_or(u32::MAX).min(0x00FF_FFFE);
-    Ipv4Addr::from(u32::from(Ipv4Addr::LOCALHOST) + offset)
-}
-
-async fn connect_from(source: Ipv4Addr, target: SocketAddr) -> io::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
-    socket.connect(target).await
-}
-
 /// Whether a connect or bind failed for want of a free local port.
 fn out_of_ports(err: &io::Error) -> bool {
     err.raw_os_error() == Some(nix::errno::Errno::EADDRNOTAVAIL as i32)
@@ -230,13 +221,14 @@ fn out_of_ports(err: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
 
     #[test]
     fn source_addresses_count_up_from_loopback() {
-        assert_eq!(source_address(1), Ipv4Addr::new(127, 0, 0, 2));
-        assert_eq!(source_address(254), Ipv4Addr::new(127, 0, 0, 255));
-        assert_eq!(source_address(255), Ipv4Addr::new(127, 0, 1, 0));
-        assert!(source_address(usize::MAX).is_loopback());
+        assert_eq!(loopback_address(1), Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(loopback_address(254), Ipv4Addr::new(127, 0, 0, 255));
+        assert_eq!(loopback_address(255), Ipv4Addr::new(127, 0, 1, 0));
+        assert!(loopback_address(usize::MAX).is_loopback());
     }
 
     #[test]
@@ -255,7 +247,7 @@ mod tests {
             .await
             .expect("bind");
         let target = listener.local_addr().expect("addr");
-        let connecting = connect_from(source_address(5), target);
+        let connecting = connect_from(loopback_address(5), target);
         let (stream, accepted) = tokio::join!(connecting, listener.accept());
         let (_, peer) = accepted.expect("accept");
         assert_eq!(peer.ip(), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 6)));

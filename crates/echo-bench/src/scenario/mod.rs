@@ -9,12 +9,13 @@ mod persistent;
 mod udp;
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -351,6 +352,32 @@ pub(crate) async fn connect(addr: SocketAddr) -> Result<TcpStream, ExchangeError
         .set_nodelay(true)
         .map_err(ExchangeError::io("setting TCP_NODELAY"))?;
     Ok(stream)
+}
+
+/// Connects from `source` (port chosen at connect time) to `target`, with
+/// Nagle's algorithm off as in [`connect`].
+///
+/// With the port left to `connect`, the kernel may reuse a source port towards
+/// other destinations and recycle ports from TIME_WAIT, as it does for an
+/// unbound socket; a plain `bind` to port 0 would reserve a port outright.
+pub(crate) async fn connect_from(source: Ipv4Addr, target: SocketAddr) -> io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    nix::sys::socket::setsockopt(
+        &socket,
+        nix::sys::socket::sockopt::IpBindAddressNoPort,
+        &true,
+    )
+    .map_err(io::Error::from)?;
+    socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+    let stream = socket.connect(target).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// The `index`th loopback address counted from 127.0.0.1 (index 0).
+pub(crate) fn loopback_address(index: usize) -> Ipv4Addr {
+    let offset = u32::try_from(index).unwrap_or(u32::MAX).min(0x00FF_FFFE);
+    Ipv4Addr::from(u32::from(Ipv4Addr::LOCALHOST) + offset)
 }
 
 /// Connects within `timeout`.
