@@ -145,8 +145,8 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     let bench = release.join("echo-bench");
 
     let mut servers = [
-        start_contender(0, &release, &out)?,
-        start_contender(1, &release, &out)?,
+        start_contender(0, &release, &out, "")?,
+        start_contender(1, &release, &out, "")?,
     ];
 
     let mut results: Vec<[Vec<Measurement>; 2]> = CASES.iter().map(|_| [vec![], vec![]]).collect();
@@ -164,7 +164,7 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
                 // that memory kept from earlier runs does not hide the growth.
                 let mut fresh = None;
                 let server = if case.fresh_server {
-                    fresh.insert(start_contender(which, &release, &out)?)
+                    fresh.insert(start_contender(which, &release, &out, "-fresh")?)
                 } else {
                     &mut servers[which]
                 };
@@ -237,7 +237,7 @@ pub fn smoke(root: &Path, profile_dir: &Path) -> anyhow::Result<()> {
             "--udp-rate",
             "0",
         ]),
-        &out,
+        &out.join("smoke.log"),
         &["tcp", "udp"],
     )?;
     let tcp = server.addr("tcp");
@@ -273,8 +273,14 @@ pub fn smoke(root: &Path, profile_dir: &Path) -> anyhow::Result<()> {
 /// The names of the two servers compared, in table order.
 const CONTENDERS: [&str; 2] = ["ours", "reference"];
 
-/// Starts `CONTENDERS[which]` from the release binaries, on a free loopback port.
-fn start_contender(which: usize, release: &Path, out: &Path) -> anyhow::Result<Server> {
+/// Starts `CONTENDERS[which]` from the release binaries, on a free loopback
+/// port, logging to `<out>/<name><log_suffix>.log`.
+fn start_contender(
+    which: usize,
+    release: &Path,
+    out: &Path,
+    log_suffix: &str,
+) -> anyhow::Result<Server> {
     let program = match which {
         0 => release.join("echo-server"),
         _ => release.join("examples").join("reference"),
@@ -282,7 +288,7 @@ fn start_contender(which: usize, release: &Path, out: &Path) -> anyhow::Result<S
     Server::start(
         CONTENDERS[which],
         Command::new(program).args(["--listen", "127.0.0.1:0"]),
-        out,
+        &out.join(format!("{}{log_suffix}.log", CONTENDERS[which])),
         &["tcp"],
     )
 }
@@ -432,15 +438,15 @@ struct Server {
 }
 
 impl Server {
-    /// Starts `command` with stdout piped and stderr to `<out>/<name>.log`, and
-    /// waits (at most [`ANNOUNCE_WITHIN`]) for one announcement of each of `kinds`.
+    /// Starts `command` with stdout piped and stderr to `log`, and waits (at
+    /// most [`ANNOUNCE_WITHIN`]) for one announcement of each of `kinds`.
     fn start(
         name: &'static str,
         command: &mut Command,
-        out: &Path,
+        log: &Path,
         kinds: &[&str],
     ) -> anyhow::Result<Server> {
-        let log = out.join(format!("{name}.log"));
+        let log = log.to_path_buf();
         let log_file =
             File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let shown = show(command);
