@@ -51,15 +51,6 @@ pub enum BenchError {
         #[source]
         source: io::Error,
     },
-    /// A UDP socket for the client could not be set up.
-    #[error("cannot set up a udp socket towards {addr}: {source}")]
-    UdpSocket {
-        /// The server's address.
-        addr: SocketAddr,
-        /// What the kernel said.
-        #[source]
-        source: io::Error,
-    },
     /// A plot could not be drawn or written.
     #[error("cannot draw the plot {}: {message}", path.display())]
     Plot {

@@ -10,12 +10,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use echo_proto::{pattern, verify};
+use echo_proto::verify;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::{Outcome, Shared, connect, connect_from, loopback_address, run_workers, seed};
+use super::{
+    Outcome, Shared, alternating_messages, connect, connect_from, loopback_address, run_budgeted,
+};
 use crate::tally::{ExchangeError, Recorder, Tally};
 
 /// How many loopback source addresses (127.0.0.1, 127.0.0.2, ...) the workers
@@ -23,26 +25,13 @@ use crate::tally::{ExchangeError, Recorder, Tally};
 pub const SOURCE_ADDRESSES: usize = 8;
 
 pub(super) async fn run(shared: Arc<Shared>) -> Outcome {
-    let tally = run_workers(shared.plan.workers, shared.hard_deadline(), |id| {
-        worker(id, Arc::clone(&shared))
-    })
-    .await;
-    Outcome {
-        tally,
-        count_reached: shared.budget.count_reached(),
-        ..Outcome::default()
-    }
+    run_budgeted(shared, worker).await
 }
 
 async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
     let plan = &shared.plan;
     let mut recorder = Recorder::new(id, Arc::clone(&shared.live));
-    // Two messages taken in turn, so a reply replayed from the previous
-    // connection does not pass for the current one.
-    let messages = [
-        pattern(seed(id, 0), plan.size),
-        pattern(seed(id, 1), plan.size),
-    ];
+    let messages = alternating_messages(id, plan.size);
     let mut reply = Vec::with_capacity(plan.size + 1);
     let mut n = 0;
     while shared.budget.take() {

@@ -184,7 +184,7 @@ pub async fn run(plan: &Plan, live: Arc<Live>) -> Result<Report, BenchError> {
         Scenario::Persistent => persistent::run(Shared::new(plan, live, started)).await,
         Scenario::Bulk { total } => bulk::run(Shared::new(plan, live, started), *total).await,
         Scenario::Idle { connections } => idle::run(plan, live, *connections).await?,
-        Scenario::Udp { .. } => udp::run(Shared::new(plan, live, started)).await?,
+        Scenario::Udp { .. } => udp::run(Shared::new(plan, live, started)).await,
     };
     outcome.rss_before_kib = rss_before;
     if outcome.rss_after_kib.is_none() {
@@ -272,6 +272,33 @@ impl Shared {
     fn hard_deadline(&self) -> Instant {
         self.budget.end + self.plan.timeout * 2 + HARD_GRACE
     }
+}
+
+/// Runs `worker(id, shared)` for every worker of the plan, bounded by the
+/// plan's budget and hard deadline, and reports what they counted.
+pub(crate) async fn run_budgeted<F, Fut>(shared: Arc<Shared>, worker: F) -> Outcome
+where
+    F: Fn(usize, Arc<Shared>) -> Fut,
+    Fut: Future<Output = Tally> + Send + 'static,
+{
+    let tally = run_workers(shared.plan.workers, shared.hard_deadline(), |id| {
+        worker(id, Arc::clone(&shared))
+    })
+    .await;
+    Outcome {
+        tally,
+        count_reached: shared.budget.count_reached(),
+        ..Outcome::default()
+    }
+}
+
+/// Worker `worker`'s two messages of `size` bytes, sent in turn so that a
+/// stale or replayed reply fails the check against the current one.
+pub(crate) fn alternating_messages(worker: usize, size: usize) -> [Vec<u8>; 2] {
+    [
+        echo_proto::pattern(seed(worker, 0), size),
+        echo_proto::pattern(seed(worker, 1), size),
+    ]
 }
 
 /// Runs `worker(id)` for every worker of the plan and merges their tallies.

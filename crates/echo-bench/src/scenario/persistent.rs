@@ -4,34 +4,22 @@
 
 use std::sync::Arc;
 
-use echo_proto::{pattern, verify};
+use echo_proto::verify;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::{Outcome, Shared, connect_within, run_workers, seed};
+use super::{Outcome, Shared, alternating_messages, connect_within, run_budgeted};
 use crate::tally::{ExchangeError, Recorder, Tally};
 
 pub(super) async fn run(shared: Arc<Shared>) -> Outcome {
-    let tally = run_workers(shared.plan.workers, shared.hard_deadline(), |id| {
-        worker(id, Arc::clone(&shared))
-    })
-    .await;
-    Outcome {
-        tally,
-        count_reached: shared.budget.count_reached(),
-        ..Outcome::default()
-    }
+    run_budgeted(shared, worker).await
 }
 
 async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
     let plan = &shared.plan;
     let mut recorder = Recorder::new(id, Arc::clone(&shared.live));
-    // Two messages in turn, so a stale or repeated reply fails the check.
-    let messages = [
-        pattern(seed(id, 0), plan.size),
-        pattern(seed(id, 1), plan.size),
-    ];
+    let messages = alternating_messages(id, plan.size);
     let mut reply = vec![0u8; plan.size];
     let mut connection: Option<TcpStream> = None;
     let mut n = 0;

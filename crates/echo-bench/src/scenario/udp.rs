@@ -11,32 +11,12 @@ use echo_proto::udp::MAX_DATAGRAM;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use super::{Outcome, Shared, run_workers_with, seed};
-use crate::BenchError;
+use super::{Outcome, Shared, run_budgeted, seed};
 use crate::check::{Datagrams, Reply};
 use crate::tally::{ExchangeError, Recorder, Tally};
 
-pub(super) async fn run(shared: Arc<Shared>) -> Result<Outcome, BenchError> {
-    let addr = shared.plan.addr;
-    let mut sockets = Vec::with_capacity(shared.plan.workers);
-    for _ in 0..shared.plan.workers {
-        sockets.push(
-            socket_towards(addr)
-                .await
-                .map_err(|source| BenchError::UdpSocket { addr, source })?,
-        );
-    }
-    let sockets = std::sync::Mutex::new(sockets);
-    let (tally, _) = run_workers_with(shared.plan.workers, shared.hard_deadline(), |id| {
-        let socket = sockets.lock().ok().and_then(|mut sockets| sockets.pop());
-        worker(id, socket, Arc::clone(&shared))
-    })
-    .await;
-    Ok(Outcome {
-        tally,
-        count_reached: shared.budget.count_reached(),
-        ..Outcome::default()
-    })
+pub(super) async fn run(shared: Arc<Shared>) -> Outcome {
+    run_budgeted(shared, worker).await
 }
 
 /// A socket on the loopback address of the target's family, connected to the
@@ -51,11 +31,15 @@ async fn socket_towards(target: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket)
 }
 
-async fn worker(id: usize, socket: Option<UdpSocket>, shared: Arc<Shared>) -> (Tally, ()) {
+async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
     let plan = &shared.plan;
     let mut recorder = Recorder::new(id, Arc::clone(&shared.live));
-    let Some(socket) = socket else {
-        return (recorder.finish(), ());
+    let socket = match socket_towards(plan.addr).await {
+        Ok(socket) => socket,
+        Err(err) => {
+            recorder.failed(&ExchangeError::io("setting up a udp socket")(err));
+            return recorder.finish();
+        }
     };
     let mut datagrams = Datagrams::new(seed(id, 0), plan.size);
     // Room for the largest datagram and one byte more, so a reply longer
@@ -95,5 +79,5 @@ async fn worker(id: usize, socket: Option<UdpSocket>, shared: Arc<Shared>) -> (T
             }
         }
     }
-    (recorder.finish(), ())
+    recorder.finish()
 }
