@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::{cargo, run_step, show};
+use crate::{cargo, run_step, show, target_dir};
 
 /// Rounds of every case against every server; the table shows their medians.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// How long a server may take to print its `listening on` line.
 const ANNOUNCE_WITHIN: Duration = Duration::from_secs(10);
 
@@ -339,10 +339,19 @@ fn print_table(results: &[[Vec<Measurement>; 2]]) {
         let value = |which: usize| median(runs[which].iter().map(|m| m.value));
         let p99 = |which: usize| median(runs[which].iter().map(|m| m.p99_us));
         let (ours, reference) = (value(0), value(1));
-        let ratio = if reference.abs() > f64::EPSILON {
-            format!("{:.2}", ours / reference)
-        } else {
+        // Runs of one round were made back to back, so their ratio is taken
+        // before the median: the machine's drift between rounds cancels out.
+        let ratio = median(
+            runs[0]
+                .iter()
+                .zip(&runs[1])
+                .filter(|(_, theirs)| theirs.value.abs() > f64::EPSILON)
+                .map(|(mine, theirs)| mine.value / theirs.value),
+        );
+        let ratio = if ratio.is_nan() {
             "-".to_owned()
+        } else {
+            format!("{ratio:.2}")
         };
         println!(
             "{:<24} {:<26} {:>12} {:>12} {:>9} {:>12} {:>12}",
@@ -355,6 +364,9 @@ fn print_table(results: &[[Vec<Measurement>; 2]]) {
             grouped(p99(1))
         );
     }
+    println!(
+        "\nours/ref is the median over rounds of each round's ratio; the other columns are medians."
+    );
     println!(
         "\nThe reference is the canonical tokio echo: a 4 KiB buffer and Nagle's algorithm on,\n\
          so messages longer than 4 KiB come back in pieces that may wait for a delayed ACK\n\
@@ -409,14 +421,6 @@ fn json_number(json: &str, key: &str) -> Option<f64> {
         .find(|c: char| !(c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E')))
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
-}
-
-/// Where cargo puts build output: `CARGO_TARGET_DIR` if set, else `target/` in the workspace.
-fn target_dir(root: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => root.join(dir),
-        _ => root.join("target"),
-    }
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -39,8 +39,12 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
                 .args(flags),
         )?;
         summary.timed(&format!("bench smoke ({profile})"), || {
-            eprintln!("$ echo-bench smoke run against target/{profile}/echo-server");
-            crate::bench::smoke(root, &root.join("target").join(profile))
+            let profile_dir = crate::target_dir(root).join(profile);
+            eprintln!(
+                "$ echo-bench smoke run against {}",
+                profile_dir.join("echo-server").display()
+            );
+            crate::bench::smoke(root, &profile_dir)
         })?;
     }
     eprintln!("\nci summary:");

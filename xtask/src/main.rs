@@ -58,6 +58,14 @@ fn project_root() -> anyhow::Result<PathBuf> {
         .context("xtask is not inside a workspace")
 }
 
+/// Where cargo puts build output: `CARGO_TARGET_DIR` if set, else `target/` in the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}
+
 /// A `cargo` command, using the cargo that runs us.
 fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))

@@ -27,29 +27,34 @@ const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
 pub(crate) trait Accept: Send + 'static {
     /// The connections it yields.
     type Stream: Transport + 'static;
-    /// Accepts one connection, naming its peer for logs.
-    fn accept_one(&self) -> impl Future<Output = io::Result<(Self::Stream, String)>> + Send;
+    /// How a peer is named in logs; formatted only if a log line is written.
+    type Peer: Display + Send + 'static;
+    /// Accepts one connection.
+    fn accept_one(&self) -> impl Future<Output = io::Result<(Self::Stream, Self::Peer)>> + Send;
 }
 
 impl Accept for tokio::net::TcpListener {
     type Stream = tokio::net::TcpStream;
+    type Peer = std::net::SocketAddr;
 
-    async fn accept_one(&self) -> io::Result<(Self::Stream, String)> {
+    async fn accept_one(&self) -> io::Result<(Self::Stream, Self::Peer)> {
         let (stream, peer) = self.accept().await?;
         // Each exchange is a request waiting for its answer: Nagle's algorithm
         // would hold small replies back until the peer's delayed ACK.
         // It fails only on a connection already dead, which the echo then finds out.
         let _ = stream.set_nodelay(true);
-        Ok((stream, peer.to_string()))
+        Ok((stream, peer))
     }
 }
 
 impl Accept for tokio::net::UnixListener {
     type Stream = tokio::net::UnixStream;
+    /// Unix peers are unnamed; the listener's path is in the log context already.
+    type Peer = &'static str;
 
-    async fn accept_one(&self) -> io::Result<(Self::Stream, String)> {
+    async fn accept_one(&self) -> io::Result<(Self::Stream, Self::Peer)> {
         let (stream, _) = self.accept().await?;
-        Ok((stream, "unix peer".to_owned()))
+        Ok((stream, "unix peer"))
     }
 }
 
@@ -131,7 +136,7 @@ pub(crate) async fn serve<L: Accept>(
         let connection = shared.clone();
         shared.tracker.spawn(async move {
             let _permit = permit;
-            handle(stream, &peer, &connection).await;
+            handle(stream, peer, &connection).await;
             connection
                 .stats
                 .active
@@ -141,7 +146,7 @@ pub(crate) async fn serve<L: Accept>(
 }
 
 /// Serves one connection to its end and records how it ended.
-async fn handle<S: Transport>(mut stream: S, peer: &str, shared: &Shared) {
+async fn handle<S: Transport>(mut stream: S, peer: impl Display, shared: &Shared) {
     debug!(%peer, "connection opened");
     let stats = &shared.stats;
     let result = tokio::select! {
