@@ -43,7 +43,7 @@ pub enum BenchError {
     #[error("invalid plan: {0}")]
     InvalidPlan(String),
     /// The server's memory use could not be read from `/proc/PID/status`.
-    #[error("cannot read the resident memory of process {pid}: {source}")]
+    #[error("cannot read the resident memory of process {pid}")]
     Rss {
         /// The process asked about.
         pid: u32,
