@@ -62,6 +62,8 @@ pub struct Server {
     listeners: Vec<String>,
     stderr: Arc<Mutex<String>>,
     stderr_lines: Receiver<String>,
+    /// Disconnected when the server's stdout closes, which it does as it exits.
+    stdout_open: Receiver<String>,
 }
 
 impl Server {
@@ -131,11 +133,12 @@ impl Server {
             listeners: Vec::new(),
             stderr,
             stderr_lines,
+            stdout_open: announcements,
         };
         let deadline = Instant::now() + WAIT;
         while server.listeners.len() < listeners {
             let left = deadline.saturating_duration_since(Instant::now());
-            match announcements.recv_timeout(left) {
+            match server.stdout_open.recv_timeout(left) {
                 Ok(line) => {
                     let listener = line.strip_prefix("listening on ").unwrap_or_else(|| {
                         panic!("unexpected stdout line from the server: {line:?}")
@@ -216,19 +219,25 @@ impl Server {
     /// # Panics
     /// If it is still running after `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        // The server's stdout closes when it exits: wait for that, with a
+        // deadline, then reap it, which no longer blocks.
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(status) = self.child.try_wait().expect("the server can be waited for") {
-                return status;
+            match self
+                .stdout_open
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => panic!("unexpected stdout line from the server: {line:?}"),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "the server did not exit within {limit:?}; stderr:\n{}",
+                        self.stderr()
+                    )
+                }
             }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not exit within {limit:?}; stderr:\n{}",
-                self.stderr()
-            );
-            // Polling a child's exit has no blocking form with a deadline in std.
-            thread::sleep(Duration::from_millis(5));
         }
+        self.child.wait().expect("the server can be reaped")
     }
 
     /// Whether the server process is still running.
