@@ -221,20 +221,14 @@ impl Server {
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
         // The server's stdout closes when it exits: wait for that, with a
         // deadline, then reap it, which no longer blocks.
-        let deadline = Instant::now() + limit;
-        loop {
-            match self
-                .stdout_open
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) => panic!("unexpected stdout line from the server: {line:?}"),
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "the server did not exit within {limit:?}; stderr:\n{}",
-                        self.stderr()
-                    )
-                }
+        match self.stdout_open.recv_timeout(limit) {
+            Ok(line) => panic!("unexpected stdout line from the server: {line:?}"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!(
+                    "the server did not exit within {limit:?}; stderr:\n{}",
+                    self.stderr()
+                )
             }
         }
         self.child.wait().expect("the server can be reaped")
