@@ -37,7 +37,7 @@ struct Cli {
     addr: Endpoint,
 
     /// Give up when connecting, or when no byte moves either way, takes longer
-    /// than this (0s: wait forever). With --udp, the whole wait for a reply.
+    /// than this (0s: wait forever). With --udp, the whole wait for a reply (0s: 3s).
     #[arg(long, value_name = "DURATION", env = "ECHO_TIMEOUT", default_value = "10s",
           value_parser = parse_duration)]
     timeout: Duration,
