@@ -29,7 +29,17 @@ impl Connection {
                 stream.set_nodelay(true)?;
                 Connection::Tcp(stream)
             }
-            Endpoint::Unix(path) => Connection::Unix(UnixStream::connect(path)?),
+            Endpoint::Unix(path) => Connection::Unix(match timeout {
+                // A wedged server with a full backlog blocks a Unix connect
+                // indefinitely; socket2 can bound it as std does for TCP.
+                Some(timeout) => {
+                    let socket =
+                        socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+                    socket.connect_timeout(&socket2::SockAddr::unix(path)?, timeout)?;
+                    socket.into()
+                }
+                None => UnixStream::connect(path)?,
+            }),
         };
         match &connection {
             Connection::Tcp(stream) => {

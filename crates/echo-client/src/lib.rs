@@ -216,18 +216,15 @@ impl Client {
     }
 
     fn connect(&self) -> Result<Connection, Error> {
-        Connection::open(&self.endpoint, self.timeout).map_err(|source| {
-            if is_timeout(&source) {
-                Error::Timeout {
-                    endpoint: self.endpoint.clone(),
-                    after: self.timeout.unwrap_or_default(),
-                }
-            } else {
-                Error::Connect {
-                    endpoint: self.endpoint.clone(),
-                    source,
-                }
-            }
+        Connection::open(&self.endpoint, self.timeout).map_err(|source| match self.timeout {
+            Some(after) if is_timeout(&source) => Error::Timeout {
+                endpoint: self.endpoint.clone(),
+                after,
+            },
+            _ => Error::Connect {
+                endpoint: self.endpoint.clone(),
+                source,
+            },
         })
     }
 
@@ -240,14 +237,19 @@ impl Client {
         output: &mut W,
     ) -> Result<Transfer, Error> {
         let read = receive(connection, output);
-        // The writer reports before it half-closes, so once the server has
-        // closed its side after our half-close, the report is already here.
+        // The writer reports before it half-closes, so when the server closed
+        // after our half-close the report is already here; when it closed
+        // earlier, the writer's report may not have come yet: closed early.
         let written = writer_outcome.try_recv();
         let result = match (written, read) {
             (Ok(Ok(sent)), Ok(received)) => Ok(Transfer { sent, received }),
             // A failing input is the root cause; the reader then sees an aborted connection.
             (Ok(Err(failure @ Failure::Input(_))), _) => Err(failure),
             (_, Err(failure)) => Err(failure),
+            // The server closed before taking the whole message: the writer
+            // then meets a reset or a broken pipe, possibly before the reader
+            // has drained what came back.
+            (Ok(Err(Failure::Network(err))), Ok(_)) if is_closed(&err) => Err(Failure::ClosedEarly),
             (Ok(Err(failure)), Ok(_)) => Err(failure),
             (Err(mpsc::TryRecvError::Empty), Ok(_)) => Err(Failure::ClosedEarly),
             (Err(mpsc::TryRecvError::Disconnected), Ok(_)) => Err(Failure::WriterLost),
@@ -271,17 +273,18 @@ impl Client {
         }
     }
 
+    /// An I/O error in terms of the endpoint; a timeout only if one was set,
+    /// since without one a timed-out socket is the kernel giving up.
     fn io_error(&self, source: io::Error) -> Error {
-        if is_timeout(&source) {
-            Error::Timeout {
+        match self.timeout {
+            Some(after) if is_timeout(&source) => Error::Timeout {
                 endpoint: self.endpoint.clone(),
-                after: self.timeout.unwrap_or_default(),
-            }
-        } else {
-            Error::Io {
+                after,
+            },
+            _ => Error::Io {
                 endpoint: self.endpoint.clone(),
                 source,
-            }
+            },
         }
     }
 }
@@ -354,4 +357,9 @@ fn is_timeout(err: &io::Error) -> bool {
         err.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+/// Whether a write failed because the peer had closed the connection.
+fn is_closed(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
 }

@@ -77,7 +77,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let client = Client::new(cli.addr).timeout(Some(cli.timeout));
     if cli.message == "-" {
         if cli.udp {
-            bail!("--udp sends one message; it cannot stream stdin");
+            use clap::CommandFactory as _;
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--udp sends one message; it cannot stream stdin (-)",
+                )
+                .exit();
         }
         return stream_stdin(&client, cli.check);
     }
@@ -170,9 +176,34 @@ impl<T: Write> Write for Digesting<T> {
     }
 }
 
+/// Whether the failure is our own stdout having been closed by its reader,
+/// which is how `| head` says it wants no more: only the reply's destination
+/// counts, never a broken connection to the server.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-            || matches!(cause.downcast_ref::<Error>(), Some(Error::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe)
-    })
+    let broken = |e: &io::Error| e.kind() == io::ErrorKind::BrokenPipe;
+    match err.downcast_ref::<Error>() {
+        Some(Error::Output(e)) => broken(e),
+        Some(_) => false,
+        // A bare io::Error comes only from `run`'s own writes to stdout.
+        None => err.downcast_ref::<io::Error>().is_some_and(broken),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_closed_stdout_is_a_quiet_end() {
+        let pipe = || io::Error::from(io::ErrorKind::BrokenPipe);
+        assert!(is_broken_pipe(&anyhow::Error::from(pipe())));
+        assert!(is_broken_pipe(&anyhow::Error::from(Error::Output(pipe()))));
+        let endpoint: Endpoint = "127.0.0.1:7".parse().expect("literal");
+        let server_gone = Error::Io {
+            endpoint,
+            source: pipe(),
+        };
+        assert!(!is_broken_pipe(&anyhow::Error::from(server_gone)));
+        assert!(!is_broken_pipe(&anyhow::Error::from(Error::Input(pipe()))));
+    }
 }

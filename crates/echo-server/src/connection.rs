@@ -52,9 +52,9 @@ pub enum EchoError {
 ///
 /// `moved` is called with the size of each chunk once it has been written back,
 /// so totals stay right even when the connection later fails.
-/// Memory stays bounded by one [`BUFFER_SIZE`] buffer, which exists only while
-/// bytes are flowing: an idle connection holds none, and a peer that stops
-/// reading stops the server from reading.
+/// Memory stays bounded by one [`BUFFER_SIZE`] buffer, and none while the
+/// connection waits for input; a peer that stops reading stops the server from
+/// reading, and holds the buffer until the write completes or times out.
 ///
 /// # Errors
 /// [`EchoError::Idle`] when `idle_timeout` passes with no progress, and

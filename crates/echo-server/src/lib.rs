@@ -95,7 +95,9 @@ impl Server {
         let stop_accepting = CancellationToken::new();
         let shared = tcp::Shared {
             stats: Arc::clone(&self.stats),
-            limit: Arc::new(Semaphore::new(self.config.max_connections.max(1))),
+            limit: Arc::new(Semaphore::new(
+                self.config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+            )),
             idle_timeout: self.config.idle_timeout,
             tracker: TaskTracker::new(),
             hard_stop: CancellationToken::new(),

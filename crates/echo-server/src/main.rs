@@ -54,7 +54,8 @@ struct Cli {
     /// Stream connections served at once, over all listeners.
     ///
     /// At the limit the server stops accepting: further clients wait in the
-    /// kernel's queue and are served as connections finish; none is refused.
+    /// kernel's queue and are served as connections finish; none is refused
+    /// while the server runs.
     /// Default: the open-files limit (raised to its hard limit at start) minus 32.
     #[arg(long, value_name = "N", env = "ECHO_MAX_CONNECTIONS",
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -128,6 +129,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             grace: cli.grace,
             udp_rate: cli.udp_rate,
         };
+        let server = Server::new(config.clone());
+        report_on_sigusr1(&server)?;
         echo_server::announce(&listeners).context("cannot write to stdout")?;
         info!(
             listeners = listeners.len(),
@@ -136,8 +139,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             grace = ?config.grace,
             "echo-server started"
         );
-        let server = Server::new(config);
-        report_on_sigusr1(&server)?;
         let totals = server.run(listeners, shutdown.cancelled_owned()).await;
         info!(%totals, "echo-server stopped");
         Ok(())

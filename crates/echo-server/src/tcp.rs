@@ -76,8 +76,9 @@ pub(crate) struct Shared {
 /// Accepts connections on `listener` until `stop` is cancelled, serving each
 /// in its own task.
 ///
-/// A connection permit is taken before `accept`, so at the limit the server
-/// leaves further clients queued in the kernel instead of refusing them.
+/// Each accepted connection waits for a permit before it is served, and the
+/// listener accepts nothing more meanwhile, so at the limit further clients
+/// wait queued in the kernel instead of being refused.
 pub(crate) async fn serve<L: Accept>(
     listener: L,
     name: impl Display,
@@ -88,15 +89,6 @@ pub(crate) async fn serve<L: Accept>(
     let mut last_log: Option<Instant> = None;
     let mut unlogged_errors = 0u64;
     loop {
-        let permit = tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            permit = shared.limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                // The semaphore is never closed; if it were, serving would be over.
-                Err(_) => return,
-            },
-        };
         let accepted = tokio::select! {
             biased;
             () = stop.cancelled() => return,
@@ -121,7 +113,6 @@ pub(crate) async fn serve<L: Accept>(
                     last_log = Some(Instant::now());
                     unlogged_errors = 0;
                 }
-                drop(permit);
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
@@ -131,6 +122,19 @@ pub(crate) async fn serve<L: Accept>(
             }
         };
         backoff = ACCEPT_BACKOFF_START;
+        // At the limit this waits, and this listener accepts nothing more
+        // meanwhile: later clients queue in the kernel. The permit is taken
+        // after `accept`, not before, so that one listener waiting for
+        // clients never holds a permit another listener's clients need.
+        let permit = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            permit = shared.limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                // The semaphore is never closed; if it were, serving would be over.
+                Err(_) => return,
+            },
+        };
         Stats::bump(&shared.stats.accepted);
         Stats::bump(&shared.stats.active);
         let connection = shared.clone();

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use echo_proto::udp::{self, MAX_DATAGRAM};
+use echo_proto::udp;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -28,6 +28,9 @@ const RATE_TABLE_SWEEP_AT: usize = 16_384;
 pub(crate) struct RateLimit {
     per_window: u32,
     seen: HashMap<IpAddr, (Instant, u32)>,
+    /// When stale sources were last swept out: at most once a window, so a
+    /// flood of new sources costs a sweep a second, not one per datagram.
+    last_sweep: Option<Instant>,
 }
 
 impl RateLimit {
@@ -36,6 +39,7 @@ impl RateLimit {
         RateLimit {
             per_window: per_second,
             seen: HashMap::new(),
+            last_sweep: None,
         }
     }
 
@@ -45,8 +49,14 @@ impl RateLimit {
             return true;
         }
         if self.seen.len() >= RATE_TABLE_SWEEP_AT && !self.seen.contains_key(&source) {
-            self.seen
-                .retain(|_, (start, _)| now.duration_since(*start) < RATE_WINDOW);
+            if self
+                .last_sweep
+                .is_none_or(|at| now.duration_since(at) >= RATE_WINDOW)
+            {
+                self.seen
+                    .retain(|_, (start, _)| now.duration_since(*start) < RATE_WINDOW);
+                self.last_sweep = Some(now);
+            }
             if self.seen.len() >= RATE_TABLE_SWEEP_AT {
                 // More live sources than we track, as under a spoofed flood:
                 // a source we cannot count is not answered.
@@ -70,8 +80,9 @@ pub(crate) async fn serve(
     stats: Arc<Stats>,
     stop: CancellationToken,
 ) {
-    // One buffer of the largest possible datagram, or longer ones would be cut silently.
-    let mut buffer = vec![0u8; MAX_DATAGRAM + 1];
+    // Room for the largest datagram UDP can carry at all (IPv6 allows a few
+    // bytes more than IPv4's MAX_DATAGRAM), or longer ones would be cut silently.
+    let mut buffer = vec![0u8; usize::from(u16::MAX) + 1];
     let mut limit = RateLimit::new(rate);
     loop {
         let received = tokio::select! {

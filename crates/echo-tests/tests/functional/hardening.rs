@@ -254,3 +254,40 @@ fn a_second_sigterm_during_the_drain_exits_at_once_with_143() {
 fn a_second_sigint_during_the_drain_exits_at_once_with_130() {
     assert_second_signal_exits_at_once(Signal::SIGINT, 130);
 }
+
+#[test]
+fn the_limit_is_shared_by_listeners_without_starving_any() {
+    let server = Server::start_with(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-connections",
+            "2",
+        ],
+        2,
+    );
+    let first = server.listener_addr("tcp", 0);
+    let second = server.listener_addr("tcp", 1);
+    // One connection in service on the first listener leaves one slot, which
+    // the idle second listener must not be sitting on.
+    let mut held = TcpStream::connect(first).expect("connect");
+    held.set_read_timeout(Some(WAIT)).expect("timeout");
+    held.write_all(b"x").expect("write");
+    let mut byte = [0u8; 1];
+    held.read_exact(&mut byte).expect("served");
+    let client = |addr| Client::new(addr).timeout(Some(WAIT));
+    assert_eq!(
+        client(first)
+            .echo_text("first")
+            .expect("the free slot serves the first listener"),
+        "first"
+    );
+    assert_eq!(
+        client(second)
+            .echo_text("second")
+            .expect("and then the second"),
+        "second"
+    );
+}

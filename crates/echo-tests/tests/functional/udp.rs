@@ -58,6 +58,38 @@ fn datagrams_of_every_size_come_back_whole() {
 }
 
 #[test]
+fn the_largest_ipv6_datagram_comes_back_whole() {
+    let server = Server::start_with(&["--listen", "[::1]:0", "--udp"], 2);
+    let socket = UdpSocket::bind("[::1]:0").expect("bind");
+    socket
+        .connect(server.listener_addr("udp", 0))
+        .expect("connect");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    // 65,535 minus the 8-byte UDP header: IPv6 carries 20 bytes more than IPv4.
+    let message = pattern(6, 65_527);
+    let mut buffer = vec![0u8; 70_000];
+    let deadline = Instant::now() + WAIT;
+    let reply = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no reply to the largest IPv6 datagram"
+        );
+        socket.send(&message).expect("send");
+        if let Ok(n) = socket.recv(&mut buffer) {
+            break &buffer[..n];
+        }
+    };
+    assert!(
+        reply == message,
+        "{} bytes came back for {}",
+        reply.len(),
+        message.len()
+    );
+}
+
+#[test]
 fn the_client_command_speaks_udp() {
     let server = udp_server(&[]);
     Cmd::new(binary("echo-client"))
