@@ -361,5 +361,8 @@ fn is_timeout(err: &io::Error) -> bool {
 
 /// Whether a write failed because the peer had closed the connection.
 fn is_closed(err: &io::Error) -> bool {
-    matches!(err.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
+    matches!(
+        err.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
 }
