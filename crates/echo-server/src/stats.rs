@@ -40,6 +40,11 @@ impl Stats {
         counter.fetch_add(1, Relaxed);
     }
 
+    /// Takes one from `counter`, for gauges such as `active`.
+    pub(crate) fn drop_one(counter: &AtomicU64) {
+        counter.fetch_sub(1, Relaxed);
+    }
+
     /// Adds `n` to `counter`.
     pub(crate) fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Relaxed);

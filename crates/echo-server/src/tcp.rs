@@ -141,10 +141,7 @@ pub(crate) async fn serve<L: Accept>(
         shared.tracker.spawn(async move {
             let _permit = permit;
             handle(stream, peer, &connection).await;
-            connection
-                .stats
-                .active
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            Stats::drop_one(&connection.stats.active);
         });
     }
 }
