@@ -4,7 +4,8 @@
 //! with a spoofed source address, and the two then bounce datagrams between
 //! each other forever (CVE-1999-0103, and the 2024 "Loop DoS", CVE-2024-2169).
 //! The defence is to never answer a source that is itself an automatic
-//! responder, or that cannot be a real single sender.
+//! responder (a well-known service port, or the port this server itself
+//! answers on), or that cannot be a real single sender.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -28,23 +29,31 @@ pub const REFLECTING_PORTS: &[u16] = &[
 pub enum Refusal {
     /// The source port belongs to a service that answers automatically.
     ReflectingPort(u16),
+    /// The source port is one this server echoes on: the datagram comes from
+    /// the server itself (a spoofed source) or from another echo service on
+    /// the same port, and answering would start a loop.
+    OwnPort(u16),
     /// Port 0 cannot be a real sender's port.
     ZeroPort,
     /// A broadcast, multicast or unspecified address cannot be a single real sender.
     NotUnicast(IpAddr),
 }
 
-/// Decides whether a datagram from `source` may be echoed.
+/// Decides whether a datagram from `source` may be echoed by a server whose
+/// UDP sockets are bound to `own_ports`.
 ///
 /// # Errors
 /// Returns the [`Refusal`] that forbids an answer.
-pub fn check_source(source: SocketAddr) -> Result<(), Refusal> {
+pub fn check_source(source: SocketAddr, own_ports: &[u16]) -> Result<(), Refusal> {
     let port = source.port();
     if port == 0 {
         return Err(Refusal::ZeroPort);
     }
     if REFLECTING_PORTS.contains(&port) {
         return Err(Refusal::ReflectingPort(port));
+    }
+    if own_ports.contains(&port) {
+        return Err(Refusal::OwnPort(port));
     }
     let ip = canonical(source.ip());
     let not_unicast = match ip {
@@ -76,18 +85,38 @@ mod tests {
 
     #[test]
     fn ordinary_clients_are_answered() {
-        assert_eq!(check_source(addr("127.0.0.1:40000")), Ok(()));
-        assert_eq!(check_source(addr("[::1]:50000")), Ok(()));
-        assert_eq!(check_source(addr("192.0.2.7:1024")), Ok(()));
+        assert_eq!(check_source(addr("127.0.0.1:40000"), &[7007]), Ok(()));
+        assert_eq!(check_source(addr("[::1]:50000"), &[7007]), Ok(()));
+        assert_eq!(check_source(addr("192.0.2.7:1024"), &[]), Ok(()));
     }
 
     #[test]
     fn every_reflecting_port_is_refused() {
         for &port in REFLECTING_PORTS {
             let source = SocketAddr::new("127.0.0.1".parse().expect("ip"), port);
-            assert_eq!(check_source(source), Err(Refusal::ReflectingPort(port)));
+            assert_eq!(
+                check_source(source, &[]),
+                Err(Refusal::ReflectingPort(port))
+            );
         }
-        assert_eq!(check_source(addr("127.0.0.1:0")), Err(Refusal::ZeroPort));
+        assert_eq!(
+            check_source(addr("127.0.0.1:0"), &[]),
+            Err(Refusal::ZeroPort)
+        );
+    }
+
+    #[test]
+    fn the_servers_own_ports_are_refused_from_any_address() {
+        let own = [7007, 40_000];
+        for text in ["127.0.0.1:7007", "192.0.2.9:40000", "[::1]:7007"] {
+            let source = addr(text);
+            assert_eq!(
+                check_source(source, &own),
+                Err(Refusal::OwnPort(source.port())),
+                "{text}"
+            );
+        }
+        assert_eq!(check_source(addr("127.0.0.1:7008"), &own), Ok(()));
     }
 
     #[test]
@@ -101,7 +130,7 @@ mod tests {
             "[::ffff:255.255.255.255]:4000",
         ] {
             assert!(
-                matches!(check_source(addr(text)), Err(Refusal::NotUnicast(_))),
+                matches!(check_source(addr(text), &[]), Err(Refusal::NotUnicast(_))),
                 "{text}"
             );
         }

@@ -7,13 +7,15 @@
 use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::task::Poll;
 use std::time::Duration;
 
 use echo_proto::BUFFER_SIZE;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::task::coop::cooperative;
+
+use crate::send_queue::SendQueue;
 
 /// A byte stream the server can echo on.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
@@ -22,11 +24,18 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
     /// Waiting on readiness instead of inside `read` lets an idle connection
     /// hold no buffer at all, which is what keeps 10,000 idle clients cheap.
     fn wait_readable(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// The kernel's count of bytes written and not yet taken by the peer.
+    fn send_queue(&self) -> SendQueue;
 }
 
 impl Transport for tokio::net::TcpStream {
     async fn wait_readable(&mut self) -> io::Result<()> {
         self.readable().await
+    }
+
+    fn send_queue(&self) -> SendQueue {
+        SendQueue::of(self)
     }
 }
 
@@ -34,12 +43,17 @@ impl Transport for tokio::net::UnixStream {
     async fn wait_readable(&mut self) -> io::Result<()> {
         self.readable().await
     }
+
+    fn send_queue(&self) -> SendQueue {
+        SendQueue::of(self)
+    }
 }
 
 /// Why an echo ended before the peer's end of input.
 #[derive(Debug, thiserror::Error)]
 pub enum EchoError {
-    /// No byte moved in either direction for the whole idle timeout.
+    /// For the whole idle timeout the connection read nothing and its peer
+    /// took none of the bytes written to it.
     #[error("idle for {0:?}")]
     Idle(Duration),
     /// The peer reset the connection, or another I/O error ended it.
@@ -50,11 +64,15 @@ pub enum EchoError {
 /// Echoes everything read from `stream` back to it until the peer half-closes;
 /// the caller then drops the stream, and the peer reads a clean end of stream.
 ///
-/// `moved` is called with the size of each chunk once it has been written back,
-/// so totals stay right even when the connection later fails.
+/// `moved` is called with the size of each write once it is done, so totals
+/// stay right even when the connection later fails.
 /// Memory stays bounded by one [`BUFFER_SIZE`] buffer, and none while the
 /// connection waits for input; a peer that stops reading stops the server from
 /// reading, and holds the buffer until the write completes or times out.
+///
+/// The idle timeout closes a connection only when, for the whole timeout, it
+/// has read nothing and the peer has taken none of the bytes queued for it:
+/// a slow reader is never cut while it drains the send queue.
 ///
 /// # Errors
 /// [`EchoError::Idle`] when `idle_timeout` passes with no progress, and
@@ -64,6 +82,8 @@ pub async fn echo<T: Transport>(
     idle_timeout: Option<Duration>,
     mut moved: impl FnMut(usize),
 ) -> Result<(), EchoError> {
+    let mut idle = IdleWatch::new(idle_timeout, stream.send_queue());
+    let mut written_total = 0u64;
     // Uninitialised on purpose: zeroing 64 KiB for every burst of a small
     // request-response exchange would cost more than the exchange itself.
     let mut buffer: Option<Box<[MaybeUninit<u8>]>> = None;
@@ -73,7 +93,8 @@ pub async fn echo<T: Transport>(
             // budget, but reads do: once the budget is spent a read says
             // "not yet" while readiness says "ready", and without this the
             // task would spin between the two and starve its worker thread.
-            within(idle_timeout, cooperative(stream.wait_readable())).await??;
+            idle.bound(written_total, cooperative(stream.wait_readable()))
+                .await??;
         }
         let storage = buffer.get_or_insert_with(|| Box::new_uninit_slice(BUFFER_SIZE));
         let mut chunk = ReadBuf::uninit(storage);
@@ -90,13 +111,16 @@ pub async fn echo<T: Transport>(
         }
         let mut written = 0;
         while written < data.len() {
-            let n = within(idle_timeout, stream.write(&data[written..])).await??;
+            let n = idle
+                .bound(written_total, stream.write(&data[written..]))
+                .await??;
             if n == 0 {
                 return Err(io::Error::from(io::ErrorKind::WriteZero).into());
             }
             written += n;
+            written_total += n as u64;
+            moved(n);
         }
-        moved(data.len());
     }
     // Nothing is left unread, so the caller's close sends a FIN after the
     // last byte, never a reset; a separate shutdown(2) would only cost a syscall.
@@ -117,13 +141,80 @@ async fn poll_read_once<T: Transport>(
     .await
 }
 
-/// Runs `operation`, failing with [`EchoError::Idle`] if it takes longer than `limit`.
-async fn within<F: Future>(limit: Option<Duration>, operation: F) -> Result<F::Output, EchoError> {
-    match limit {
-        Some(limit) => tokio::time::timeout(limit, operation)
-            .await
-            .map_err(|_| EchoError::Idle(limit)),
-        None => Ok(operation.await),
+/// The idle rule for one connection: a wait may go on past the timeout for
+/// as long as the peer keeps taking bytes from the send queue.
+///
+/// The queue is looked at only when a wait has lasted the whole timeout, so
+/// the fast path costs no system call; the price is that the first look
+/// after a write has nothing to compare with (see [`Look::peer_took_bytes`]).
+#[derive(Debug)]
+struct IdleWatch {
+    limit: Option<Duration>,
+    queue: SendQueue,
+    last_look: Option<Look>,
+}
+
+/// What the send queue held when the idle deadline last fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Look {
+    /// Bytes written to the connection so far.
+    written: u64,
+    /// Bytes of those the peer had not taken.
+    unsent: u64,
+}
+
+impl Look {
+    /// Whether the peer took bytes since `earlier`, as far as the kernel tells.
+    ///
+    /// After a write there is no earlier length to compare with: a queue
+    /// that still holds bytes gets the benefit of the doubt once, so a
+    /// connection is never cut early, and a peer that has stopped taking
+    /// bytes is closed at the next deadline, within two timeouts.
+    fn peer_took_bytes(self, earlier: Option<Look>) -> bool {
+        match earlier {
+            Some(earlier) if earlier.written == self.written => self.unsent < earlier.unsent,
+            _ => self.unsent > 0,
+        }
+    }
+}
+
+impl IdleWatch {
+    fn new(limit: Option<Duration>, queue: SendQueue) -> Self {
+        IdleWatch {
+            limit,
+            queue,
+            last_look: None,
+        }
+    }
+
+    /// Runs `operation`, failing with [`EchoError::Idle`] once a whole timeout
+    /// passes in which it did not finish and the peer took no byte;
+    /// `written` is the connection's total so far.
+    async fn bound<F: Future>(
+        &mut self,
+        written: u64,
+        operation: F,
+    ) -> Result<F::Output, EchoError> {
+        let Some(limit) = self.limit else {
+            return Ok(operation.await);
+        };
+        let mut operation = pin!(operation);
+        let mut deadline = pin!(tokio::time::sleep(limit));
+        loop {
+            tokio::select! {
+                biased;
+                output = &mut operation => return Ok(output),
+                () = &mut deadline => {}
+            }
+            let Some(unsent) = self.queue.unsent() else {
+                return Err(EchoError::Idle(limit));
+            };
+            let look = Look { written, unsent };
+            if !look.peer_took_bytes(self.last_look.replace(look)) {
+                return Err(EchoError::Idle(limit));
+            }
+            deadline.as_mut().reset(tokio::time::Instant::now() + limit);
+        }
     }
 }
 
@@ -226,6 +317,10 @@ mod tests {
     }
 
     impl Transport for Choppy {
+        fn send_queue(&self) -> SendQueue {
+            SendQueue::unknown()
+        }
+
         async fn wait_readable(&mut self) -> io::Result<()> {
             if self.peeked.is_none() && !self.at_end {
                 let mut byte = [0u8; 1];
@@ -309,6 +404,22 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_peer_took_bytes_only_if_the_queue_shrank_with_no_write_between() {
+        let look = |written, unsent| Look { written, unsent };
+        // The queue shrank since the last look, with no write in between.
+        assert!(look(100, 10).peer_took_bytes(Some(look(100, 60))));
+        // Nothing moved: idle, whether something is queued or not.
+        assert!(!look(100, 60).peer_took_bytes(Some(look(100, 60))));
+        assert!(!look(100, 0).peer_took_bytes(Some(look(100, 0))));
+        // Nothing queued and no earlier look: there is nothing left to take.
+        assert!(!look(0, 0).peer_took_bytes(None));
+        assert!(!look(100, 0).peer_took_bytes(Some(look(50, 20))));
+        // Written since the last look, something queued: the benefit of the doubt.
+        assert!(look(100, 30).peer_took_bytes(Some(look(50, 20))));
+        assert!(look(100, 30).peer_took_bytes(None));
+    }
+
     /// A peer that always has more to send and takes every reply at once,
     /// and whose reads, like tokio's sockets, spend the cooperative budget.
     struct Firehose {
@@ -351,6 +462,10 @@ mod tests {
     }
 
     impl Transport for Firehose {
+        fn send_queue(&self) -> SendQueue {
+            SendQueue::unknown()
+        }
+
         async fn wait_readable(&mut self) -> io::Result<()> {
             // Readiness ignores the budget, as tokio's does.
             Ok(())

@@ -11,6 +11,8 @@
 pub mod connection;
 pub mod limits;
 pub mod listen;
+pub mod log;
+pub mod send_queue;
 pub mod shutdown;
 pub mod stats;
 mod tcp;
@@ -29,6 +31,7 @@ use tracing::{info, warn};
 
 pub use listen::{ListenError, Listener};
 pub use stats::{Stats, Totals};
+pub use udp::REPEATS_ANSWERED;
 
 /// How long connections in flight may take to finish after shutdown starts, by default.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -102,6 +105,15 @@ impl Server {
             tracker: TaskTracker::new(),
             hard_stop: CancellationToken::new(),
         };
+        // Every UDP port of this server: a datagram from one of them is the
+        // server answering itself, or another echo service on the same port.
+        let own_ports: Arc<[u16]> = listeners
+            .iter()
+            .filter_map(|listener| match listener {
+                Listener::Udp(udp) => udp.local_addr().ok().map(|addr| addr.port()),
+                _ => None,
+            })
+            .collect();
         let listener_tasks = TaskTracker::new();
         for listener in listeners {
             let stop = stop_accepting.clone();
@@ -120,6 +132,7 @@ impl Server {
                 Listener::Udp(udp) => listener_tasks.spawn(udp::serve(
                     udp,
                     self.config.udp_rate,
+                    Arc::clone(&own_ports),
                     Arc::clone(&self.stats),
                     stop,
                 )),

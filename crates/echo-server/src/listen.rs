@@ -7,7 +7,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use echo_proto::Endpoint;
@@ -79,6 +79,17 @@ pub enum ListenError {
     /// A Unix socket path is taken by a server that still answers.
     #[error("cannot listen on unix:{}: another server is listening there", .0.display())]
     UnixInUse(PathBuf),
+    /// A socket file exists at the path and connecting to it failed in a way
+    /// other than "refused" (permission denied, say), so whether a server
+    /// still listens there cannot be told, and the file is left alone.
+    #[error("cannot listen on unix:{}: a socket file is there and it cannot be told whether a server still listens on it", path.display())]
+    UnixUncertain {
+        /// The socket file's path.
+        path: PathBuf,
+        /// What connecting to it said.
+        #[source]
+        source: io::Error,
+    },
     /// A Unix socket path exists and is not a socket, so it is not ours to replace.
     #[error("cannot listen on unix:{}: the path exists and is not a socket", .0.display())]
     NotASocket(PathBuf),
@@ -99,14 +110,24 @@ pub enum ListenError {
     },
 }
 
-/// A Unix socket file the server created, removed again when dropped.
+/// A Unix socket file the server created, removed again when dropped, but
+/// only if it is still that file.
 #[derive(Debug)]
-pub struct SocketFile(PathBuf);
+pub struct SocketFile {
+    path: PathBuf,
+    /// Device and inode of the file as bound: if another server has since
+    /// replaced it, the path is that server's, and not ours to remove.
+    identity: (u64, u64),
+}
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
-        // Nothing useful can be done if it is already gone.
-        let _ = std::fs::remove_file(&self.0);
+        let still_ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|meta| (meta.dev(), meta.ino()) == self.identity);
+        if still_ours {
+            // Nothing useful can be done if it is already gone.
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -156,6 +177,9 @@ pub fn inherited() -> Result<Option<Vec<Listener>>, ListenError> {
         // Each take leaves the descriptor in place when it is of another kind.
         let listener = if let Ok(Some(tcp)) = fds.take_tcp_listener(index) {
             tcp.set_nonblocking(true).map_err(fail)?;
+            socket2::SockRef::from(&tcp)
+                .set_out_of_band_inline(true)
+                .map_err(fail)?;
             Listener::Tcp(TcpListener::from_std(tcp).map_err(fail)?)
         } else if let Ok(Some(unix)) = fds.take_unix_listener(index) {
             unix.set_nonblocking(true).map_err(fail)?;
@@ -185,6 +209,9 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = new_socket(addr, Type::STREAM, Protocol::TCP)?;
     // A restarted server must not wait out TIME_WAIT of its previous life.
     socket.set_reuse_address(true)?;
+    // Urgent (MSG_OOB) bytes are bytes too: inline, they are read and echoed
+    // in their place instead of dropped. Accepted sockets inherit it.
+    socket.set_out_of_band_inline(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     TcpListener::from_std(socket.into())
@@ -216,26 +243,69 @@ fn bind_tcp_and_udp(addr: SocketAddr) -> io::Result<(TcpListener, UdpSocket)> {
     }
 }
 
-/// Binds a Unix stream socket, replacing a stale socket file left by a server
-/// that died without cleaning up, but never a live one or a non-socket file.
+/// Binds a Unix stream socket, replacing a socket file only when it is
+/// provably stale (connecting to it is refused: nothing listens), never a
+/// live server's, one whose state cannot be told, or a file that is not a socket.
 fn bind_unix(path: &Path) -> Result<Listener, ListenError> {
     let fail = |source| ListenError::Bind {
         endpoint: Endpoint::Unix(path.to_owned()),
         source,
     };
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => {
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(ListenError::UnixInUse(path.to_owned()));
+        Ok(meta) if meta.file_type().is_socket() => match probe_unix(path) {
+            Probe::Stale => match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(fail(err)),
+            },
+            Probe::Live => return Err(ListenError::UnixInUse(path.to_owned())),
+            Probe::Unknown(source) => {
+                return Err(ListenError::UnixUncertain {
+                    path: path.to_owned(),
+                    source,
+                });
             }
-            std::fs::remove_file(path).map_err(fail)?;
-        }
+        },
         Ok(_) => return Err(ListenError::NotASocket(path.to_owned())),
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
         Err(err) => return Err(fail(err)),
     }
     let listener = UnixListener::bind(path).map_err(fail)?;
-    Ok(Listener::Unix(listener, Some(SocketFile(path.to_owned()))))
+    let meta = std::fs::symlink_metadata(path).map_err(fail)?;
+    let file = SocketFile {
+        path: path.to_owned(),
+        identity: (meta.dev(), meta.ino()),
+    };
+    Ok(Listener::Unix(listener, Some(file)))
+}
+
+/// What connecting to an existing socket file says about it.
+#[derive(Debug)]
+enum Probe {
+    /// Refused: no one listens, the file is a dead server's.
+    Stale,
+    /// Accepted, or queued behind a full backlog: a server lives there.
+    Live,
+    /// Anything else (permission denied, say): no way to know.
+    Unknown(io::Error),
+}
+
+/// Connects to the socket file at `path` without waiting, so a live server
+/// with a full accept queue cannot stall the start-up.
+fn probe_unix(path: &Path) -> Probe {
+    let attempt = || -> io::Result<()> {
+        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        socket.set_nonblocking(true)?;
+        socket.connect(&socket2::SockAddr::unix(path)?)
+    };
+    match attempt() {
+        Ok(()) => Probe::Live,
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Probe::Live,
+        Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => Probe::Stale,
+        // Gone since it was looked at: nothing to replace.
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Probe::Stale,
+        Err(err) => Probe::Unknown(err),
+    }
 }
 
 #[cfg(test)]

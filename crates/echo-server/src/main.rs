@@ -1,14 +1,13 @@
 //! The `echo-server` command: parses flags, sets up logging, binds, announces,
 //! and hands over to the library's `Server::run`.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
 use echo_proto::{Endpoint, parse_duration};
-use echo_server::{Config, Server, limits, listen, shutdown};
+use echo_server::{Config, Server, limits, listen, log, shutdown};
 use tracing::info;
 
 /// An RFC 862 echo server: every byte a client sends comes back unchanged.
@@ -74,16 +73,18 @@ struct Cli {
 
 const AFTER_HELP: &str = "\
 Shutdown:
-  Ctrl-C (SIGINT), SIGTERM, or Ctrl-D when stdin is a terminal stop accepting,
-  let connections in flight finish within --grace, then exit. With stdin at
-  /dev/null or a pipe, as under a process manager, end of input is ignored.
-  A second SIGINT or SIGTERM during the drain exits at once.
+  Ctrl-C (SIGINT), SIGTERM, SIGHUP, or Ctrl-D when stdin is a terminal stop
+  accepting, let connections in flight finish within --grace, then exit.
+  With stdin at /dev/null or a pipe, as under a process manager, end of input
+  is ignored. SIGHUP ignored at start (`nohup echo-server &`) stays ignored.
+  A second signal during the drain exits at once.
   SIGUSR1 logs the running totals without stopping.
 
 Exit status:
   0    stopped cleanly (after the drain, even if it had to close connections)
   1    could not start (address in use, permission denied, bad address)
   2    bad command line
+  129  second SIGHUP during the drain
   130  second SIGINT during the drain
   143  second SIGTERM during the drain
 
@@ -93,18 +94,25 @@ Socket activation:
 
 Logging:
   Logs go to stderr; RUST_LOG sets the level (default info; debug shows each
-  connection). Stdout carries only the `listening on` lines.";
+  connection). Stdout carries only the `listening on` lines. A stderr that
+  is closed, full or not read never stops the server: lines that cannot be
+  written are dropped, and their count is in the totals.";
+
+/// How long the server waits at exit for its last log lines to be written.
+const EXIT_LOG_FLUSH: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
-    match run(cli) {
+    log::init();
+    let status = match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            log::line(&format!("error: {err:#}"));
             ExitCode::FAILURE
         }
-    }
+    };
+    log::flush(EXIT_LOG_FLUSH);
+    status
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -140,7 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             "echo-server started"
         );
         let totals = server.run(listeners, shutdown.cancelled_owned()).await;
-        info!(%totals, "echo-server stopped");
+        info!(%totals, log_lines_dropped = log::dropped_lines(), "echo-server stopped");
         Ok(())
     })
 }
@@ -153,18 +161,8 @@ fn report_on_sigusr1(server: &Server) -> anyhow::Result<()> {
     let stats = server.stats();
     tokio::spawn(async move {
         while usr1.recv().await.is_some() {
-            info!(totals = %stats.snapshot(), "totals");
+            info!(totals = %stats.snapshot(), log_lines_dropped = log::dropped_lines(), "totals");
         }
     });
     Ok(())
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }

@@ -1,23 +1,31 @@
-//! What starts a shutdown: Ctrl-C, SIGTERM, or Ctrl-D on a terminal; and what
-//! a second signal does (exit at once).
+//! What starts a shutdown: Ctrl-C, SIGTERM, SIGHUP, or Ctrl-D on a terminal;
+//! and what a second signal does (exit at once).
 
 use std::io::{IsTerminal, Read};
+use std::time::Duration;
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// Exit status after a second SIGINT: 128 + 2, as shells report it.
+/// Exit status after a second SIGHUP: 128 + 1, as shells report it.
+pub const EXIT_SECOND_SIGHUP: i32 = 129;
+/// Exit status after a second SIGINT: 128 + 2.
 pub const EXIT_SECOND_SIGINT: i32 = 130;
 /// Exit status after a second SIGTERM: 128 + 15.
 pub const EXIT_SECOND_SIGTERM: i32 = 143;
 
+/// How long an exit at a second signal waits for the log lines before it.
+const EXIT_LOG_FLUSH: Duration = Duration::from_millis(200);
+
 /// Installs the signal handlers and returns a token cancelled at the first
-/// SIGINT, SIGTERM, or end of input on a terminal stdin.
+/// SIGINT, SIGTERM, SIGHUP, or end of input on a terminal stdin.
 ///
-/// After that, a second SIGINT or SIGTERM exits the process at once with
-/// [`EXIT_SECOND_SIGINT`] or [`EXIT_SECOND_SIGTERM`]: an operator who asks
-/// twice does not want to wait out the drain.
+/// After that, a second one of those signals exits the process at once with
+/// [`EXIT_SECOND_SIGINT`], [`EXIT_SECOND_SIGTERM`] or [`EXIT_SECOND_SIGHUP`]:
+/// an operator who asks twice does not want to wait out the drain.
+/// SIGHUP (the terminal went away) is handled only if it was not ignored
+/// when the process started, so `nohup echo-server &` survives the terminal.
 /// Stdin that is not a terminal (`/dev/null`, a pipe) is left alone, so a
 /// server run by a process manager keeps serving.
 ///
@@ -28,6 +36,12 @@ pub const EXIT_SECOND_SIGTERM: i32 = 143;
 pub fn on_signals() -> std::io::Result<CancellationToken> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    // Checked before any handler is installed, since installing one replaces the "ignore".
+    let mut hangup = if hangup_ignored() {
+        None
+    } else {
+        Some(signal(SignalKind::hangup())?)
+    };
     let mut end_of_input = terminal_eof();
     let token = CancellationToken::new();
     let trigger = token.clone();
@@ -35,18 +49,53 @@ pub fn on_signals() -> std::io::Result<CancellationToken> {
         let reason = tokio::select! {
             _ = interrupt.recv() => "SIGINT",
             _ = terminate.recv() => "SIGTERM",
+            () = next(&mut hangup) => "SIGHUP",
             Ok(()) = &mut end_of_input => "end of input",
         };
-        info!(reason, "shutting down");
+        // Cancel first: whatever happens to the log line, the drain starts.
         trigger.cancel();
+        info!(reason, "shutting down");
         let code = tokio::select! {
             _ = interrupt.recv() => EXIT_SECOND_SIGINT,
             _ = terminate.recv() => EXIT_SECOND_SIGTERM,
+            () = next(&mut hangup) => EXIT_SECOND_SIGHUP,
         };
         warn!("second signal, exiting without waiting for connections");
+        crate::log::flush(EXIT_LOG_FLUSH);
         std::process::exit(code);
     });
     Ok(token)
+}
+
+/// Resolves at the next delivery of `signal`; never, when it is not handled.
+async fn next(signal: &mut Option<Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether SIGHUP was set to be ignored when the process started, as
+/// `nohup` does; the kernel shows the ignored signals in `/proc/self/status`.
+fn hangup_ignored() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    ignores(&status, nix::sys::signal::Signal::SIGHUP as i32)
+}
+
+/// Whether the `SigIgn:` mask of a `/proc/PID/status` text has `signal` set.
+fn ignores(status: &str, signal: i32) -> bool {
+    let mask = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
+    match (mask, u32::try_from(signal - 1)) {
+        (Some(mask), Ok(bit)) if bit < 64 => mask & (1 << bit) != 0,
+        _ => false,
+    }
 }
 
 /// Resolves when a terminal stdin reaches end of input (Ctrl-D); fails at once
@@ -74,4 +123,18 @@ fn terminal_eof() -> tokio::sync::oneshot::Receiver<()> {
     // Without a terminal the sender is dropped here, and the receiver's error
     // disables its branch of the `select!` above.
     receiver
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ignored_signals_are_read_from_the_status_mask() {
+        let status = "Name:\techo-server\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001001\n";
+        assert!(ignores(status, 1), "SIGHUP is bit 0");
+        assert!(ignores(status, 13), "SIGPIPE is bit 12");
+        assert!(!ignores(status, 15));
+        assert!(!ignores("Name:\tx\n", 1));
+    }
 }

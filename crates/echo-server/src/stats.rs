@@ -22,8 +22,13 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// Connections still open when the shutdown grace period ran out.
     pub cut: AtomicU64,
-    /// Bytes echoed back over stream connections.
+    /// Bytes echoed back over stream connections: written to the socket, less
+    /// those still queued in it when the server closed the connection early.
     pub stream_bytes: AtomicU64,
+    /// Bytes written back that were still queued in the socket when the server
+    /// closed the connection early (idle, or cut at shutdown), so were likely
+    /// never delivered: a peer that reads nothing is reset.
+    pub stream_bytes_unsent: AtomicU64,
     /// UDP datagrams echoed.
     pub datagrams: AtomicU64,
     /// UDP bytes echoed.
@@ -32,6 +37,9 @@ pub struct Stats {
     pub datagrams_refused: AtomicU64,
     /// UDP datagrams dropped by the per-source rate limit.
     pub datagrams_limited: AtomicU64,
+    /// UDP datagrams dropped because the same one kept coming back from the
+    /// same address, as in a loop between two echo services.
+    pub datagrams_looping: AtomicU64,
 }
 
 impl Stats {
@@ -50,6 +58,13 @@ impl Stats {
         counter.fetch_add(n as u64, Relaxed);
     }
 
+    /// Moves `n` bytes from the echoed total to the unsent one, for a
+    /// connection closed with them still queued.
+    pub(crate) fn unsend(&self, n: u64) {
+        self.stream_bytes.fetch_sub(n, Relaxed);
+        self.stream_bytes_unsent.fetch_add(n, Relaxed);
+    }
+
     /// Takes a consistent-enough copy of every counter for a log line.
     pub fn snapshot(&self) -> Totals {
         Totals {
@@ -60,10 +75,12 @@ impl Stats {
             failed: self.failed.load(Relaxed),
             cut: self.cut.load(Relaxed),
             stream_bytes: self.stream_bytes.load(Relaxed),
+            stream_bytes_unsent: self.stream_bytes_unsent.load(Relaxed),
             datagrams: self.datagrams.load(Relaxed),
             datagram_bytes: self.datagram_bytes.load(Relaxed),
             datagrams_refused: self.datagrams_refused.load(Relaxed),
             datagrams_limited: self.datagrams_limited.load(Relaxed),
+            datagrams_looping: self.datagrams_looping.load(Relaxed),
         }
     }
 }
@@ -79,18 +96,20 @@ pub struct Totals {
     pub failed: u64,
     pub cut: u64,
     pub stream_bytes: u64,
+    pub stream_bytes_unsent: u64,
     pub datagrams: u64,
     pub datagram_bytes: u64,
     pub datagrams_refused: u64,
     pub datagrams_limited: u64,
+    pub datagrams_looping: u64,
 }
 
 impl fmt::Display for Totals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "accepted={} active={} idle_closed={} refused={} failed={} cut={} bytes={} \
-             udp_datagrams={} udp_bytes={} udp_refused={} udp_rate_limited={}",
+            "accepted={} active={} idle_closed={} refused={} failed={} cut={} bytes={} bytes_unsent={} \
+             udp_datagrams={} udp_bytes={} udp_refused={} udp_rate_limited={} udp_loops={}",
             self.accepted,
             self.active,
             self.idle_closed,
@@ -98,10 +117,12 @@ impl fmt::Display for Totals {
             self.failed,
             self.cut,
             self.stream_bytes,
+            self.stream_bytes_unsent,
             self.datagrams,
             self.datagram_bytes,
             self.datagrams_refused,
             self.datagrams_limited,
+            self.datagrams_looping,
         )
     }
 }

@@ -150,10 +150,15 @@ pub(crate) async fn serve<L: Accept>(
 async fn handle<S: Transport>(mut stream: S, peer: impl Display, shared: &Shared) {
     debug!(%peer, "connection opened");
     let stats = &shared.stats;
+    let mut written = 0u64;
     let result = tokio::select! {
-        result = connection::echo(&mut stream, shared.idle_timeout, |n| Stats::add(&stats.stream_bytes, n)) => result,
+        result = connection::echo(&mut stream, shared.idle_timeout, |n| {
+            written += n as u64;
+            Stats::add(&stats.stream_bytes, n);
+        }) => result,
         () = shared.hard_stop.cancelled() => {
             Stats::bump(&stats.cut);
+            forget_unsent(&stream, written, stats);
             debug!(%peer, "connection closed: shutdown grace period over");
             return;
         }
@@ -162,6 +167,7 @@ async fn handle<S: Transport>(mut stream: S, peer: impl Display, shared: &Shared
         Ok(()) => debug!(%peer, "connection finished"),
         Err(EchoError::Idle(after)) => {
             Stats::bump(&stats.idle_closed);
+            forget_unsent(&stream, written, stats);
             debug!(%peer, "connection closed: idle for {after:?}");
             // Best effort: a FIN tells the peer we are done rather than leaving it guessing.
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
@@ -170,6 +176,16 @@ async fn handle<S: Transport>(mut stream: S, peer: impl Display, shared: &Shared
             Stats::bump(&stats.failed);
             debug!(%peer, error = %err, "connection failed");
         }
+    }
+}
+
+/// Moves what a connection closed early still had queued from the echoed
+/// bytes to the unsent ones: with its input unread, the close is a reset,
+/// and the kernel throws the queue away.
+fn forget_unsent<S: Transport>(stream: &S, written: u64, stats: &Stats) {
+    if let Some(unsent) = stream.send_queue().unsent() {
+        // A Unix socket counts buffer sizes, not bytes: never more than was written.
+        stats.unsend(unsent.min(written));
     }
 }
 

@@ -2,6 +2,7 @@
 //! could feed a reflection loop or the sender exceeds its rate.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,6 +20,17 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// Sources remembered by the rate limiter before stale ones are swept, which
 /// bounds its memory under a flood of spoofed addresses.
 const RATE_TABLE_SWEEP_AT: usize = 16_384;
+/// How many times in a row one source address gets the same datagram
+/// answered, when each copy comes within [`REPEAT_GAP`] of the last.
+///
+/// Two echo services made to answer each other (one spoofed datagram is
+/// enough) send the same datagram back and forth at the speed of the path;
+/// this is what ends such a loop whatever its speed: after at most this many
+/// answers from each side.
+pub const REPEATS_ANSWERED: u32 = 8;
+/// Copies of one datagram further apart than this are not a loop: a health
+/// checker sending the same probe every second or slower is answered forever.
+const REPEAT_GAP: Duration = Duration::from_secs(1);
 
 /// Counts datagrams per source IP in fixed one-second windows.
 ///
@@ -73,10 +85,79 @@ impl RateLimit {
     }
 }
 
+/// Tells a loop between two echo services from a client: the same datagram
+/// from the same address (IP and port), again and again, in quick succession.
+#[derive(Debug)]
+pub(crate) struct Repeats {
+    seen: HashMap<SocketAddr, Streak>,
+    /// Keyed afresh in each process, so a sender cannot craft two different
+    /// datagrams that look the same here.
+    hasher: RandomState,
+    last_sweep: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Streak {
+    fingerprint: u64,
+    count: u32,
+    last: Instant,
+}
+
+impl Repeats {
+    pub(crate) fn new() -> Self {
+        Repeats {
+            seen: HashMap::new(),
+            hasher: RandomState::new(),
+            last_sweep: None,
+        }
+    }
+
+    /// Records `datagram` from `source` at `now`, and says whether it may be
+    /// answered: not once it is the same datagram more than
+    /// [`REPEATS_ANSWERED`] times in a row, each within [`REPEAT_GAP`].
+    pub(crate) fn allow(&mut self, source: SocketAddr, datagram: &[u8], now: Instant) -> bool {
+        if self.seen.len() >= RATE_TABLE_SWEEP_AT && !self.seen.contains_key(&source) {
+            if self
+                .last_sweep
+                .is_none_or(|at| now.duration_since(at) >= REPEAT_GAP)
+            {
+                self.seen
+                    .retain(|_, streak| now.duration_since(streak.last) < REPEAT_GAP);
+                self.last_sweep = Some(now);
+            }
+            if self.seen.len() >= RATE_TABLE_SWEEP_AT {
+                // As with the rate: a source we cannot follow is not answered.
+                return false;
+            }
+        }
+        let fingerprint = self.hasher.hash_one(datagram);
+        let streak = self.seen.entry(source).or_insert(Streak {
+            fingerprint,
+            count: 0,
+            last: now,
+        });
+        if streak.fingerprint == fingerprint && now.duration_since(streak.last) < REPEAT_GAP {
+            streak.count = streak.count.saturating_add(1);
+        } else {
+            streak.fingerprint = fingerprint;
+            streak.count = 1;
+        }
+        streak.last = now;
+        streak.count <= REPEATS_ANSWERED
+    }
+}
+
 /// Echoes datagrams on `socket` until `stop` is cancelled.
+///
+/// `own_ports` are the ports of every UDP socket of this server: a datagram
+/// from one of them is the server talking to itself (a spoofed source), or
+/// another echo service on the same port, and is never answered.
+/// With `rate` 0 there is no per-source limit at all: neither the rate nor
+/// the bound on repeats, which is what stops a loop between two echo services.
 pub(crate) async fn serve(
     socket: UdpSocket,
     rate: u32,
+    own_ports: Arc<[u16]>,
     stats: Arc<Stats>,
     stop: CancellationToken,
 ) {
@@ -84,6 +165,7 @@ pub(crate) async fn serve(
     // bytes more than IPv4's MAX_DATAGRAM), or longer ones would be cut silently.
     let mut buffer = vec![0u8; usize::from(u16::MAX) + 1];
     let mut limit = RateLimit::new(rate);
+    let mut repeats = (rate > 0).then(Repeats::new);
     loop {
         let received = tokio::select! {
             biased;
@@ -103,16 +185,25 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        if let Err(refusal) = udp::check_source(source) {
+        let datagram = &buffer[..len];
+        if let Err(refusal) = udp::check_source(source, &own_ports) {
             Stats::bump(&stats.datagrams_refused);
             debug!(%source, ?refusal, "udp datagram not answered: reflection risk");
             continue;
         }
-        if !limit.allow(source.ip(), Instant::now()) {
+        let now = Instant::now();
+        if !limit.allow(source.ip(), now) {
             Stats::bump(&stats.datagrams_limited);
             continue;
         }
-        reply(&socket, &buffer[..len], source, &stats).await;
+        if let Some(repeats) = &mut repeats {
+            if !repeats.allow(source, datagram, now) {
+                Stats::bump(&stats.datagrams_looping);
+                debug!(%source, "udp datagram not answered: the same one keeps coming back");
+                continue;
+            }
+        }
+        reply(&socket, datagram, source, &stats).await;
     }
 }
 
@@ -162,6 +253,34 @@ mod tests {
         let mut limit = RateLimit::new(0);
         let a: IpAddr = "::1".parse().expect("ip");
         assert!((0..10_000).all(|_| limit.allow(a, Instant::now())));
+    }
+
+    #[test]
+    fn the_same_datagram_in_quick_succession_is_answered_a_bounded_number_of_times() {
+        let mut repeats = Repeats::new();
+        let start = Instant::now();
+        let loop_peer: SocketAddr = "192.0.2.1:7008".parse().expect("addr");
+        let tick = Duration::from_millis(1);
+        let answered = (0..100u32)
+            .filter(|&n| repeats.allow(loop_peer, b"bounce", start + tick * n))
+            .count();
+        assert_eq!(answered, REPEATS_ANSWERED as usize);
+        // Something else from the same address is answered again.
+        assert!(repeats.allow(loop_peer, b"something else", start + tick * 100));
+        // Another address has a streak of its own.
+        let other: SocketAddr = "192.0.2.1:7009".parse().expect("addr");
+        assert!(repeats.allow(other, b"bounce", start + tick * 100));
+    }
+
+    #[test]
+    fn a_probe_repeated_slowly_is_answered_forever() {
+        let mut repeats = Repeats::new();
+        let start = Instant::now();
+        let checker: SocketAddr = "192.0.2.1:40000".parse().expect("addr");
+        assert!(
+            (0..100u32).all(|n| repeats.allow(checker, b"health?", start + REPEAT_GAP * n)),
+            "a probe a second is not a loop"
+        );
     }
 
     #[test]

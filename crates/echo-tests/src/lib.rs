@@ -99,29 +99,47 @@ impl Server {
     /// # Panics
     /// If the process cannot start, exits, or does not announce within [`WAIT`].
     pub fn start_command(command: &mut Command, listeners: usize) -> Server {
+        Server::spawn(command, listeners, None)
+    }
+
+    /// Like [`Server::start_command`], with the server's stderr going to
+    /// `stderr` (a full device, a closed pipe) instead of to the test:
+    /// [`Server::stderr`] is then empty and [`Server::wait_for_log`] fails.
+    pub fn start_command_with_stderr(
+        command: &mut Command,
+        listeners: usize,
+        stderr: Stdio,
+    ) -> Server {
+        Server::spawn(command, listeners, Some(stderr))
+    }
+
+    fn spawn(command: &mut Command, listeners: usize, given_stderr: Option<Stdio>) -> Server {
         if !command.get_envs().any(|(key, _)| key == "RUST_LOG") {
             command.env("RUST_LOG", "info");
         }
+        let captured = given_stderr.is_none();
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(given_stderr.unwrap_or_else(Stdio::piped))
             .spawn()
             .expect("the server starts");
         drop(child.stdin.take());
         let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr_pipe = child.stderr.take().expect("stderr is piped");
         let stderr = Arc::new(Mutex::new(String::new()));
         let (line_sender, stderr_lines) = mpsc::channel();
-        let collected = Arc::clone(&stderr);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
-                if let Ok(mut all) = collected.lock() {
-                    all.push_str(&line);
-                    all.push('\n');
+        if captured {
+            let stderr_pipe = child.stderr.take().expect("stderr is piped");
+            let collected = Arc::clone(&stderr);
+            thread::spawn(move || {
+                for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+                    if let Ok(mut all) = collected.lock() {
+                        all.push_str(&line);
+                        all.push('\n');
+                    }
+                    let _ = line_sender.send(line);
                 }
-                let _ = line_sender.send(line);
-            }
-        });
+            });
+        }
         let (announce_sender, announcements) = mpsc::channel();
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -350,5 +368,68 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The OpenBSD netcat, the one whose `-N` half-closes once stdin ends, as
+/// the README's examples mean: `nc.openbsd`, or an `nc` that says it is
+/// OpenBSD's; `None` when only another flavour (ncat, GNU netcat) is on the
+/// `PATH`, whose `-N` means something else or nothing.
+pub fn openbsd_netcat() -> Option<PathBuf> {
+    openbsd_netcat_in(std::env::var_os("PATH").as_deref())
+}
+
+/// [`openbsd_netcat`] over the directories of `path`, a `PATH`-style list.
+pub fn openbsd_netcat_in(path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    let dirs: Vec<PathBuf> = std::env::split_paths(path?).collect();
+    ["nc.openbsd", "nc"]
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)))
+        .find(|candidate| is_openbsd_netcat(candidate))
+}
+
+fn is_openbsd_netcat(program: &Path) -> bool {
+    if !program.is_file() {
+        return false;
+    }
+    // Its usage text, printed for -h, starts by naming it.
+    Command::new(program)
+        .arg("-h")
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|output| {
+            let said = [output.stdout, output.stderr].concat();
+            String::from_utf8_lossy(&said).contains("OpenBSD netcat")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn fake_tool(dir: &Path, name: &str, banner: &str) {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\necho '{banner}' >&2\nexit 1\n")).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    #[test]
+    fn the_openbsd_netcat_is_found_even_when_nc_is_ncat() {
+        let first = TempDir::new("ncat");
+        let second = TempDir::new("openbsd");
+        fake_tool(first.path(), "nc", "Ncat 7.93 ( https://nmap.org/ncat )");
+        fake_tool(
+            second.path(),
+            "nc.openbsd",
+            "OpenBSD netcat (Debian patchlevel 1.219-1)",
+        );
+        let path = std::env::join_paths([first.path(), second.path()]).expect("join");
+        assert_eq!(
+            openbsd_netcat_in(Some(&path)),
+            Some(second.path().join("nc.openbsd"))
+        );
+        let only_ncat = std::env::join_paths([first.path()]).expect("join");
+        assert_eq!(openbsd_netcat_in(Some(&only_ncat)), None);
     }
 }

@@ -4,6 +4,7 @@
 mod functional {
     pub mod client_cli;
     pub mod hardening;
+    pub mod hostile;
     pub mod in_process;
     pub mod lifecycle;
     pub mod listeners;

@@ -256,6 +256,11 @@ fn a_second_sigint_during_the_drain_exits_at_once_with_130() {
 }
 
 #[test]
+fn a_second_sighup_during_the_drain_exits_at_once_with_129() {
+    assert_second_signal_exits_at_once(Signal::SIGHUP, 129);
+}
+
+#[test]
 fn the_limit_is_shared_by_listeners_without_starving_any() {
     let server = Server::start_with(
         &[
