@@ -23,8 +23,9 @@ struct Cli {
     /// Port 0 picks a free port; the line `listening on <kind> <address>` on
     /// stdout tells which. `[::]:PORT` is IPv6 only, so it can sit beside
     /// `0.0.0.0:PORT`. A Unix socket file is created with the process's umask
-    /// (restrict who may connect with the directory's permissions), a stale
-    /// one left by a crashed server is replaced, and the file is removed at exit.
+    /// (restrict who may connect with the directory's permissions); an existing
+    /// one is replaced only if connecting to it is refused (nothing listens),
+    /// and the file is removed at exit if it is still the one created.
     /// In the environment, separate several addresses with commas.
     #[arg(
         short,
@@ -40,13 +41,19 @@ struct Cli {
     ///
     /// Datagrams from the ports of services that answer automatically
     /// (7, 9, 11, 13, 15, 17, 19, 37, 53, 69, 123, 137, 138, 161, 162), from
-    /// port 0, and from broadcast or multicast addresses are never answered,
-    /// so the server cannot be made part of a reflection loop.
+    /// port 0, from broadcast or multicast addresses, and from the port of any
+    /// of this server's UDP listeners are never answered, so the server cannot
+    /// be made to talk to itself or to a well-known responder.
     #[arg(long, env = "ECHO_UDP")]
     udp: bool,
 
     /// UDP datagrams answered per second for each source IP; the excess is
-    /// dropped and counted. 0 means no limit.
+    /// dropped and counted.
+    ///
+    /// With a limit, the same datagram from the same address is also answered
+    /// at most 8 times in a row (copies within a second of each other), which
+    /// ends a loop between two echo services. 0 removes both limits: only for
+    /// trusted networks, such as a benchmark's loopback.
     #[arg(long, value_name = "N", env = "ECHO_UDP_RATE", default_value_t = echo_server::DEFAULT_UDP_RATE)]
     udp_rate: u32,
 
@@ -60,7 +67,11 @@ struct Cli {
           value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
 
-    /// Close a connection once no byte has moved either way for this long (0s: never).
+    /// Close a connection once, for this long, it has read nothing and the peer
+    /// has taken none of the bytes queued for it (0s: never).
+    ///
+    /// A slow reader is never cut while it drains its queue; a peer that took
+    /// some bytes and then stopped is closed within two timeouts.
     #[arg(long, value_name = "DURATION", env = "ECHO_IDLE_TIMEOUT", default_value = "60s",
           value_parser = parse_duration)]
     idle_timeout: Duration,
