@@ -67,7 +67,8 @@ fn main() -> ExitCode {
         // A reader that went away (`echo-client msg | head -c1`) wanted no more.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // With stderr gone too there is no one left to tell: exit 1 all the same.
+            let _ = writeln!(io::stderr().lock(), "error: {err:#}");
             ExitCode::FAILURE
         }
     }

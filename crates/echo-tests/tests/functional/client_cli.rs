@@ -40,7 +40,7 @@ fn corrupting_server() -> SocketAddr {
 
 /// An address where a socket is bound but not listening: connecting there is
 /// refused for certain, and no other test can take the port meanwhile.
-fn refusing_address() -> (socket2::Socket, SocketAddr) {
+pub fn refusing_address() -> (socket2::Socket, SocketAddr) {
     let socket =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     socket
