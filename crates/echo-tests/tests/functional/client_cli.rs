@@ -10,7 +10,8 @@ use echo_proto::pattern;
 use echo_tests::{Server, WAIT, binary};
 use predicates::prelude::*;
 
-fn echo_client() -> Cmd {
+/// `echo-client` with a bounded run and no settings from the environment.
+pub fn echo_client() -> Cmd {
     let mut command = Cmd::new(binary("echo-client"));
     command
         .timeout(WAIT)
