@@ -56,7 +56,8 @@ async fn main() -> anyhow::Result<()> {
                 }
                 // Out of descriptors, typically: pause rather than spin.
                 Err(err) => {
-                    eprintln!("accept failed: {err}");
+                    // A broken stderr must not take the server down with it.
+                    let _ = writeln!(std::io::stderr().lock(), "accept failed: {err}");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             },

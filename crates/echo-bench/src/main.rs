@@ -145,12 +145,13 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        // With stderr gone too there is no one left to tell; the exit code still says it.
         Err(err) if err.is::<UsageError>() => {
-            eprintln!("error: {err:#}");
+            let _ = writeln!(io::stderr().lock(), "error: {err:#}");
             ExitCode::from(2)
         }
         Err(err) => {
-            eprintln!("error: {err:#}");
+            let _ = writeln!(io::stderr().lock(), "error: {err:#}");
             ExitCode::FAILURE
         }
     }
@@ -226,7 +227,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         plot::latency_svg(std::slice::from_ref(&report), path)?;
     }
     if !report.ok {
-        eprintln!(
+        // The report on stdout already says it failed, and so will the exit code.
+        let _ = writeln!(
+            io::stderr().lock(),
             "error: {} run against {} FAILED: {}",
             report.scenario,
             report.addr,

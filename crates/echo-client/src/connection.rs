@@ -8,6 +8,13 @@ use std::time::Duration;
 
 use echo_proto::Endpoint;
 
+/// Which way bytes move through the socket: each way has its own timeout.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Direction {
+    Send,
+    Receive,
+}
+
 /// A connected stream socket.
 #[derive(Debug)]
 pub(crate) enum Connection {
@@ -41,16 +48,8 @@ impl Connection {
                 None => UnixStream::connect(path)?,
             }),
         };
-        match &connection {
-            Connection::Tcp(stream) => {
-                stream.set_read_timeout(timeout)?;
-                stream.set_write_timeout(timeout)?;
-            }
-            Connection::Unix(stream) => {
-                stream.set_read_timeout(timeout)?;
-                stream.set_write_timeout(timeout)?;
-            }
-        }
+        connection.set_timeout(Direction::Receive, timeout)?;
+        connection.set_timeout(Direction::Send, timeout)?;
         Ok(connection)
     }
 
@@ -69,10 +68,26 @@ impl Connection {
         }
     }
 
-    pub(crate) fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_some(&self, bytes: &[u8]) -> io::Result<usize> {
         match self {
-            Connection::Tcp(stream) => (&*stream).write_all(bytes),
-            Connection::Unix(stream) => (&*stream).write_all(bytes),
+            Connection::Tcp(stream) => (&*stream).write(bytes),
+            Connection::Unix(stream) => (&*stream).write(bytes),
+        }
+    }
+
+    /// Bounds each later read (`Receive`) or write (`Send`) by `timeout`; the
+    /// two are separate socket options, so the reader and the writer thread
+    /// can each set their own on their handles of the one socket.
+    pub(crate) fn set_timeout(
+        &self,
+        direction: Direction,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        match (self, direction) {
+            (Connection::Tcp(stream), Direction::Receive) => stream.set_read_timeout(timeout),
+            (Connection::Tcp(stream), Direction::Send) => stream.set_write_timeout(timeout),
+            (Connection::Unix(stream), Direction::Receive) => stream.set_read_timeout(timeout),
+            (Connection::Unix(stream), Direction::Send) => stream.set_write_timeout(timeout),
         }
     }
 

@@ -8,20 +8,31 @@
 //! thread), because an echo server sends bytes back while it is still
 //! receiving them: a client that wrote everything before reading would stall
 //! both sides once the message outgrew the socket buffers.
+//!
+//! A [`Client`] gives up after [`DEFAULT_TIMEOUT`] without progress unless
+//! told otherwise, so that even [`client`] cannot hang on a server that
+//! accepts and never answers; progress in either direction counts.
 
 #![warn(missing_docs)]
 
+mod activity;
 mod connection;
 mod udp;
 
 use std::io::{self, Read, Write};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
 use echo_proto::{BUFFER_SIZE, DEFAULT_ADDR, Endpoint};
 
-use crate::connection::Connection;
+use crate::activity::{Activity, Patience};
+use crate::connection::{Connection, Direction};
+
+/// How long a [`Client`] waits for a connection to be made, or for any byte
+/// to move either way, unless [`Client::timeout`] says otherwise; also the
+/// default of `echo-client --timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the UDP client waits for replies in all, when no timeout is set.
 pub const DEFAULT_UDP_TIMEOUT: Duration = Duration::from_secs(3);
@@ -63,6 +74,16 @@ pub enum Error {
         /// The server that closed.
         endpoint: Endpoint,
     },
+    /// The server sent back more bytes than the message has, which no echo
+    /// does: [`Client::echo`] stops reading there rather than hold a reply
+    /// that may never end.
+    #[error("{endpoint} sent more than the {sent} bytes of the message")]
+    ReplyTooLong {
+        /// The server that sent too much.
+        endpoint: Endpoint,
+        /// The message's length, which the reply exceeded.
+        sent: usize,
+    },
     /// Reading the message from its source (stdin, say) failed.
     #[error("cannot read the message")]
     Input(#[source] io::Error),
@@ -91,9 +112,11 @@ pub enum Error {
 /// Sends `message` to the echo server at the default address
 /// ([`echo_proto::DEFAULT_ADDR`]) and returns the reply.
 ///
+/// Gives up after [`DEFAULT_TIMEOUT`] without progress.
+///
 /// # Errors
-/// Any [`Error`]: the server is not there, the connection fails, or the
-/// reply is not valid UTF-8.
+/// Any [`Error`]: the server is not there, the connection fails or goes
+/// quiet, the reply is longer than the message, or it is not valid UTF-8.
 ///
 /// # Examples
 /// ```no_run
@@ -122,16 +145,22 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for the server at `endpoint`, with no timeout.
+    /// A client for the server at `endpoint`, with the [`DEFAULT_TIMEOUT`].
     pub fn new(endpoint: impl Into<Endpoint>) -> Self {
         Client {
             endpoint: endpoint.into(),
-            timeout: None,
+            timeout: Some(DEFAULT_TIMEOUT),
         }
     }
 
     /// Gives up when connecting, or when no byte moves either way, takes
-    /// longer than `timeout`; `None` waits as long as the server does.
+    /// longer than `timeout` (by default [`DEFAULT_TIMEOUT`]); `None`, or
+    /// zero, waits as long as the server does.
+    ///
+    /// Bytes moving one way keep the other way waiting: a server that reads
+    /// the whole message before it answers is not given up on while the
+    /// message is still going out. For [`Client::echo_udp`] it is the whole
+    /// wait for a reply instead, [`DEFAULT_UDP_TIMEOUT`] when `None`.
     #[must_use]
     pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout.filter(|t| !t.is_zero());
@@ -158,20 +187,41 @@ impl Client {
     /// Sends `message` over TCP or a Unix socket, half-closes, and returns
     /// every byte read back until the server closes.
     ///
+    /// A reply longer than the message is an error as soon as its first
+    /// extra byte arrives, so memory stays bounded by the message's size.
+    ///
     /// # Errors
-    /// [`Error::Connect`], [`Error::Timeout`], [`Error::Io`] or [`Error::ClosedEarly`].
+    /// [`Error::Connect`], [`Error::Timeout`], [`Error::Io`],
+    /// [`Error::ClosedEarly`] or [`Error::ReplyTooLong`].
     pub fn echo(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         let connection = self.connect()?;
         let writer_side = connection
             .try_clone()
             .map_err(|source| self.io_error(source))?;
+        let activity = Activity::new();
+        let writer_activity = &activity;
+        let timeout = self.timeout;
         let (results, outcome) = mpsc::sync_channel(1);
         let mut reply = Vec::with_capacity(message.len());
         thread::scope(|scope| {
-            scope.spawn(move || send(&writer_side, &mut &message[..], &results));
+            scope.spawn(move || {
+                send(
+                    &writer_side,
+                    writer_activity,
+                    timeout,
+                    &mut &message[..],
+                    &results,
+                );
+            });
             // Leaving the scope joins the writer; on failure `exchange` has
             // shut the socket down, so the writer cannot stay blocked.
-            self.exchange(&connection, &outcome, &mut reply)
+            self.exchange(
+                &connection,
+                &activity,
+                &outcome,
+                &mut reply,
+                Some(message.len()),
+            )
         })?;
         Ok(reply)
     }
@@ -185,7 +235,8 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Input`] and [`Error::Output`] when the two ends fail, and the
-    /// errors of [`Client::echo`].
+    /// errors of [`Client::echo`] but [`Error::ReplyTooLong`]: a stream has
+    /// no length to exceed.
     pub fn stream<R, W>(&self, mut input: R, output: &mut W) -> Result<Transfer, Error>
     where
         R: Read + Send + 'static,
@@ -195,9 +246,20 @@ impl Client {
         let writer_side = connection
             .try_clone()
             .map_err(|source| self.io_error(source))?;
+        let activity = Arc::new(Activity::new());
+        let writer_activity = Arc::clone(&activity);
+        let timeout = self.timeout;
         let (results, outcome) = mpsc::sync_channel(1);
-        thread::spawn(move || send(&writer_side, &mut input, &results));
-        self.exchange(&connection, &outcome, output)
+        thread::spawn(move || {
+            send(
+                &writer_side,
+                &writer_activity,
+                timeout,
+                &mut input,
+                &results,
+            );
+        });
+        self.exchange(&connection, &activity, &outcome, output, None)
     }
 
     /// Sends `message` as one UDP datagram and returns the datagram that
@@ -228,15 +290,19 @@ impl Client {
         })
     }
 
-    /// Copies the reply to `output` until the server closes, then combines
-    /// that with the writer's outcome, preferring the error that explains the other.
+    /// Copies the reply to `output` until the server closes, or past
+    /// `limit` bytes, then combines that with the writer's outcome,
+    /// preferring the error that explains the other.
     fn exchange<W: Write + ?Sized>(
         &self,
         connection: &Connection,
+        activity: &Activity,
         writer_outcome: &mpsc::Receiver<Result<u64, Failure>>,
         output: &mut W,
+        limit: Option<usize>,
     ) -> Result<Transfer, Error> {
-        let read = receive(connection, output);
+        let mut reader = Patience::new(connection, Direction::Receive, activity, self.timeout);
+        let read = receive(&mut reader, output, limit);
         // The writer reports before it half-closes, so when the server closed
         // after our half-close the report is already here; when it closed
         // earlier, the writer's report may not have come yet: closed early.
@@ -269,6 +335,10 @@ impl Client {
             Failure::ClosedEarly => Error::ClosedEarly {
                 endpoint: self.endpoint.clone(),
             },
+            Failure::ReplyTooLong { sent } => Error::ReplyTooLong {
+                endpoint: self.endpoint.clone(),
+                sent,
+            },
             Failure::WriterLost => self.io_error(io::Error::other("the writer thread panicked")),
         }
     }
@@ -296,6 +366,7 @@ enum Failure {
     Input(io::Error),
     Output(io::Error),
     ClosedEarly,
+    ReplyTooLong { sent: usize },
     WriterLost,
 }
 
@@ -303,9 +374,12 @@ enum Failure {
 /// half-close is what tells the server the message is complete.
 fn send<R: Read + ?Sized>(
     connection: &Connection,
+    activity: &Activity,
+    timeout: Option<Duration>,
     input: &mut R,
     outcome: &mpsc::SyncSender<Result<u64, Failure>>,
 ) {
+    let mut writer = Patience::new(connection, Direction::Send, activity, timeout);
     let mut buffer = vec![0u8; BUFFER_SIZE];
     let mut sent = 0u64;
     let result = loop {
@@ -315,7 +389,7 @@ fn send<R: Read + ?Sized>(
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => break Err(Failure::Input(err)),
         };
-        if let Err(err) = connection.write_all(&buffer[..n]) {
+        if let Err(err) = write_all(&mut writer, &buffer[..n]) {
             break Err(Failure::Network(err));
         }
         sent += n as u64;
@@ -333,17 +407,38 @@ fn send<R: Read + ?Sized>(
     }
 }
 
-/// Copies everything the server sends to `output` until it closes.
-fn receive<W: Write + ?Sized>(connection: &Connection, output: &mut W) -> Result<u64, Failure> {
+/// Writes all of `bytes`, a write at a time: `Write::write_all` cannot say
+/// how much went out before a timeout, so it could not be resumed.
+fn write_all(writer: &mut Patience<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match writer.attempt(|connection| connection.write_some(bytes))? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => bytes = &bytes[n..],
+        }
+    }
+    Ok(())
+}
+
+/// Copies everything the server sends to `output` until it closes; fails
+/// as soon as more than `limit` bytes have come, without keeping the excess.
+fn receive<W: Write + ?Sized>(
+    reader: &mut Patience<'_>,
+    output: &mut W,
+    limit: Option<usize>,
+) -> Result<u64, Failure> {
     let mut buffer = vec![0u8; BUFFER_SIZE];
     let mut received = 0u64;
     loop {
-        let n = match connection.read_some(&mut buffer) {
+        let n = match reader.attempt(|connection| connection.read_some(&mut buffer)) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(Failure::Network(err)),
         };
+        if let Some(sent) = limit {
+            if received + n as u64 > sent as u64 {
+                return Err(Failure::ReplyTooLong { sent });
+            }
+        }
         output.write_all(&buffer[..n]).map_err(Failure::Output)?;
         received += n as u64;
     }
@@ -352,7 +447,7 @@ fn receive<W: Write + ?Sized>(connection: &Connection, output: &mut W) -> Result
 }
 
 /// Whether an I/O error is a socket timeout (`SO_RCVTIMEO` reports `WouldBlock`).
-fn is_timeout(err: &io::Error) -> bool {
+pub(crate) fn is_timeout(err: &io::Error) -> bool {
     matches!(
         err.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut

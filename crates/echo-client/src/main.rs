@@ -6,11 +6,12 @@ use std::hash::{DefaultHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use echo_client::{Client, Error};
+use echo_client::{Client, DEFAULT_TIMEOUT, Error};
 use echo_proto::{Endpoint, parse_duration, verify};
 
 /// Sends a message to an RFC 862 echo server and prints the reply.
@@ -38,8 +39,8 @@ struct Cli {
 
     /// Give up when connecting, or when no byte moves either way, takes longer
     /// than this (0s: wait forever). With --udp, the whole wait for a reply (0s: 3s).
-    #[arg(long, value_name = "DURATION", env = "ECHO_TIMEOUT", default_value = "10s",
-          value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", env = "ECHO_TIMEOUT",
+          default_value = DEFAULT_TIMEOUT_TEXT.as_str(), value_parser = parse_duration)]
     timeout: Duration,
 
     /// Exit 1 with a message if the reply differs from what was sent: a health probe.
@@ -51,6 +52,13 @@ struct Cli {
     #[arg(long)]
     udp: bool,
 }
+
+/// The library's default timeout, as `--help` shows it and `--timeout` parses it.
+static DEFAULT_TIMEOUT_TEXT: LazyLock<String> =
+    LazyLock::new(|| format!("{}s", DEFAULT_TIMEOUT.as_secs()));
+
+// Whole seconds, or the text above would not say the same duration.
+const _: () = assert!(DEFAULT_TIMEOUT.subsec_nanos() == 0);
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -67,7 +75,8 @@ fn main() -> ExitCode {
         // A reader that went away (`echo-client msg | head -c1`) wanted no more.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // With stderr gone too there is no one left to tell: exit 1 all the same.
+            let _ = writeln!(io::stderr().lock(), "error: {err:#}");
             ExitCode::FAILURE
         }
     }
@@ -192,6 +201,11 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_timeout_text_parses_back_to_the_default() {
+        assert_eq!(parse_duration(&DEFAULT_TIMEOUT_TEXT), Ok(DEFAULT_TIMEOUT));
+    }
 
     #[test]
     fn only_a_closed_stdout_is_a_quiet_end() {

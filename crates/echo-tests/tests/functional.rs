@@ -3,6 +3,7 @@
 
 mod functional {
     pub mod client_cli;
+    pub mod client_hostile;
     pub mod hardening;
     pub mod hostile;
     pub mod in_process;

@@ -10,7 +10,8 @@ use echo_proto::pattern;
 use echo_tests::{Server, WAIT, binary, openbsd_netcat};
 use predicates::prelude::*;
 
-fn echo_client() -> Cmd {
+/// `echo-client` with a bounded run and no settings from the environment.
+pub fn echo_client() -> Cmd {
     let mut command = Cmd::new(binary("echo-client"));
     command
         .timeout(WAIT)
@@ -40,7 +41,7 @@ fn corrupting_server() -> SocketAddr {
 
 /// An address where a socket is bound but not listening: connecting there is
 /// refused for certain, and no other test can take the port meanwhile.
-fn refusing_address() -> (socket2::Socket, SocketAddr) {
+pub fn refusing_address() -> (socket2::Socket, SocketAddr) {
     let socket =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     socket
