@@ -89,7 +89,7 @@ impl<'a> Patience<'a> {
                     return Ok(n);
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) if crate::is_timeout(&err) => {
+                Err(err) if crate::connection::is_timeout(&err) => {
                     let Some(timeout) = self.timeout else {
                         return Err(err);
                     };

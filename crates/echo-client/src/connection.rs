@@ -109,3 +109,11 @@ impl Connection {
         }
     }
 }
+
+/// Whether an I/O error is a socket timeout (`SO_RCVTIMEO` reports `WouldBlock`).
+pub(crate) fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}

@@ -17,6 +17,7 @@
 
 mod activity;
 mod connection;
+mod exchange;
 mod udp;
 
 use std::io::{self, Read, Write};
@@ -24,10 +25,13 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use echo_proto::{BUFFER_SIZE, DEFAULT_ADDR, Endpoint};
+use echo_proto::{DEFAULT_ADDR, Endpoint};
 
-use crate::activity::{Activity, Patience};
-use crate::connection::{Connection, Direction};
+use crate::activity::Activity;
+use crate::connection::{Connection, is_timeout};
+use crate::exchange::{Failure, finish, send};
+
+pub use crate::exchange::Transfer;
 
 /// How long a [`Client`] waits for a connection to be made, or for any byte
 /// to move either way, unless [`Client::timeout`] says otherwise; also the
@@ -128,15 +132,6 @@ pub fn client(message: &str) -> Result<String, Error> {
     Client::new(DEFAULT_ADDR).echo_text(message)
 }
 
-/// How many bytes went each way in a [`Client::stream`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transfer {
-    /// Bytes sent to the server.
-    pub sent: u64,
-    /// Bytes received back.
-    pub received: u64,
-}
-
 /// A client for one echo server, with its settings.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -215,13 +210,15 @@ impl Client {
             });
             // Leaving the scope joins the writer; on failure `exchange` has
             // shut the socket down, so the writer cannot stay blocked.
-            self.exchange(
+            finish(
                 &connection,
                 &activity,
+                self.timeout,
                 &outcome,
                 &mut reply,
                 Some(message.len()),
             )
+            .map_err(|failure| self.error(failure))
         })?;
         Ok(reply)
     }
@@ -259,7 +256,8 @@ impl Client {
                 &results,
             );
         });
-        self.exchange(&connection, &activity, &outcome, output, None)
+        finish(&connection, &activity, self.timeout, &outcome, output, None)
+            .map_err(|failure| self.error(failure))
     }
 
     /// Sends `message` as one UDP datagram and returns the datagram that
@@ -287,43 +285,6 @@ impl Client {
                 endpoint: self.endpoint.clone(),
                 source,
             },
-        })
-    }
-
-    /// Copies the reply to `output` until the server closes, or past
-    /// `limit` bytes, then combines that with the writer's outcome,
-    /// preferring the error that explains the other.
-    fn exchange<W: Write + ?Sized>(
-        &self,
-        connection: &Connection,
-        activity: &Activity,
-        writer_outcome: &mpsc::Receiver<Result<u64, Failure>>,
-        output: &mut W,
-        limit: Option<usize>,
-    ) -> Result<Transfer, Error> {
-        let mut reader = Patience::new(connection, Direction::Receive, activity, self.timeout);
-        let read = receive(&mut reader, output, limit);
-        // The writer reports before it half-closes, so when the server closed
-        // after our half-close the report is already here; when it closed
-        // earlier, the writer's report may not have come yet: closed early.
-        let written = writer_outcome.try_recv();
-        let result = match (written, read) {
-            (Ok(Ok(sent)), Ok(received)) => Ok(Transfer { sent, received }),
-            // A failing input is the root cause; the reader then sees an aborted connection.
-            (Ok(Err(failure @ Failure::Input(_))), _) => Err(failure),
-            (_, Err(failure)) => Err(failure),
-            // The server closed before taking the whole message: the writer
-            // then meets a reset or a broken pipe, possibly before the reader
-            // has drained what came back.
-            (Ok(Err(Failure::Network(err))), Ok(_)) if is_closed(&err) => Err(Failure::ClosedEarly),
-            (Ok(Err(failure)), Ok(_)) => Err(failure),
-            (Err(mpsc::TryRecvError::Empty), Ok(_)) => Err(Failure::ClosedEarly),
-            (Err(mpsc::TryRecvError::Disconnected), Ok(_)) => Err(Failure::WriterLost),
-        };
-        result.map_err(|failure| {
-            // Unblocks a writer stuck on a server that stopped reading.
-            connection.shutdown_both();
-            self.error(failure)
         })
     }
 
@@ -357,107 +318,4 @@ impl Client {
             },
         }
     }
-}
-
-/// What went wrong on one side of an exchange, before it is put in terms of the endpoint.
-#[derive(Debug)]
-enum Failure {
-    Network(io::Error),
-    Input(io::Error),
-    Output(io::Error),
-    ClosedEarly,
-    ReplyTooLong { sent: usize },
-    WriterLost,
-}
-
-/// Writes all of `input` to the connection, reports, then half-closes: the
-/// half-close is what tells the server the message is complete.
-fn send<R: Read + ?Sized>(
-    connection: &Connection,
-    activity: &Activity,
-    timeout: Option<Duration>,
-    input: &mut R,
-    outcome: &mpsc::SyncSender<Result<u64, Failure>>,
-) {
-    let mut writer = Patience::new(connection, Direction::Send, activity, timeout);
-    let mut buffer = vec![0u8; BUFFER_SIZE];
-    let mut sent = 0u64;
-    let result = loop {
-        let n = match input.read(&mut buffer) {
-            Ok(0) => break Ok(sent),
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => break Err(Failure::Input(err)),
-        };
-        if let Err(err) = write_all(&mut writer, &buffer[..n]) {
-            break Err(Failure::Network(err));
-        }
-        sent += n as u64;
-    };
-    let failed = result.is_err();
-    // The receiver is gone only when the exchange is already over.
-    let _ = outcome.send(result);
-    if failed {
-        // Ends the exchange: the reader sees the connection go.
-        connection.shutdown_both();
-    } else {
-        // Should this fail, the server never learns the message ended and the
-        // reader sees the connection fail or time out, which it then reports.
-        let _ = connection.shutdown_write();
-    }
-}
-
-/// Writes all of `bytes`, a write at a time: `Write::write_all` cannot say
-/// how much went out before a timeout, so it could not be resumed.
-fn write_all(writer: &mut Patience<'_>, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match writer.attempt(|connection| connection.write_some(bytes))? {
-            0 => return Err(io::ErrorKind::WriteZero.into()),
-            n => bytes = &bytes[n..],
-        }
-    }
-    Ok(())
-}
-
-/// Copies everything the server sends to `output` until it closes; fails
-/// as soon as more than `limit` bytes have come, without keeping the excess.
-fn receive<W: Write + ?Sized>(
-    reader: &mut Patience<'_>,
-    output: &mut W,
-    limit: Option<usize>,
-) -> Result<u64, Failure> {
-    let mut buffer = vec![0u8; BUFFER_SIZE];
-    let mut received = 0u64;
-    loop {
-        let n = match reader.attempt(|connection| connection.read_some(&mut buffer)) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err) => return Err(Failure::Network(err)),
-        };
-        if let Some(sent) = limit {
-            if received + n as u64 > sent as u64 {
-                return Err(Failure::ReplyTooLong { sent });
-            }
-        }
-        output.write_all(&buffer[..n]).map_err(Failure::Output)?;
-        received += n as u64;
-    }
-    output.flush().map_err(Failure::Output)?;
-    Ok(received)
-}
-
-/// Whether an I/O error is a socket timeout (`SO_RCVTIMEO` reports `WouldBlock`).
-pub(crate) fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// Whether a write failed because the peer had closed the connection.
-fn is_closed(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-    )
 }

@@ -47,8 +47,9 @@ struct Cli {
     #[arg(long)]
     check: bool,
 
-    /// Send the message as one UDP datagram (at most 65,507 bytes), resending
-    /// it a few times within --timeout until the reply comes.
+    /// Send the message as one UDP datagram (at most 65,507 bytes over IPv4,
+    /// 65,527 over IPv6), resending it a few times within --timeout until the
+    /// reply comes.
     #[arg(long)]
     udp: bool,
 }

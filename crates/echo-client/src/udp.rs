@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use echo_proto::Endpoint;
-use echo_proto::udp::MAX_DATAGRAM;
+use echo_proto::udp::{MAX_DATAGRAM_V6, max_datagram};
 
 use crate::Error;
 
@@ -22,10 +22,11 @@ pub(crate) fn echo(
     let Endpoint::Ip(server) = endpoint else {
         return Err(Error::UdpNeedsIp(endpoint.clone()));
     };
-    if message.len() > MAX_DATAGRAM {
+    let max = max_datagram(*server);
+    if message.len() > max {
         return Err(Error::DatagramTooLarge {
             len: message.len(),
-            max: MAX_DATAGRAM,
+            max,
         });
     }
     let io_error = |source| Error::Io {
@@ -41,7 +42,8 @@ pub(crate) fn echo(
     // an ICMP "port unreachable" come back as a refused connection.
     socket.connect(server).map_err(io_error)?;
     let per_attempt = (timeout / ATTEMPTS).max(Duration::from_millis(1));
-    let mut buffer = vec![0u8; MAX_DATAGRAM + 1];
+    // One byte more than any datagram, so a longer reply shows as such.
+    let mut buffer = vec![0u8; MAX_DATAGRAM_V6 + 1];
     for _ in 0..ATTEMPTS {
         socket
             .send(message)

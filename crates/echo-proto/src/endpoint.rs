@@ -104,7 +104,8 @@ mod tests {
         assert_eq!(crate::parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(crate::parse_duration("0s"), Ok(Duration::ZERO));
         let err = crate::parse_duration("5").expect_err("no unit");
-        assert!(err.starts_with("invalid duration '5'"), "{err}");
+        assert!(err.to_string().starts_with("invalid duration '5'"), "{err}");
+        assert_eq!(err.text, "5");
     }
 
     #[test]

@@ -40,17 +40,26 @@ pub const DEFAULT_PORT: u16 = 7007;
 pub const DEFAULT_ADDR: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, DEFAULT_PORT));
 
+/// Why a text is not a duration: no unit, an unknown unit, or not a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration '{text}' ({reason}): use a number with a unit, as in 250ms, 5s or 2m")]
+pub struct DurationError {
+    /// The text as given.
+    pub text: String,
+    /// What is wrong with it, as the parser says.
+    pub reason: String,
+}
+
 /// Reads a human duration as flags and settings spell them: `250ms`, `5s`, `2m`, `1h 30m`.
 ///
 /// A bare number is refused rather than guessed at: `--timeout 5` could mean
 /// seconds or milliseconds, and a wrong guess fails only at the worst moment.
 ///
 /// # Errors
-/// Returns a message naming the text and the accepted forms.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|err| {
-        format!(
-            "invalid duration '{text}' ({err}): use a number with a unit, as in 250ms, 5s or 2m"
-        )
+/// A [`DurationError`] naming the text and the accepted forms.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, DurationError> {
+    humantime::parse_duration(text.trim()).map_err(|err| DurationError {
+        text: text.to_owned(),
+        reason: err.to_string(),
     })
 }

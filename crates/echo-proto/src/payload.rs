@@ -1,9 +1,8 @@
 //! Payloads to send and the check that a reply is the payload, byte for byte.
 
-use std::fmt;
-
 /// Where a reply first departs from what was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
 pub struct Mismatch {
     /// Offset of the first byte that differs, or the length of the shorter side
     /// when one is a prefix of the other.
@@ -14,25 +13,23 @@ pub struct Mismatch {
     pub received_len: usize,
 }
 
-impl fmt::Display for Mismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Mismatch {
+    /// The message: a length difference when one side is a prefix of the
+    /// other, else the offset of the first differing byte.
+    fn describe(&self) -> String {
         if self.offset == self.sent_len.min(self.received_len) {
-            write!(
-                f,
+            format!(
                 "reply is {} bytes long but {} were sent",
                 self.received_len, self.sent_len
             )
         } else {
-            write!(
-                f,
+            format!(
                 "reply differs from what was sent at byte {} (sent {} bytes, received {})",
                 self.offset, self.sent_len, self.received_len
             )
         }
     }
 }
-
-impl std::error::Error for Mismatch {}
 
 /// Checks that `received` is exactly `sent`.
 ///

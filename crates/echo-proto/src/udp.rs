@@ -14,6 +14,19 @@ use std::net::{IpAddr, SocketAddr};
 /// or the kernel silently cuts longer datagrams.
 pub const MAX_DATAGRAM: usize = 65_507;
 
+/// The largest UDP payload of one IPv6 datagram (65,535 minus the 8-byte UDP
+/// header: IPv6's header is not counted in its payload length), and so the
+/// largest of either family, which a buffer for both must hold.
+pub const MAX_DATAGRAM_V6: usize = 65_527;
+
+/// The largest UDP payload that can go to `peer`, by its address family.
+pub fn max_datagram(peer: SocketAddr) -> usize {
+    match peer {
+        SocketAddr::V4(_) => MAX_DATAGRAM,
+        SocketAddr::V6(_) => MAX_DATAGRAM_V6,
+    }
+}
+
 /// Source ports whose services answer any datagram, so a reply to them can start a loop.
 ///
 /// The classic inetd services (echo 7, discard 9, active users 11, daytime 13,
@@ -81,6 +94,12 @@ mod tests {
 
     fn addr(text: &str) -> SocketAddr {
         text.parse().expect("test literal")
+    }
+
+    #[test]
+    fn the_datagram_limit_follows_the_family() {
+        assert_eq!(max_datagram(addr("127.0.0.1:7")), 65_507);
+        assert_eq!(max_datagram(addr("[::1]:7")), 65_527);
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! unchanged, in bounded memory, whatever the client does.
 //!
 //! [`server`] is the one-call form (default address, stops on Ctrl-C, SIGTERM
-//! or Ctrl-D). [`Server::run`] is the seam everything else uses: it takes
-//! sockets that are already bound and a shutdown future, so a test can bind
-//! port 0 and decide when the server stops.
+//! or Ctrl-D), and [`serve`] the same with [`Options`]: the `echo-server`
+//! command is `serve` behind its flags, so the two cannot start differently.
+//! [`Server::run`] is the seam both use: it takes sockets that are already
+//! bound and a shutdown future, so a test can bind port 0 and decide when the
+//! server stops.
 
 #![warn(missing_docs)]
 
@@ -13,9 +15,10 @@ pub mod limits;
 pub mod listen;
 pub mod log;
 pub mod send_queue;
-pub mod shutdown;
+pub mod signals;
+mod start;
 pub mod stats;
-mod tcp;
+mod stream;
 mod udp;
 
 use std::future::Future;
@@ -30,6 +33,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use listen::{ListenError, Listener};
+pub use start::{Options, ServerError, serve, server};
 pub use stats::{Stats, Totals};
 pub use udp::REPEATS_ANSWERED;
 
@@ -96,7 +100,7 @@ impl Server {
     /// with I/O and time enabled.
     pub async fn run(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) -> Totals {
         let stop_accepting = CancellationToken::new();
-        let shared = tcp::Shared {
+        let shared = stream::Shared {
             stats: Arc::clone(&self.stats),
             limit: Arc::new(Semaphore::new(
                 self.config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
@@ -120,12 +124,12 @@ impl Server {
             let name = listener.to_string();
             match listener {
                 Listener::Tcp(tcp) => {
-                    listener_tasks.spawn(tcp::serve(tcp, name, shared.clone(), stop))
+                    listener_tasks.spawn(stream::serve(tcp, name, shared.clone(), stop))
                 }
                 Listener::Unix(unix, socket_file) => {
                     let shared = shared.clone();
                     listener_tasks.spawn(async move {
-                        tcp::serve(unix, name, shared, stop).await;
+                        stream::serve(unix, name, shared, stop).await;
                         drop(socket_file);
                     })
                 }
@@ -176,41 +180,4 @@ pub fn announce(listeners: &[Listener]) -> io::Result<()> {
         writeln!(stdout, "listening on {listener}")?;
     }
     stdout.flush()
-}
-
-/// Why [`server`] could not serve.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    /// The tokio runtime could not start (out of threads or memory).
-    #[error("cannot start the async runtime")]
-    Runtime(#[source] io::Error),
-    /// A signal handler could not be installed.
-    #[error("cannot install signal handlers")]
-    Signals(#[source] io::Error),
-    /// The listening socket could not be bound.
-    #[error(transparent)]
-    Listen(#[from] ListenError),
-    /// The announcement could not be written to stdout.
-    #[error("cannot write to stdout")]
-    Stdout(#[source] io::Error),
-}
-
-/// The seed's server: echoes on [`echo_proto::DEFAULT_ADDR`] with the default
-/// configuration until Ctrl-C, SIGTERM, or Ctrl-D on a terminal.
-///
-/// # Errors
-/// A [`ServerError`] when the server cannot start; once serving, it returns `Ok`.
-pub fn server() -> Result<Totals, ServerError> {
-    let runtime = tokio::runtime::Runtime::new().map_err(ServerError::Runtime)?;
-    runtime.block_on(async {
-        let shutdown = shutdown::on_signals().map_err(ServerError::Signals)?;
-        let endpoint = echo_proto::Endpoint::Ip(echo_proto::DEFAULT_ADDR);
-        let listeners = listen::bind(&[endpoint], false)?;
-        announce(&listeners).map_err(ServerError::Stdout)?;
-        let totals = Server::new(Config::default())
-            .run(listeners, shutdown.cancelled_owned())
-            .await;
-        info!(%totals, "stopped");
-        Ok(totals)
-    })
 }

@@ -1,6 +1,6 @@
 //! The process's file-descriptor budget and the connection limit derived from it.
 
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use echo_os::fd_limit::{self, FdLimit, FdLimitError};
 use tracing::{info, warn};
 
 /// The connection limit when the descriptor limit cannot be read.
@@ -10,43 +10,23 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// the runtime's own (epoll, eventfd), stdio and logs.
 pub const RESERVED_FDS: u64 = 32;
 
-/// The open-files limit before and after [`raise_fd_limit`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FdLimit {
-    /// The soft limit the process started with.
-    pub was: u64,
-    /// The soft limit now in force.
-    pub soft: u64,
-    /// The hard limit, the most the soft limit can be raised to.
-    pub hard: u64,
-}
-
 /// Raises the soft limit on open files to the hard limit, logs both, and
-/// returns the limits (`None` if they cannot be read).
-///
-/// An echo server's capacity is counted in sockets, and the common soft
-/// default of 1,024 is far below what the hard limit allows.
-pub fn raise_fd_limit() -> Option<FdLimit> {
-    let (was, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok(limits) => limits,
-        Err(err) => {
-            warn!(error = %err, "cannot read the open-files limit");
-            return None;
+/// returns the soft limit now in force (`None` if the limits cannot be read).
+pub fn raise_fd_limit() -> Option<u64> {
+    match fd_limit::raise_to_hard() {
+        Ok(FdLimit { was, soft, hard }) => {
+            info!(was, soft, hard, "open-files limit");
+            Some(soft)
         }
-    };
-    let soft = if was < hard {
-        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => hard,
-            Err(err) => {
-                warn!(soft = was, hard, error = %err, "cannot raise the open-files limit");
-                was
-            }
+        Err(err @ FdLimitError::Raise { soft, .. }) => {
+            warn!(error = %err, "open-files limit not raised");
+            Some(soft)
         }
-    } else {
-        was
-    };
-    info!(was, soft, hard, "open-files limit");
-    Some(FdLimit { was, soft, hard })
+        Err(err @ FdLimitError::Read(_)) => {
+            warn!(error = %err, "open-files limit unknown");
+            None
+        }
+    }
 }
 
 /// The default connection limit for a descriptor limit: every descriptor

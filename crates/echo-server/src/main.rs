@@ -1,14 +1,12 @@
-//! The `echo-server` command: parses flags, sets up logging, binds, announces,
-//! and hands over to the library's `Server::run`.
+//! The `echo-server` command: parses flags, sets up logging, and hands over
+//! to the library's `serve`, the start-up path `server()` uses too.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Parser;
 use echo_proto::{Endpoint, parse_duration};
-use echo_server::{Config, Server, limits, listen, log, shutdown};
-use tracing::info;
+use echo_server::{Options, log};
 
 /// An RFC 862 echo server: every byte a client sends comes back unchanged.
 ///
@@ -115,65 +113,23 @@ const EXIT_LOG_FLUSH: Duration = Duration::from_secs(1);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     log::init();
-    let status = match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let options = Options {
+        listen: cli.listen,
+        udp: cli.udp,
+        max_connections: cli
+            .max_connections
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        idle_timeout: (!cli.idle_timeout.is_zero()).then_some(cli.idle_timeout),
+        grace: cli.grace,
+        udp_rate: cli.udp_rate,
+    };
+    let status = match echo_server::serve(&options) {
+        Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
-            log::line(&format!("error: {err:#}"));
+            log::line(&format!("error: {:#}", anyhow::Error::from(err)));
             ExitCode::FAILURE
         }
     };
     log::flush(EXIT_LOG_FLUSH);
     status
-}
-
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        // Handlers go in before the announcement, so a signal sent as soon as
-        // the address is known already means a graceful stop.
-        let shutdown = shutdown::on_signals().context("cannot install signal handlers")?;
-        let listeners = match listen::inherited()? {
-            Some(listeners) => listeners,
-            None => listen::bind(&cli.listen, cli.udp)?,
-        };
-        // Only once bound: a server that cannot start says one line, the error.
-        let fd_limit = limits::raise_fd_limit();
-        let max_connections = match cli.max_connections {
-            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-            None => limits::max_connections_for(fd_limit.map(|limit| limit.soft)),
-        };
-        let config = Config {
-            max_connections,
-            idle_timeout: (!cli.idle_timeout.is_zero()).then_some(cli.idle_timeout),
-            grace: cli.grace,
-            udp_rate: cli.udp_rate,
-        };
-        let server = Server::new(config.clone());
-        report_on_sigusr1(&server)?;
-        echo_server::announce(&listeners).context("cannot write to stdout")?;
-        info!(
-            listeners = listeners.len(),
-            max_connections,
-            idle_timeout = ?config.idle_timeout,
-            grace = ?config.grace,
-            "echo-server started"
-        );
-        let totals = server.run(listeners, shutdown.cancelled_owned()).await;
-        info!(%totals, log_lines_dropped = log::dropped_lines(), "echo-server stopped");
-        Ok(())
-    })
-}
-
-/// Logs the totals whenever SIGUSR1 arrives.
-fn report_on_sigusr1(server: &Server) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut usr1 =
-        signal(SignalKind::user_defined1()).context("cannot install the SIGUSR1 handler")?;
-    let stats = server.stats();
-    tokio::spawn(async move {
-        while usr1.recv().await.is_some() {
-            info!(totals = %stats.snapshot(), log_lines_dropped = log::dropped_lines(), "totals");
-        }
-    });
-    Ok(())
 }

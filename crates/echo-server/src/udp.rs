@@ -161,9 +161,9 @@ pub(crate) async fn serve(
     stats: Arc<Stats>,
     stop: CancellationToken,
 ) {
-    // Room for the largest datagram UDP can carry at all (IPv6 allows a few
-    // bytes more than IPv4's MAX_DATAGRAM), or longer ones would be cut silently.
-    let mut buffer = vec![0u8; usize::from(u16::MAX) + 1];
+    // Room for the largest datagram of either family (IPv6 allows a few bytes
+    // more than IPv4), or longer ones would be cut silently.
+    let mut buffer = vec![0u8; udp::MAX_DATAGRAM_V6];
     let mut limit = RateLimit::new(rate);
     let mut repeats = (rate > 0).then(Repeats::new);
     loop {

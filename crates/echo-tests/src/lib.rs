@@ -273,17 +273,9 @@ impl Drop for Server {
 /// # Panics
 /// If `/proc/<pid>/status` cannot be read.
 pub fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("/proc/<pid>/status is readable");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    let now = echo_os::process::resident_kib(pid).unwrap_or_else(|err| panic!("{err}"));
+    let peak = echo_os::process::peak_resident_kib(pid).unwrap_or_else(|err| panic!("{err}"));
+    (now, peak)
 }
 
 /// How many file descriptors process `pid` has open.
@@ -291,9 +283,7 @@ pub fn memory_kib(pid: u32) -> (u64, u64) {
 /// # Panics
 /// If `/proc/<pid>/fd` cannot be read.
 pub fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("/proc/<pid>/fd is readable")
-        .count()
+    echo_os::process::open_fds(pid).unwrap_or_else(|err| panic!("{err}"))
 }
 
 /// CPU time (user + system) process `pid` has used so far.
@@ -301,19 +291,7 @@ pub fn open_fds(pid: u32) -> usize {
 /// # Panics
 /// If `/proc/<pid>/stat` cannot be read.
 pub fn cpu_time(pid: u32) -> Duration {
-    let stat =
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat is readable");
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 =
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .and_then(|hz| u64::try_from(hz).ok())
-        .unwrap_or(100);
-    Duration::from_millis(ticks * 1000 / per_second)
+    echo_os::process::cpu_time(pid).unwrap_or_else(|err| panic!("{err}"))
 }
 
 /// Polls `condition` until it holds or `limit` passes; returns whether it held.

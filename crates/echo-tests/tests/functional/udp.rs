@@ -107,6 +107,26 @@ fn the_client_command_speaks_udp() {
 }
 
 #[test]
+fn the_client_command_sends_the_largest_ipv6_datagram() {
+    let server = Server::start_with(&["--listen", "[::1]:0", "--udp"], 2);
+    // Printable, since it goes through the command line; under the 128 KiB
+    // the kernel allows one argument.
+    let message = "x".repeat(echo_proto::udp::MAX_DATAGRAM_V6);
+    Cmd::new(binary("echo-client"))
+        .args([
+            "--udp",
+            "--check",
+            "--addr",
+            &server.listener_addr("udp", 0).to_string(),
+            &message,
+        ])
+        .timeout(WAIT)
+        .assert()
+        .success()
+        .stdout(format!("{message}\n"));
+}
+
+#[test]
 fn a_datagram_too_large_for_udp_is_refused_by_the_client() {
     let client = Client::new("127.0.0.1:9999".parse::<SocketAddr>().expect("literal"));
     let err = client

@@ -1,12 +1,16 @@
-//! What starts a shutdown: Ctrl-C, SIGTERM, SIGHUP, or Ctrl-D on a terminal;
-//! and what a second signal does (exit at once).
+//! Every signal the server heeds: what starts a shutdown (Ctrl-C, SIGTERM,
+//! SIGHUP, or Ctrl-D on a terminal), what a second one does (exit at once),
+//! and SIGUSR1, which logs the running totals.
 
 use std::io::{IsTerminal, Read};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+use crate::stats::Stats;
 
 /// Exit status after a second SIGHUP: 128 + 1, as shells report it.
 pub const EXIT_SECOND_SIGHUP: i32 = 129;
@@ -67,6 +71,26 @@ pub fn on_signals() -> std::io::Result<CancellationToken> {
     Ok(token)
 }
 
+/// Logs the totals, and how many log lines were dropped, whenever SIGUSR1 arrives.
+///
+/// Must be called within a tokio runtime.
+///
+/// # Errors
+/// The handler could not be installed.
+pub fn report_on_sigusr1(stats: Arc<Stats>) -> std::io::Result<()> {
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            info!(
+                totals = %stats.snapshot(),
+                log_lines_dropped = crate::log::dropped_lines(),
+                "totals"
+            );
+        }
+    });
+    Ok(())
+}
+
 /// Resolves at the next delivery of `signal`; never, when it is not handled.
 async fn next(signal: &mut Option<Signal>) {
     match signal {
@@ -80,22 +104,9 @@ async fn next(signal: &mut Option<Signal>) {
 /// Whether SIGHUP was set to be ignored when the process started, as
 /// `nohup` does; the kernel shows the ignored signals in `/proc/self/status`.
 fn hangup_ignored() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    ignores(&status, nix::sys::signal::Signal::SIGHUP as i32)
-}
-
-/// Whether the `SigIgn:` mask of a `/proc/PID/status` text has `signal` set.
-fn ignores(status: &str, signal: i32) -> bool {
-    let mask = status
-        .lines()
-        .find_map(|line| line.strip_prefix("SigIgn:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
-    match (mask, u32::try_from(signal - 1)) {
-        (Some(mask), Ok(bit)) if bit < 64 => mask & (1 << bit) != 0,
-        _ => false,
-    }
+    let hangup = nix::sys::signal::Signal::SIGHUP as u32;
+    echo_os::process::ignored_signals(std::process::id())
+        .is_ok_and(|mask| mask & (1 << (hangup - 1)) != 0)
 }
 
 /// Resolves when a terminal stdin reaches end of input (Ctrl-D); fails at once
@@ -123,18 +134,4 @@ fn terminal_eof() -> tokio::sync::oneshot::Receiver<()> {
     // Without a terminal the sender is dropped here, and the receiver's error
     // disables its branch of the `select!` above.
     receiver
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_ignored_signals_are_read_from_the_status_mask() {
-        let status = "Name:\techo-server\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001001\n";
-        assert!(ignores(status, 1), "SIGHUP is bit 0");
-        assert!(ignores(status, 13), "SIGPIPE is bit 12");
-        assert!(!ignores(status, 15));
-        assert!(!ignores("Name:\tx\n", 1));
-    }
 }

@@ -1,0 +1,184 @@
+//! A process as the kernel reports it in `/proc/PID`: resident memory, CPU
+//! time, open descriptors and ignored signals.
+
+use std::io;
+use std::time::Duration;
+
+/// Why a figure of a process could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// Its `/proc` entry could not be read: the process does not exist (any
+    /// more), or belongs to someone this process may not look at.
+    #[error("cannot read /proc/{pid}/{file}")]
+    Read {
+        /// The process asked about.
+        pid: u32,
+        /// The file under `/proc/PID`.
+        file: &'static str,
+        /// What reading it said.
+        #[source]
+        source: io::Error,
+    },
+    /// The entry was read but lacks the figure (a kernel thread has no
+    /// `VmRSS`, say), or the figure is not a number.
+    #[error("no {field} in /proc/{pid}/{file}")]
+    Missing {
+        /// The process asked about.
+        pid: u32,
+        /// The file under `/proc/PID`.
+        file: &'static str,
+        /// The field looked for.
+        field: &'static str,
+    },
+}
+
+/// The resident memory of process `pid` in KiB (`VmRSS`).
+///
+/// # Errors
+/// A [`ProcessError`] when its status cannot be read or has no `VmRSS`.
+pub fn resident_kib(pid: u32) -> Result<u64, ProcessError> {
+    status_kib(pid, "VmRSS")
+}
+
+/// The peak resident memory of process `pid` in KiB (`VmHWM`).
+///
+/// # Errors
+/// A [`ProcessError`] when its status cannot be read or has no `VmHWM`.
+pub fn peak_resident_kib(pid: u32) -> Result<u64, ProcessError> {
+    status_kib(pid, "VmHWM")
+}
+
+/// The signals process `pid` ignores, as a mask whose bit `n - 1` is signal `n` (`SigIgn`).
+///
+/// # Errors
+/// A [`ProcessError`] when its status cannot be read or has no `SigIgn`.
+pub fn ignored_signals(pid: u32) -> Result<u64, ProcessError> {
+    let status = read(pid, "status")?;
+    status_field(&status, "SigIgn")
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .ok_or(ProcessError::Missing {
+            pid,
+            file: "status",
+            field: "SigIgn",
+        })
+}
+
+/// The CPU time (user and system) process `pid` has used so far.
+///
+/// The kernel counts it in clock ticks ([`clock_tick`], 10 ms on most
+/// systems), so two readings differ by whole ticks.
+///
+/// # Errors
+/// A [`ProcessError`] when its `stat` cannot be read or parsed.
+pub fn cpu_time(pid: u32) -> Result<Duration, ProcessError> {
+    let stat = read(pid, "stat")?;
+    let missing = |field| ProcessError::Missing {
+        pid,
+        file: "stat",
+        field,
+    };
+    let ticks = stat_ticks(&stat).ok_or(missing("utime and stime"))?;
+    let tick = clock_tick();
+    Ok(tick * u32::try_from(ticks).map_err(|_| missing("utime and stime"))?)
+}
+
+/// The length of one clock tick, the unit of [`cpu_time`]'s counts.
+pub fn clock_tick() -> Duration {
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|hz| u32::try_from(hz).ok())
+        .filter(|&hz| hz > 0)
+        .unwrap_or(100);
+    Duration::from_secs(1) / per_second
+}
+
+/// How many file descriptors process `pid` has open.
+///
+/// # Errors
+/// A [`ProcessError`] when its `fd` directory cannot be read.
+pub fn open_fds(pid: u32) -> Result<usize, ProcessError> {
+    let entries =
+        std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(|source| ProcessError::Read {
+            pid,
+            file: "fd",
+            source,
+        })?;
+    Ok(entries.count())
+}
+
+fn read(pid: u32, file: &'static str) -> Result<String, ProcessError> {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}")).map_err(|source| ProcessError::Read {
+        pid,
+        file,
+        source,
+    })
+}
+
+fn status_kib(pid: u32, field: &'static str) -> Result<u64, ProcessError> {
+    let status = read(pid, "status")?;
+    status_field(&status, field)
+        .and_then(|value| value.strip_suffix(" kB"))
+        .and_then(|kib| kib.trim().parse().ok())
+        .ok_or(ProcessError::Missing {
+            pid,
+            file: "status",
+            field,
+        })
+}
+
+/// The value of `Name:\tvalue` in a `/proc/PID/status` text.
+fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
+    status.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(':')?;
+        Some(value.trim())
+    })
+}
+
+/// User plus system ticks from a `/proc/PID/stat` text.
+fn stat_ticks(stat: &str) -> Option<u64> {
+    // The fields after the command name, which is in parentheses and may hold
+    // spaces and parentheses of its own: the last ')' ends it.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state (3), ..., utime (14), stime (15), counted from 1.
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_fields_are_read_by_name_and_unit() {
+        let status = "Name:\techo-server\nVmHWM:\t  9000 kB\nVmRSS:\t    4321 kB\nSigIgn:\t0000000000001001\n";
+        assert_eq!(status_field(status, "VmRSS"), Some("4321 kB"));
+        assert_eq!(status_field(status, "SigIgn"), Some("0000000000001001"));
+        assert_eq!(status_field(status, "VmSwap"), None);
+        assert_eq!(status_field("VmRSSx:\t1 kB\n", "VmRSS"), None);
+    }
+
+    #[test]
+    fn stat_ticks_survive_odd_command_names() {
+        let stat = "42 (my (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 1 0";
+        assert_eq!(stat_ticks(stat), Some(12));
+        assert_eq!(stat_ticks("42 (truncated) S 1"), None);
+    }
+
+    #[test]
+    fn this_process_can_be_looked_at() {
+        let me = std::process::id();
+        let rss = resident_kib(me).expect("own VmRSS");
+        assert!(rss > 100, "{rss} KiB");
+        assert!(peak_resident_kib(me).expect("own VmHWM") >= rss);
+        assert!(open_fds(me).expect("own fds") >= 3);
+        cpu_time(me).expect("own CPU time");
+        ignored_signals(me).expect("own SigIgn");
+        assert!(matches!(
+            resident_kib(u32::MAX),
+            Err(ProcessError::Read { .. })
+        ));
+    }
+}

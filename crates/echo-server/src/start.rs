@@ -1,0 +1,119 @@
+//! The one way the server starts, for the `echo-server` command and the
+//! library's `server()` alike: signal handlers, sockets (inherited or bound),
+//! the open-files limit, SIGUSR1, the announcement, the run, the totals.
+
+use std::io;
+use std::time::Duration;
+
+use echo_proto::{DEFAULT_ADDR, Endpoint};
+use tracing::info;
+
+use crate::listen::{self, ListenError};
+use crate::{Config, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE, Server, Totals};
+use crate::{announce, limits, log, signals};
+
+/// What to serve and how, as `echo-server`'s flags say it;
+/// `Options::default()` is the seed's server on [`DEFAULT_ADDR`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Where to listen, unless systemd passed sockets (`LISTEN_FDS`), which win.
+    pub listen: Vec<Endpoint>,
+    /// Also echo UDP on every IP address listened on, on the same port.
+    pub udp: bool,
+    /// Stream connections served at once; `None` derives the limit from the
+    /// open-files limit, once it is raised.
+    pub max_connections: Option<usize>,
+    /// See [`Config::idle_timeout`].
+    pub idle_timeout: Option<Duration>,
+    /// See [`Config::grace`].
+    pub grace: Duration,
+    /// See [`Config::udp_rate`].
+    pub udp_rate: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            listen: vec![Endpoint::Ip(DEFAULT_ADDR)],
+            udp: false,
+            max_connections: None,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            grace: DEFAULT_GRACE,
+            udp_rate: DEFAULT_UDP_RATE,
+        }
+    }
+}
+
+/// Why the server could not start; once it serves, nothing stops it but a signal.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The tokio runtime could not start (out of threads or memory).
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] io::Error),
+    /// A signal handler could not be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] io::Error),
+    /// A listening socket could not be bound or inherited; the error names it.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    /// The `listening on` lines could not be written to stdout.
+    #[error("cannot write the announcement to stdout")]
+    Stdout(#[source] io::Error),
+}
+
+/// The seed's server: echoes on [`DEFAULT_ADDR`] with the default
+/// configuration until Ctrl-C, SIGTERM, SIGHUP or Ctrl-D on a terminal, and
+/// logs to stderr as `echo-server` does.
+///
+/// # Errors
+/// A [`ServerError`] when the server cannot start; once serving, it returns `Ok`.
+pub fn server() -> Result<Totals, ServerError> {
+    log::init();
+    serve(&Options::default())
+}
+
+/// Runs the server as `echo-server` does with `options`, in a runtime of its
+/// own, until a signal stops it and the drain is over; returns the totals,
+/// which it has logged.
+///
+/// Logs go wherever the global `tracing` subscriber sends them
+/// ([`log::init`] sets up the command's).
+///
+/// # Errors
+/// A [`ServerError`] when the server cannot start.
+pub fn serve(options: &Options) -> Result<Totals, ServerError> {
+    let runtime = tokio::runtime::Runtime::new().map_err(ServerError::Runtime)?;
+    runtime.block_on(async {
+        // Handlers go in before the announcement, so a signal sent as soon as
+        // the address is known already means a graceful stop.
+        let shutdown = signals::on_signals().map_err(ServerError::Signals)?;
+        let listeners = match listen::inherited()? {
+            Some(listeners) => listeners,
+            None => listen::bind(&options.listen, options.udp)?,
+        };
+        // Only once bound: a server that cannot start says one line, the error.
+        let fd_limit = limits::raise_fd_limit();
+        let max_connections = options
+            .max_connections
+            .unwrap_or_else(|| limits::max_connections_for(fd_limit));
+        let config = Config {
+            max_connections,
+            idle_timeout: options.idle_timeout,
+            grace: options.grace,
+            udp_rate: options.udp_rate,
+        };
+        let server = Server::new(config.clone());
+        signals::report_on_sigusr1(server.stats()).map_err(ServerError::Signals)?;
+        announce(&listeners).map_err(ServerError::Stdout)?;
+        info!(
+            listeners = listeners.len(),
+            max_connections,
+            idle_timeout = ?config.idle_timeout,
+            grace = ?config.grace,
+            "echo-server started"
+        );
+        let totals = server.run(listeners, shutdown.cancelled_owned()).await;
+        info!(%totals, log_lines_dropped = log::dropped_lines(), "echo-server stopped");
+        Ok(totals)
+    })
+}
