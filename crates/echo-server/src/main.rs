@@ -42,7 +42,8 @@ struct Cli {
     /// port 0, from broadcast or multicast addresses, and from the port of any
     /// of this server's UDP listeners are never answered, so the server cannot
     /// be made to talk to itself or to a well-known responder.
-    #[arg(long, env = "ECHO_UDP")]
+    /// In the environment, 1, yes, on or true (0, no, off, false) turn it on (off).
+    #[arg(long, env = "ECHO_UDP", value_parser = clap::builder::BoolishValueParser::new())]
     udp: bool,
 
     /// UDP datagrams answered per second for each source IP; the excess is

@@ -61,6 +61,29 @@ fn the_listen_addresses_can_come_from_the_environment() {
     assert_echoes(server.listener_addr("tcp", 1));
 }
 
+#[test]
+fn udp_can_be_turned_on_from_the_environment_with_any_boolean_spelling() {
+    for spelling in ["1", "yes", "on", "true"] {
+        let mut command = Command::new(binary("echo-server"));
+        command
+            .args(["--listen", "127.0.0.1:0"])
+            .env("ECHO_UDP", spelling)
+            .stdin(Stdio::null());
+        let server = Server::start_command(&mut command, 2);
+        assert!(
+            server.listeners()[1].starts_with("udp "),
+            "ECHO_UDP={spelling}: {:?}",
+            server.listeners()
+        );
+    }
+    Cmd::new(binary("echo-server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("ECHO_UDP", "maybe")
+        .timeout(WAIT)
+        .assert()
+        .code(2);
+}
+
 fn unix_listen_arg(path: &Path) -> String {
     format!("unix:{}", path.display())
 }
