@@ -1,219 +1,230 @@
 //! Echoing one stream connection: the byte mover, apart from accepting and bookkeeping.
 //!
-//! It is generic over the transport so that TCP and Unix streams share it, and
-//! so that tests can drive it through an in-memory stream that reads and writes
-//! in random short pieces.
+//! [`Echo`] is a state machine over a non-blocking byte stream (any
+//! `Read + Write` that says `WouldBlock`), driven by readiness events: the
+//! event loop serves every connection from one thread with it, and tests
+//! drive it over an in-memory stream that reads and writes in random short
+//! pieces and delivers its events as edge-triggered epoll does.
 
-use std::future::Future;
-use std::io;
-use std::mem::MaybeUninit;
-use std::pin::{Pin, pin};
-use std::task::Poll;
-use std::time::Duration;
+use std::io::{self, Read, Write};
 
 use echo_proto::BUFFER_SIZE;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::task::coop::cooperative;
 
-use crate::send_queue::SendQueue;
+/// How many chunks one connection may move per turn before the others get
+/// theirs: a bulk stream must not starve the event loop's other connections.
+pub const CHUNKS_PER_TURN: usize = 16;
 
-/// A byte stream the server can echo on.
-pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
-    /// Resolves once a read would return data or end-of-stream.
-    ///
-    /// Waiting on readiness instead of inside `read` lets an idle connection
-    /// hold no buffer at all, which is what keeps 10,000 idle clients cheap.
-    fn wait_readable(&mut self) -> impl Future<Output = io::Result<()>> + Send;
-
-    /// The kernel's count of bytes written and not yet taken by the peer.
-    fn send_queue(&self) -> SendQueue;
+/// What the readiness event that woke a connection said, beyond "look".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Readiness {
+    /// There may be bytes (or the end of stream) to read.
+    pub readable: bool,
+    /// The peer has shut down its write side: there is an end of stream to
+    /// read, so reading goes on past short reads until it comes.
+    pub read_closed: bool,
+    /// Urgent (`MSG_OOB`) data is pending: a read stops short at its mark
+    /// with more bytes queued, so a short read proves nothing.
+    pub urgent: bool,
 }
 
-impl Transport for tokio::net::TcpStream {
-    async fn wait_readable(&mut self) -> io::Result<()> {
-        self.readable().await
-    }
-
-    fn send_queue(&self) -> SendQueue {
-        SendQueue::of(self)
-    }
+impl Readiness {
+    /// Everything may be ready: for a connection's first turn and for turns
+    /// that resume after a spent budget, when no event says more.
+    pub const ANY: Readiness = Readiness {
+        readable: true,
+        read_closed: false,
+        urgent: false,
+    };
 }
 
-impl Transport for tokio::net::UnixStream {
-    async fn wait_readable(&mut self) -> io::Result<()> {
-        self.readable().await
-    }
-
-    fn send_queue(&self) -> SendQueue {
-        SendQueue::of(self)
-    }
-}
-
-/// Why an echo ended before the peer's end of input.
-#[derive(Debug, thiserror::Error)]
-pub enum EchoError {
-    /// For the whole idle timeout the connection read nothing and its peer
-    /// took none of the bytes written to it.
-    #[error("idle for {0:?}")]
-    Idle(Duration),
-    /// The peer reset the connection, or another I/O error ended it.
-    #[error(transparent)]
-    Io(#[from] io::Error),
-}
-
-/// Echoes everything read from `stream` back to it until the peer half-closes;
-/// the caller then drops the stream, and the peer reads a clean end of stream.
-///
-/// `moved` is called with the size of each write once it is done, so totals
-/// stay right even when the connection later fails.
-/// Memory stays bounded by one [`BUFFER_SIZE`] buffer, and none while the
-/// connection waits for input; a peer that stops reading stops the server from
-/// reading, and holds the buffer until the write completes or times out.
-///
-/// The idle timeout closes a connection only when, for the whole timeout, it
-/// has read nothing and the peer has taken none of the bytes queued for it:
-/// a slow reader is never cut while it drains the send queue.
-///
-/// # Errors
-/// [`EchoError::Idle`] when `idle_timeout` passes with no progress, and
-/// [`EchoError::Io`] when the stream fails (a reset, typically).
-pub async fn echo<T: Transport>(
-    stream: &mut T,
-    idle_timeout: Option<Duration>,
-    mut moved: impl FnMut(usize),
-) -> Result<(), EchoError> {
-    let mut idle = IdleWatch::new(idle_timeout, stream.send_queue());
-    let mut written_total = 0u64;
-    // Uninitialised on purpose: zeroing 64 KiB for every burst of a small
-    // request-response exchange would cost more than the exchange itself.
-    let mut buffer: Option<Box<[MaybeUninit<u8>]>> = None;
-    loop {
-        if buffer.is_none() {
-            // Readiness futures do not count against tokio's cooperative
-            // budget, but reads do: once the budget is spent a read says
-            // "not yet" while readiness says "ready", and without this the
-            // task would spin between the two and starve its worker thread.
-            idle.bound(written_total, cooperative(stream.wait_readable()))
-                .await??;
-        }
-        let storage = buffer.get_or_insert_with(|| Box::new_uninit_slice(BUFFER_SIZE));
-        let mut chunk = ReadBuf::uninit(storage);
-        // Readiness can be a false positive, and after a burst the socket is
-        // drained: either way a read that would wait gives the buffer back first.
-        let Some(read) = poll_read_once(stream, &mut chunk).await else {
-            buffer = None;
-            continue;
-        };
-        read?;
-        let data = chunk.filled();
-        if data.is_empty() {
-            break;
-        }
-        let mut written = 0;
-        while written < data.len() {
-            let n = idle
-                .bound(written_total, stream.write(&data[written..]))
-                .await??;
-            if n == 0 {
-                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
-            }
-            written += n;
-            written_total += n as u64;
-            moved(n);
-        }
-    }
-    // Nothing is left unread, so the caller's close sends a FIN after the
-    // last byte, never a reset; a separate shutdown(2) would only cost a syscall.
-    Ok(())
-}
-
-/// Polls one read without waiting: `None` when it would have to wait.
-async fn poll_read_once<T: Transport>(
-    stream: &mut T,
-    chunk: &mut ReadBuf<'_>,
-) -> Option<io::Result<()>> {
-    std::future::poll_fn(|cx| {
-        Poll::Ready(match Pin::new(&mut *stream).poll_read(cx, chunk) {
-            Poll::Ready(result) => Some(result),
-            Poll::Pending => None,
-        })
-    })
-    .await
-}
-
-/// The idle rule for one connection: a wait may go on past the timeout for
-/// as long as the peer keeps taking bytes from the send queue.
-///
-/// The queue is looked at only when a wait has lasted the whole timeout, so
-/// the fast path costs no system call; the price is that the first look
-/// after a write has nothing to compare with (see [`Look::peer_took_bytes`]).
-#[derive(Debug)]
-struct IdleWatch {
-    limit: Option<Duration>,
-    queue: SendQueue,
-    last_look: Option<Look>,
-}
-
-/// What the send queue held when the idle deadline last fired.
+/// How a turn of [`Echo::advance`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Look {
-    /// Bytes written to the connection so far.
+pub enum Step {
+    /// Nothing more can move until the next readiness event.
+    Wait,
+    /// The turn's budget is spent with bytes still to move: go on soon,
+    /// after the other connections had their turn, without waiting for an event.
+    Yield,
+    /// The peer ended its message and every byte is written back: close now,
+    /// and the peer reads a clean end of stream.
+    Finished,
+}
+
+/// One connection's echo, between readiness events.
+///
+/// Invariants: a connection holds at most one [`BUFFER_SIZE`] worth of bytes
+/// of its own, only after a write came up short, and none while it waits for
+/// input; it reads again only once those are written back, so a peer that
+/// does not read stops being read; and it finishes only after reading the end
+/// of stream with nothing left to write, so closing then sends a FIN after the
+/// last byte, never a reset.
+#[derive(Debug)]
+pub struct Echo {
+    /// Bytes read but not written back yet, after a short write.
+    rest: Option<Rest>,
+    /// Whether a short read proves the socket drained: true for TCP, whose
+    /// every new segment raises a new edge, unless urgent data or the end of
+    /// stream says otherwise.
+    short_read_drains: bool,
+    /// The end of stream is known to be coming (sticky, since the event that
+    /// said so may come while the connection is not reading).
+    peer_done: bool,
+    /// Bytes written back so far.
     written: u64,
+}
+
+#[derive(Debug)]
+struct Rest {
+    bytes: Box<[u8]>,
+    done: usize,
+}
+
+/// What a turn did besides its [`Step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Turn {
+    /// How it ended.
+    pub step: Step,
+    /// Whether any byte was read or written: the idle clock starts again.
+    pub moved: bool,
+}
+
+impl Echo {
+    /// A connection that has moved nothing yet; `short_read_drains` as for
+    /// [`Echo`]'s field: true for TCP streams, false for others.
+    pub fn new(short_read_drains: bool) -> Self {
+        Echo {
+            rest: None,
+            short_read_drains,
+            peer_done: false,
+            written: 0,
+        }
+    }
+
+    /// Bytes written back to the peer so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Whether the connection holds bytes it could not write back yet.
+    pub fn holds_bytes(&self) -> bool {
+        self.rest.is_some()
+    }
+
+    /// Moves bytes between `stream`'s two directions until it would block,
+    /// the turn's budget is spent, or the echo is over; `chunk` is scratch
+    /// space of [`BUFFER_SIZE`] shared by all connections of the event loop,
+    /// and `moved` hears of every write's size once it is done.
+    ///
+    /// Safe to call at any time: without readiness it finds `WouldBlock`.
+    ///
+    /// # Errors
+    /// The stream failed (a reset, typically); the connection is over.
+    pub fn advance<S: Read + Write>(
+        &mut self,
+        stream: &mut S,
+        chunk: &mut [u8],
+        ready: Readiness,
+        mut moved: impl FnMut(usize),
+    ) -> io::Result<Turn> {
+        let mut turn = Turn {
+            step: Step::Wait,
+            moved: false,
+        };
+        self.peer_done |= ready.read_closed;
+        let drain_to_the_end = !self.short_read_drains || self.peer_done || ready.urgent;
+        if self.rest.is_none() && !ready.readable && !self.peer_done {
+            // Only writable: nothing of ours is waiting to go out.
+            return Ok(turn);
+        }
+        let mut budget = CHUNKS_PER_TURN;
+        loop {
+            if let Some(rest) = &mut self.rest {
+                while rest.done < rest.bytes.len() {
+                    match stream.write(&rest.bytes[rest.done..]) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => {
+                            rest.done += n;
+                            self.written += n as u64;
+                            turn.moved = true;
+                            moved(n);
+                        }
+                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(turn),
+                        Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                self.rest = None;
+            }
+            if budget == 0 {
+                turn.step = Step::Yield;
+                return Ok(turn);
+            }
+            budget -= 1;
+            let limit = chunk.len().min(BUFFER_SIZE);
+            let n = match stream.read(&mut chunk[..limit]) {
+                Ok(0) => {
+                    turn.step = Step::Finished;
+                    return Ok(turn);
+                }
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(turn),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            turn.moved = true;
+            let mut done = 0;
+            while done < n {
+                match stream.write(&chunk[done..n]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(w) => {
+                        done += w;
+                        self.written += w as u64;
+                        moved(w);
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            if done < n {
+                // The peer is not taking bytes as fast as it sends them: keep
+                // the rest, and read no more until it is written back.
+                self.rest = Some(Rest {
+                    bytes: chunk[done..n].into(),
+                    done: 0,
+                });
+                return Ok(turn);
+            }
+            if n < limit && !drain_to_the_end {
+                // The socket is drained; bytes that come later raise a new edge.
+                return Ok(turn);
+            }
+        }
+    }
+}
+
+/// What a connection's send queue held when the idle rule last looked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Look {
+    /// Bytes written to the connection so far.
+    pub written: u64,
     /// Bytes of those the peer had not taken.
-    unsent: u64,
+    pub unsent: u64,
 }
 
 impl Look {
     /// Whether the peer took bytes since `earlier`, as far as the kernel tells.
     ///
-    /// After a write there is no earlier length to compare with: a queue
-    /// that still holds bytes gets the benefit of the doubt once, so a
-    /// connection is never cut early, and a peer that has stopped taking
-    /// bytes is closed at the next deadline, within two timeouts.
-    fn peer_took_bytes(self, earlier: Option<Look>) -> bool {
+    /// The queue is looked at only when a connection has been quiet for a
+    /// whole timeout, so the fast path costs no system call; the price is
+    /// that the first look after a write has no earlier length to compare
+    /// with. A queue that still holds bytes then gets the benefit of the
+    /// doubt once, so a connection is never cut early, and a peer that has
+    /// stopped taking bytes is closed at the next look, within two timeouts.
+    pub fn peer_took_bytes(self, earlier: Option<Look>) -> bool {
         match earlier {
             Some(earlier) if earlier.written == self.written => self.unsent < earlier.unsent,
             _ => self.unsent > 0,
-        }
-    }
-}
-
-impl IdleWatch {
-    fn new(limit: Option<Duration>, queue: SendQueue) -> Self {
-        IdleWatch {
-            limit,
-            queue,
-            last_look: None,
-        }
-    }
-
-    /// Runs `operation`, failing with [`EchoError::Idle`] once a whole timeout
-    /// passes in which it did not finish and the peer took no byte;
-    /// `written` is the connection's total so far.
-    async fn bound<F: Future>(
-        &mut self,
-        written: u64,
-        operation: F,
-    ) -> Result<F::Output, EchoError> {
-        let Some(limit) = self.limit else {
-            return Ok(operation.await);
-        };
-        let mut operation = pin!(operation);
-        let mut deadline = pin!(tokio::time::sleep(limit));
-        loop {
-            tokio::select! {
-                biased;
-                output = &mut operation => return Ok(output),
-                () = &mut deadline => {}
-            }
-            let Some(unsent) = self.queue.unsent() else {
-                return Err(EchoError::Idle(limit));
-            };
-            let look = Look { written, unsent };
-            if !look.peer_took_bytes(self.last_look.replace(look)) {
-                return Err(EchoError::Idle(limit));
-            }
-            deadline.as_mut().reset(tokio::time::Instant::now() + limit);
         }
     }
 }
@@ -222,150 +233,169 @@ impl IdleWatch {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::task::Context;
-    use tokio::io::{AsyncReadExt, DuplexStream};
+    use std::collections::VecDeque;
 
-    /// An in-memory transport that reads and writes at most a few bytes at a
-    /// time and now and then answers "not yet" (waking itself at once), as a
-    /// congested socket does.
+    /// An in-memory stream as the server sees it: the client's bytes come in
+    /// pieces, the server's writes are taken in pieces through a small
+    /// window, every call may be cut short or refused with `WouldBlock`, and
+    /// readiness is reported only on changes, as edge-triggered epoll does.
     struct Choppy {
-        inner: DuplexStream,
+        /// Bytes the client has sent and the server not yet read.
+        inbound: VecDeque<u8>,
+        /// The client has half-closed, and the server may read the end.
+        inbound_ended: bool,
+        /// Bytes the server wrote that the client has not taken.
+        outbound: VecDeque<u8>,
+        window: usize,
         steps: Vec<(usize, bool)>,
         next: usize,
-        stalled: bool,
-        /// A byte read ahead by `wait_readable`, which must really wait for
-        /// data as a socket's readiness does, yet cannot look without reading.
-        peeked: Option<u8>,
-        at_end: bool,
+        refused: bool,
+        /// A write found the window full: the next take raises an edge.
+        no_space: bool,
+        /// A change the server has not been told of: an edge.
+        edge: bool,
+        largest_rest: usize,
     }
 
     impl Choppy {
-        fn new(inner: DuplexStream, steps: Vec<(usize, bool)>) -> Self {
-            Choppy {
-                inner,
-                steps,
-                next: 0,
-                stalled: false,
-                peeked: None,
-                at_end: false,
-            }
-        }
-
-        /// The next call's size limit, and whether it answers "not yet";
-        /// never two stalls in a row, so progress is always possible.
+        /// The next call's size limit, and whether it says "not yet";
+        /// never twice in a row, so progress is always possible.
         fn step(&mut self) -> (usize, bool) {
-            let (limit, stall) = self.steps[self.next % self.steps.len()];
+            let (limit, refuse) = self.steps[self.next % self.steps.len()];
             self.next += 1;
-            self.stalled = stall && !self.stalled;
-            (limit, self.stalled)
+            self.refused = refuse && !self.refused;
+            (limit, self.refused)
         }
     }
 
-    impl AsyncRead for Choppy {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            let (limit, stall) = self.step();
-            if stall {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+    impl Read for Choppy {
+        fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+            let (limit, refuse) = self.step();
+            if self.inbound.is_empty() && !self.inbound_ended {
+                return Err(io::ErrorKind::WouldBlock.into());
             }
-            // Like tokio's sockets, take part in the cooperative budget: once it
-            // is spent, say "not yet" even though data is there.
-            let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-            coop.made_progress();
-            if let Some(byte) = self.peeked.take() {
-                buf.put_slice(&[byte]);
-                return Poll::Ready(Ok(()));
+            if refuse && !self.inbound.is_empty() {
+                // A spurious "not yet" is a real socket's right only with an
+                // edge to follow, which a retry then sees.
+                self.edge = true;
+                return Err(io::ErrorKind::WouldBlock.into());
             }
-            if self.at_end {
-                return Poll::Ready(Ok(()));
+            let n = limit.min(buffer.len()).min(self.inbound.len());
+            for slot in &mut buffer[..n] {
+                *slot = self.inbound.pop_front().expect("counted");
             }
-            let limit = limit.min(buf.remaining());
-            let mut small = ReadBuf::new(buf.initialize_unfilled_to(limit));
-            let poll = Pin::new(&mut self.inner).poll_read(cx, &mut small);
-            let n = small.filled().len();
-            buf.advance(n);
-            poll
+            if n < buffer.len() && !self.inbound.is_empty() {
+                // A short read with bytes still queued: on a real socket they
+                // came after the read began, and raised an edge of their own.
+                self.edge = true;
+            }
+            Ok(n)
         }
     }
 
-    impl AsyncWrite for Choppy {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            data: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            let (limit, stall) = self.step();
-            if stall {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+    impl Write for Choppy {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let (limit, refuse) = self.step();
+            let room = self.window.saturating_sub(self.outbound.len());
+            if room == 0 {
+                // As TCP does, a write that finds no room asks for a
+                // writable edge once the peer has taken some.
+                self.no_space = true;
+                return Err(io::ErrorKind::WouldBlock.into());
             }
-            let limit = limit.min(data.len());
-            Pin::new(&mut self.inner).poll_write(cx, &data[..limit])
-        }
-
-        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.inner).poll_flush(cx)
-        }
-
-        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.inner).poll_shutdown(cx)
-        }
-    }
-
-    impl Transport for Choppy {
-        fn send_queue(&self) -> SendQueue {
-            SendQueue::unknown()
-        }
-
-        async fn wait_readable(&mut self) -> io::Result<()> {
-            if self.peeked.is_none() && !self.at_end {
-                let mut byte = [0u8; 1];
-                // Unconstrained, as socket readiness is: it ignores the budget.
-                match tokio::task::coop::unconstrained(self.inner.read(&mut byte)).await? {
-                    0 => self.at_end = true,
-                    _ => self.peeked = Some(byte[0]),
-                }
+            if refuse {
+                self.edge = true;
+                return Err(io::ErrorKind::WouldBlock.into());
             }
+            let n = limit.min(bytes.len()).min(room);
+            self.outbound.extend(&bytes[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
     }
 
-    /// Sends `message` through `echo` over a choppy transport while reading
-    /// the reply concurrently, and returns the reply and the bytes counted.
-    async fn round_trip(
-        message: Vec<u8>,
+    /// Runs a whole exchange of `message` through [`Echo`], the client
+    /// feeding and taking bytes in pieces of `feed`, and returns the reply,
+    /// the bytes counted, and the largest rest the connection held.
+    fn exchange(
+        message: &[u8],
         steps: Vec<(usize, bool)>,
-        pipe: usize,
-    ) -> (Vec<u8>, usize) {
-        let (client, server) = tokio::io::duplex(pipe);
-        let mut server = Choppy::new(server, steps);
-        let (mut client_read, mut client_write) = tokio::io::split(client);
-        let writer = tokio::spawn(async move {
-            client_write
-                .write_all(&message)
-                .await
-                .expect("client write");
-            client_write.shutdown().await.expect("client half-close");
-        });
-        let echo_task = tokio::spawn(async move {
-            let mut counted = 0;
-            echo(&mut server, None, |n| counted += n)
-                .await
-                .expect("echo");
-            counted
-        });
+        window: usize,
+        feed: usize,
+        short_read_drains: bool,
+        fin_with_last: bool,
+    ) -> Result<(Vec<u8>, usize, usize), String> {
+        let mut stream = Choppy {
+            inbound: VecDeque::new(),
+            inbound_ended: false,
+            outbound: VecDeque::new(),
+            window,
+            steps,
+            next: 0,
+            refused: false,
+            no_space: false,
+            edge: true,
+            largest_rest: 0,
+        };
+        let mut echo = Echo::new(short_read_drains);
+        let mut chunk = vec![0u8; BUFFER_SIZE];
+        let mut sent = 0;
         let mut reply = Vec::new();
-        client_read
-            .read_to_end(&mut reply)
-            .await
-            .expect("client read");
-        writer.await.expect("writer task");
-        let counted = echo_task.await.expect("echo task");
-        (reply, counted)
+        let mut counted = 0;
+        let mut pending_yield = false;
+        for _round in 0..2_000_000 {
+            // The client: sends a piece, half-closes at the end, takes a piece.
+            if sent < message.len() {
+                let n = feed.min(message.len() - sent);
+                stream.inbound.extend(&message[sent..sent + n]);
+                sent += n;
+                stream.edge = true;
+                // The FIN often rides with the last segment: one edge for both.
+                stream.inbound_ended = sent == message.len() && fin_with_last;
+            } else if !stream.inbound_ended {
+                stream.inbound_ended = true;
+                stream.edge = true;
+            }
+            let taken = feed.min(stream.outbound.len());
+            if taken > 0 {
+                reply.extend(stream.outbound.drain(..taken));
+                stream.edge |= std::mem::take(&mut stream.no_space);
+            }
+            // The server: a turn only on an edge, or to go on after a yield.
+            if stream.edge || pending_yield {
+                stream.edge = false;
+                let ready = Readiness {
+                    readable: !stream.inbound.is_empty() || stream.inbound_ended,
+                    read_closed: stream.inbound_ended,
+                    urgent: false,
+                };
+                let turn = echo
+                    .advance(&mut stream, &mut chunk, ready, |n| counted += n)
+                    .map_err(|err| err.to_string())?;
+                if let Some(rest) = &echo.rest {
+                    stream.largest_rest = stream.largest_rest.max(rest.bytes.len());
+                }
+                pending_yield = turn.step == Step::Yield;
+                if turn.step == Step::Finished {
+                    reply.extend(stream.outbound.drain(..));
+                    return Ok((reply, counted, stream.largest_rest));
+                }
+            } else if sent == message.len()
+                && stream.inbound_ended
+                && stream.outbound.is_empty()
+                && !stream.no_space
+            {
+                return Err(format!(
+                    "stalled: no edge to come, {} of {} bytes echoed",
+                    reply.len(),
+                    message.len()
+                ));
+            }
+        }
+        Err("did not finish".to_owned())
     }
 
     proptest! {
@@ -373,35 +403,19 @@ mod tests {
         #[test]
         fn every_byte_comes_back_in_order(
             message in proptest::collection::vec(any::<u8>(), 0..(3 * BUFFER_SIZE)),
-            steps in proptest::collection::vec((1usize..5000, proptest::bool::weighted(0.2)), 1..16),
-            pipe in 1usize..4096,
+            steps in proptest::collection::vec((1usize..(2 * BUFFER_SIZE), proptest::bool::weighted(0.2)), 1..16),
+            window in 1usize..(2 * BUFFER_SIZE),
+            feed in 1usize..(2 * BUFFER_SIZE),
+            short_read_drains in any::<bool>(),
+            fin_with_last in any::<bool>(),
         ) {
-            // On a thread of its own, so an echo that spins instead of
-            // yielding fails the case instead of hanging the suite.
-            let (done, outcome) = std::sync::mpsc::channel();
-            let sent = message.clone();
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-                let _ = done.send(runtime.block_on(round_trip(sent, steps, pipe)));
-            });
-            let outcome = outcome.recv_timeout(Duration::from_secs(30));
-            prop_assert!(outcome.is_ok(), "the echo stalled");
-            let (reply, counted) = outcome.expect("checked above");
+            let outcome = exchange(&message, steps, window, feed, short_read_drains, fin_with_last);
+            prop_assert!(outcome.is_ok(), "{:?}", outcome.err());
+            let (reply, counted, largest_rest) = outcome.expect("checked");
             prop_assert_eq!(counted, message.len());
+            prop_assert!(largest_rest <= BUFFER_SIZE, "held {} bytes", largest_rest);
             prop_assert!(reply == message, "reply of {} bytes differs from message of {}", reply.len(), message.len());
         }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_peer_times_out() {
-        let (_client, server) = tokio::io::duplex(64);
-        let mut server = Choppy::new(server, vec![(64, false)]);
-        let limit = Duration::from_millis(300);
-        let result = echo(&mut server, Some(limit), |_| {}).await;
-        assert!(
-            matches!(result, Err(EchoError::Idle(d)) if d == limit),
-            "{result:?}"
-        );
     }
 
     #[test]
@@ -420,79 +434,85 @@ mod tests {
         assert!(look(100, 30).peer_took_bytes(None));
     }
 
-    /// A peer that always has more to send and takes every reply at once,
-    /// and whose reads, like tokio's sockets, spend the cooperative budget.
-    struct Firehose {
-        left: usize,
-        echoed: usize,
-    }
-
-    impl AsyncRead for Firehose {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-            coop.made_progress();
-            let n = self.left.min(buf.remaining()).min(1024);
-            buf.put_slice(&vec![b'x'; n]);
-            self.left -= n;
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    impl AsyncWrite for Firehose {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            data: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            self.echoed += data.len();
-            Poll::Ready(Ok(data.len()))
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    impl Transport for Firehose {
-        fn send_queue(&self) -> SendQueue {
-            SendQueue::unknown()
-        }
-
-        async fn wait_readable(&mut self) -> io::Result<()> {
-            // Readiness ignores the budget, as tokio's does.
-            Ok(())
-        }
-    }
-
-    /// Once a long burst has spent the task's budget, reads say "not yet"
-    /// while readiness says "ready"; the echo must yield then, not spin.
     #[test]
-    fn a_long_burst_yields_instead_of_spinning() {
-        let (done, outcome) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .expect("runtime");
-            let mut peer = Firehose {
-                left: 4 << 20,
-                echoed: 0,
-            };
-            let result = runtime.block_on(echo(&mut peer, None, |_| {}));
-            let _ = done.send((result.is_ok(), peer.echoed));
-        });
-        let outcome = outcome.recv_timeout(Duration::from_secs(30));
+    fn a_peer_that_takes_nothing_stops_being_read() {
+        let mut stream = Choppy {
+            inbound: (0..=255u8).cycle().take(10 * BUFFER_SIZE).collect(),
+            inbound_ended: false,
+            outbound: VecDeque::new(),
+            window: 1000,
+            steps: vec![(BUFFER_SIZE, false)],
+            next: 0,
+            refused: false,
+            no_space: false,
+            edge: false,
+            largest_rest: 0,
+        };
+        let mut echo = Echo::new(true);
+        let mut chunk = vec![0u8; BUFFER_SIZE];
+        for _ in 0..100 {
+            echo.advance(&mut stream, &mut chunk, Readiness::ANY, |_| {})
+                .expect("no failure");
+        }
+        assert_eq!(stream.outbound.len(), 1000, "the window is full");
         assert_eq!(
-            outcome.ok(),
-            Some((true, 4 << 20)),
-            "the echo spun instead of yielding"
+            stream.inbound.len(),
+            9 * BUFFER_SIZE,
+            "one chunk read, the rest left unread"
+        );
+        assert!(echo.holds_bytes());
+    }
+
+    #[test]
+    fn a_long_burst_yields_to_the_other_connections() {
+        let mut stream = Choppy {
+            inbound: std::iter::repeat_n(7u8, 100 * BUFFER_SIZE).collect(),
+            inbound_ended: false,
+            outbound: VecDeque::new(),
+            window: usize::MAX,
+            steps: vec![(BUFFER_SIZE, false)],
+            next: 0,
+            refused: false,
+            no_space: false,
+            edge: false,
+            largest_rest: 0,
+        };
+        let mut echo = Echo::new(true);
+        let mut chunk = vec![0u8; BUFFER_SIZE];
+        let turn = echo
+            .advance(&mut stream, &mut chunk, Readiness::ANY, |_| {})
+            .expect("no failure");
+        assert_eq!(turn.step, Step::Yield);
+        assert_eq!(stream.outbound.len(), CHUNKS_PER_TURN * BUFFER_SIZE);
+    }
+
+    #[test]
+    fn a_writable_edge_alone_costs_no_read() {
+        struct Refuses;
+        impl Read for Refuses {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                panic!("read on a writable-only edge")
+            }
+        }
+        impl Write for Refuses {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                panic!("nothing to write")
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut echo = Echo::new(true);
+        let mut chunk = vec![0u8; BUFFER_SIZE];
+        let turn = echo
+            .advance(&mut Refuses, &mut chunk, Readiness::default(), |_| {})
+            .expect("no failure");
+        assert_eq!(
+            turn,
+            Turn {
+                step: Step::Wait,
+                moved: false
+            }
         );
     }
 }

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod connection;
+mod engine;
 pub mod limits;
 pub mod listen;
 pub mod log;
@@ -18,7 +19,6 @@ pub mod send_queue;
 pub mod signals;
 mod start;
 pub mod stats;
-mod stream;
 mod udp;
 
 use std::future::Future;
@@ -27,10 +27,11 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
+
+use crate::engine::StreamListener;
 
 pub use listen::{ListenError, Listener};
 pub use start::{Options, ServerError, serve, server};
@@ -96,19 +97,18 @@ impl Server {
     /// accepting (closing the listening sockets), lets connections in flight
     /// finish for up to the grace period, closes the rest, and returns the totals.
     ///
-    /// Must be called within a multi-threaded or current-thread tokio runtime
-    /// with I/O and time enabled.
-    pub async fn run(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) -> Totals {
-        let stop_accepting = CancellationToken::new();
-        let shared = stream::Shared {
-            stats: Arc::clone(&self.stats),
-            limit: Arc::new(Semaphore::new(
-                self.config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
-            )),
-            idle_timeout: self.config.idle_timeout,
-            tracker: TaskTracker::new(),
-            hard_stop: CancellationToken::new(),
-        };
+    /// Stream connections are served by an event loop on a thread of its
+    /// own; UDP sockets by tasks of the tokio runtime this is called within
+    /// (multi-threaded or current-thread, with I/O and time enabled).
+    ///
+    /// # Errors
+    /// [`ServerError::EventLoop`] when the sockets cannot be set up for
+    /// serving (out of descriptors or memory); nothing has been served then.
+    pub async fn run(
+        self,
+        listeners: Vec<Listener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Totals, ServerError> {
         // Every UDP port of this server: a datagram from one of them is the
         // server answering itself, or another echo service on the same port.
         let own_ports: Arc<[u16]> = listeners
@@ -118,54 +118,72 @@ impl Server {
                 _ => None,
             })
             .collect();
-        let listener_tasks = TaskTracker::new();
+        let stop_udp = CancellationToken::new();
+        let udp_tasks = TaskTracker::new();
+        let mut streams = Vec::new();
         for listener in listeners {
-            let stop = stop_accepting.clone();
             let name = listener.to_string();
             match listener {
-                Listener::Tcp(tcp) => {
-                    listener_tasks.spawn(stream::serve(tcp, name, shared.clone(), stop))
-                }
-                Listener::Unix(unix, socket_file) => {
-                    let shared = shared.clone();
-                    listener_tasks.spawn(async move {
-                        stream::serve(unix, name, shared, stop).await;
-                        drop(socket_file);
-                    })
-                }
-                Listener::Udp(udp) => listener_tasks.spawn(udp::serve(
-                    udp,
-                    self.config.udp_rate,
-                    Arc::clone(&own_ports),
-                    Arc::clone(&self.stats),
-                    stop,
+                Listener::Tcp(tcp) => streams.push(StreamListener::Tcp(
+                    mio::net::TcpListener::from_std(tcp),
+                    name,
                 )),
-            };
+                Listener::Unix(unix, socket_file) => streams.push(StreamListener::Unix {
+                    listener: mio::net::UnixListener::from_std(unix),
+                    _file: socket_file,
+                    name,
+                }),
+                Listener::Udp(udp) => {
+                    let udp =
+                        tokio::net::UdpSocket::from_std(udp).map_err(ServerError::EventLoop)?;
+                    udp_tasks.spawn(udp::serve(
+                        udp,
+                        self.config.udp_rate,
+                        Arc::clone(&own_ports),
+                        Arc::clone(&self.stats),
+                        stop_udp.clone(),
+                    ));
+                }
+            }
         }
-        listener_tasks.close();
+        udp_tasks.close();
+        let mut event_loop = if streams.is_empty() {
+            None
+        } else {
+            let shared = engine::Shared {
+                stats: Arc::clone(&self.stats),
+                limit: Arc::new(engine::Limit::new(self.config.max_connections)),
+                idle_timeout: self.config.idle_timeout,
+            };
+            Some(engine::start(streams, shared).map_err(ServerError::EventLoop)?)
+        };
 
         shutdown.await;
-        stop_accepting.cancel();
-        // Listener tasks return at once, dropping (closing) their sockets.
-        listener_tasks.wait().await;
-        shared.tracker.close();
-        let in_flight = shared.tracker.len();
+        stop_udp.cancel();
+        if let Some(event_loop) = &event_loop {
+            event_loop.stop_accepting();
+        }
+        // UDP tasks return at once, dropping (closing) their sockets.
+        udp_tasks.wait().await;
+        let Some(event_loop) = &mut event_loop else {
+            return Ok(self.stats.snapshot());
+        };
+        let in_flight = self.stats.active.load(std::sync::atomic::Ordering::Relaxed);
         if in_flight > 0 {
             info!(connections = in_flight, grace = ?self.config.grace, "draining connections");
         }
-        if tokio::time::timeout(self.config.grace, shared.tracker.wait())
+        if tokio::time::timeout(self.config.grace, event_loop.finished())
             .await
             .is_err()
         {
             warn!(
-                connections = shared.tracker.len(),
+                connections = self.stats.active.load(std::sync::atomic::Ordering::Relaxed),
                 "grace period over, closing remaining connections"
             );
-            shared.hard_stop.cancel();
-            // Each task drops its socket as soon as it sees the cancellation.
-            let _ = tokio::time::timeout(TEARDOWN, shared.tracker.wait()).await;
+            event_loop.cut();
+            let _ = tokio::time::timeout(TEARDOWN, event_loop.finished()).await;
         }
-        self.stats.snapshot()
+        Ok(self.stats.snapshot())
     }
 }
 

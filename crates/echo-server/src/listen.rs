@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use echo_proto::Endpoint;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpListener, UdpSocket, UnixListener};
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::net::UnixListener;
 
 /// How many connections the kernel may queue before the server accepts them.
 ///
@@ -99,7 +100,7 @@ pub enum ListenError {
         /// The inherited descriptor number.
         fd: usize,
     },
-    /// Registering an inherited socket with the runtime failed.
+    /// Preparing an inherited socket (making it non-blocking, urgent data inline) failed.
     #[error("socket activation: cannot use inherited descriptor {fd}")]
     Inherited {
         /// The inherited descriptor number.
@@ -134,7 +135,7 @@ impl Drop for SocketFile {
 /// Binds every endpoint, and with `udp` a UDP socket on each IP address too
 /// (on the same port as its TCP listener).
 ///
-/// Must be called within a tokio runtime.
+/// The sockets are non-blocking, ready for [`crate::Server::run`].
 ///
 /// # Errors
 /// The first [`ListenError`] met; sockets already bound are closed again.
@@ -161,8 +162,6 @@ pub fn bind(endpoints: &[Endpoint], udp: bool) -> Result<Vec<Listener>, ListenEr
 /// Takes the sockets systemd (or any launcher speaking its protocol) passed
 /// through `LISTEN_FDS`, or `None` when none were passed.
 ///
-/// Must be called within a tokio runtime.
-///
 /// # Errors
 /// [`ListenError::Activation`] for a descriptor of the wrong kind.
 pub fn inherited() -> Result<Option<Vec<Listener>>, ListenError> {
@@ -180,13 +179,13 @@ pub fn inherited() -> Result<Option<Vec<Listener>>, ListenError> {
             socket2::SockRef::from(&tcp)
                 .set_out_of_band_inline(true)
                 .map_err(fail)?;
-            Listener::Tcp(TcpListener::from_std(tcp).map_err(fail)?)
+            Listener::Tcp(tcp)
         } else if let Ok(Some(unix)) = fds.take_unix_listener(index) {
             unix.set_nonblocking(true).map_err(fail)?;
-            Listener::Unix(UnixListener::from_std(unix).map_err(fail)?, None)
+            Listener::Unix(unix, None)
         } else if let Ok(Some(udp)) = fds.take_udp_socket(index) {
             udp.set_nonblocking(true).map_err(fail)?;
-            Listener::Udp(UdpSocket::from_std(udp).map_err(fail)?)
+            Listener::Udp(udp)
         } else {
             return Err(ListenError::Activation { fd });
         };
@@ -214,13 +213,13 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_out_of_band_inline(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = new_socket(addr, Type::DGRAM, Protocol::UDP)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// Binds TCP and UDP on one port; with port 0, retries until the port the
@@ -271,6 +270,7 @@ fn bind_unix(path: &Path) -> Result<Listener, ListenError> {
         Err(err) => return Err(fail(err)),
     }
     let listener = UnixListener::bind(path).map_err(fail)?;
+    listener.set_nonblocking(true).map_err(fail)?;
     let meta = std::fs::symlink_metadata(path).map_err(fail)?;
     let file = SocketFile {
         path: path.to_owned(),
@@ -312,8 +312,8 @@ fn probe_unix(path: &Path) -> Probe {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn ipv6_listeners_are_ipv6_only_so_they_sit_beside_ipv4() {
+    #[test]
+    fn ipv6_listeners_are_ipv6_only_so_they_sit_beside_ipv4() {
         let endpoint: Endpoint = "[::1]:0".parse().expect("literal");
         let listeners = bind(&[endpoint], true).expect("bind");
         assert_eq!(listeners.len(), 2);
@@ -330,8 +330,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn tcp_and_udp_share_the_port_the_kernel_picked() {
+    #[test]
+    fn tcp_and_udp_share_the_port_the_kernel_picked() {
         let endpoint: Endpoint = "127.0.0.1:0".parse().expect("literal");
         let listeners = bind(&[endpoint], true).expect("bind");
         let [Listener::Tcp(tcp), Listener::Udp(udp)] = &listeners[..] else {

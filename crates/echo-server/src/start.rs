@@ -59,6 +59,10 @@ pub enum ServerError {
     /// The `listening on` lines could not be written to stdout.
     #[error("cannot write the announcement to stdout")]
     Stdout(#[source] io::Error),
+    /// The sockets could not be set up for serving: the epoll set, its
+    /// waker or a registration failed (out of descriptors or memory).
+    #[error("cannot set up the event loop")]
+    EventLoop(#[source] io::Error),
 }
 
 /// The seed's server: echoes on [`DEFAULT_ADDR`] with the default
@@ -112,7 +116,7 @@ pub fn serve(options: &Options) -> Result<Totals, ServerError> {
             grace = ?config.grace,
             "echo-server started"
         );
-        let totals = server.run(listeners, shutdown.cancelled_owned()).await;
+        let totals = server.run(listeners, shutdown.cancelled_owned()).await?;
         info!(%totals, log_lines_dropped = log::dropped_lines(), "echo-server stopped");
         Ok(totals)
     })

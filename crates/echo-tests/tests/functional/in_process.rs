@@ -27,7 +27,8 @@ fn server_addr() -> std::net::SocketAddr {
                     .expect("send the address");
                 Server::new(Config::default())
                     .run(listeners, std::future::pending())
-                    .await;
+                    .await
+                    .expect("the in-process server serves");
             });
         });
         receiver
