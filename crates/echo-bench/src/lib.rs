@@ -12,51 +12,39 @@
 //! abandoned: a hung server never hangs the tool.
 //! Only loopback addresses are accepted, since a load generator pointed at
 //! someone else's machine is an attack.
+//!
+//! The modules depend on one another one way only; from the top down:
+//! - `run` holds [`run`], the one module that knows both how scenarios run
+//!   and how runs are reported.
+//! - `scenario` has one module per scenario, over `scenario::budget` (the
+//!   time and count a run may use), `scenario::workers` (the pool of workers
+//!   and its hard deadline) and `scenario::connect` (the client side of TCP).
+//! - `report` makes a [`Report`] from a plan and an [`Outcome`](tally::Outcome),
+//!   and prints it as a table or JSON; it knows nothing of how scenarios run.
+//! - `plan` holds what to run, [`Plan`] and [`Scenario`], and checks it before
+//!   anything is sent; it knows nothing of runs or reports.
+//! - `tally` counts exchanges, errors and latencies; `check` verifies streams
+//!   and datagrams byte for byte.
+//! - `plot` draws reports as an SVG, `progress` shows a bar on a terminal,
+//!   `size` reads and writes byte counts, `limits` raises the open-files limit
+//!   and reads a server's memory, and `error` holds [`BenchError`].
 
 #![warn(missing_docs)]
 
 mod check;
+mod error;
 pub mod limits;
+pub mod plan;
 pub mod plot;
 pub mod progress;
 pub mod report;
-pub mod scenario;
+mod run;
+mod scenario;
 pub mod size;
 pub mod tally;
 
-use std::io;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-
+pub use error::BenchError;
+pub use plan::{Plan, Scenario};
 pub use report::Report;
-pub use scenario::{Plan, Scenario, run};
+pub use run::run;
 pub use tally::{ErrorCounts, ExchangeError, FailureKind, Live, Tally};
-
-/// Why a benchmark could not be run at all (as opposed to a run that met errors,
-/// which [`Report::ok`] tells).
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    /// The target is not a loopback address; load is only ever sent to this machine.
-    #[error("refusing to load {0}: echo-bench only targets loopback addresses (127.0.0.0/8, ::1)")]
-    NotLoopback(SocketAddr),
-    /// The plan is inconsistent (zero workers, a size the scenario cannot send, ...).
-    #[error("invalid plan: {0}")]
-    InvalidPlan(String),
-    /// The server's memory use could not be read from `/proc/PID/status`.
-    #[error("cannot read the resident memory of process {pid}")]
-    Rss {
-        /// The process asked about.
-        pid: u32,
-        /// What reading its status said.
-        #[source]
-        source: io::Error,
-    },
-    /// A plot could not be drawn or written.
-    #[error("cannot draw the plot {}: {message}", path.display())]
-    Plot {
-        /// Where the plot was to go.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
-}

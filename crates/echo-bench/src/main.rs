@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use echo_bench::plan::time_limit;
 use echo_bench::progress::Progress;
-use echo_bench::scenario::time_limit;
 use echo_bench::size::parse_size;
 use echo_bench::{Live, Plan, Report, Scenario, limits, plot};
 use echo_proto::parse_duration;

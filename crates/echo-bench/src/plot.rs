@@ -10,7 +10,7 @@ use std::path::Path;
 use plotters::backend::SVGBackend;
 use plotters::prelude::*;
 
-use crate::BenchError;
+use crate::error::BenchError;
 use crate::report::Report;
 
 /// Where the maximum sits on the x axis, past 99.99% (which is at 4).

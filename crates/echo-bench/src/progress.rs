@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::scenario::{Plan, Scenario};
+use crate::plan::{Plan, Scenario};
 use crate::size::group_thousands;
 use crate::tally::Live;
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{Outcome, Plan, Scenario};
+use crate::plan::{Plan, Scenario};
 use crate::size::{format_size, group_thousands};
-use crate::tally::ErrorCounts;
+use crate::tally::{ErrorCounts, Outcome};
 
 /// The latency percentiles a report lists for plotting; 100 is the maximum.
 pub const PERCENTILES: [f64; 10] = [

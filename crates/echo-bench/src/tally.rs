@@ -4,6 +4,9 @@
 //! Each worker keeps its own [`Tally`] (no sharing on the hot path) and the
 //! run merges them at the end; [`Live`] holds the few shared counters a
 //! progress display reads while the run goes on.
+//! A scenario hands its merged tally on as an [`Outcome`], with the few things
+//! it measured that are not counts, so that reports read what was measured
+//! without knowing how it was.
 
 use std::io;
 use std::sync::Arc;
@@ -222,6 +225,25 @@ impl Tally {
     pub fn latency(&self) -> &Histogram<u64> {
         &self.latency
     }
+}
+
+/// What a scenario hands to the report besides its tally.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Everything counted.
+    pub tally: Tally,
+    /// Whether the run ended because the count ran out (rather than the time).
+    pub count_reached: bool,
+    /// The time over which the rate is computed, if not the whole run (idle: the opening).
+    pub rate_window: Option<Duration>,
+    /// `idle`: connections that still echoed after the hold.
+    pub held: Option<u64>,
+    /// `idle`: how many local addresses the connections came from.
+    pub source_addresses: Option<usize>,
+    /// The server's resident memory before the run, in KiB.
+    pub rss_before_kib: Option<u64>,
+    /// The server's resident memory at the measuring point (idle: all connections open), in KiB.
+    pub rss_after_kib: Option<u64>,
 }
 
 /// A worker's tally together with the run's live counters, kept in step.

@@ -11,9 +11,11 @@ use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Outcome, Shared, connect_within, run_workers, seed};
+use super::connect::connect_within;
+use super::workers::run_workers;
+use super::{Shared, seed};
 use crate::check::Stream;
-use crate::tally::{ExchangeError, Recorder, Tally};
+use crate::tally::{ExchangeError, Outcome, Recorder, Tally};
 
 /// The smallest read buffer, whatever the write size: reading in large pieces
 /// keeps the reader ahead of the server.
@@ -22,7 +24,8 @@ const MIN_READ_BUFFER: usize = 64 * 1024;
 /// The end offset of a write in the stream and when it was handed to the kernel.
 type Mark = (u64, Instant);
 
-pub(super) async fn run(shared: Arc<Shared>, total: u64) -> Outcome {
+/// Streams `total` bytes over `shared`'s plan's connections, or as many as its time allows.
+pub(crate) async fn run(shared: Arc<Shared>, total: u64) -> Outcome {
     let workers = shared.plan.workers as u64;
     let tally = run_workers(shared.plan.workers, shared.hard_deadline(), |id| {
         let share = total / workers + u64::from((id as u64) < total % workers);

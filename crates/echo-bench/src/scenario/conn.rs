@@ -15,16 +15,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::{
-    Outcome, Shared, alternating_messages, connect, connect_from, loopback_address, run_budgeted,
-};
-use crate::tally::{ExchangeError, Recorder, Tally};
+use super::connect::{connect, connect_from, loopback_address};
+use super::workers::run_budgeted;
+use super::{Shared, alternating_messages};
+use crate::tally::{ExchangeError, Outcome, Recorder, Tally};
 
 /// How many loopback source addresses (127.0.0.1, 127.0.0.2, ...) the workers
 /// spread over when the server is on IPv4 loopback.
 pub const SOURCE_ADDRESSES: usize = 8;
 
-pub(super) async fn run(shared: Arc<Shared>) -> Outcome {
+/// Runs `conn` for `shared`'s plan until its budget is spent.
+pub(crate) async fn run(shared: Arc<Shared>) -> Outcome {
     run_budgeted(shared, worker).await
 }
 

@@ -9,10 +9,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::{Outcome, Shared, alternating_messages, connect_within, run_budgeted};
-use crate::tally::{ExchangeError, Recorder, Tally};
+use super::connect::connect_within;
+use super::workers::run_budgeted;
+use super::{Shared, alternating_messages};
+use crate::tally::{ExchangeError, Outcome, Recorder, Tally};
 
-pub(super) async fn run(shared: Arc<Shared>) -> Outcome {
+/// Runs `persistent` for `shared`'s plan until its budget is spent.
+pub(crate) async fn run(shared: Arc<Shared>) -> Outcome {
     run_budgeted(shared, worker).await
 }
 

@@ -11,11 +11,13 @@ use echo_proto::udp::MAX_DATAGRAM;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use super::{Outcome, Shared, run_budgeted, seed};
+use super::workers::run_budgeted;
+use super::{Shared, seed};
 use crate::check::{Datagrams, Reply};
-use crate::tally::{ExchangeError, Recorder, Tally};
+use crate::tally::{ExchangeError, Outcome, Recorder, Tally};
 
-pub(super) async fn run(shared: Arc<Shared>) -> Outcome {
+/// Runs `udp` for `shared`'s plan until its budget is spent.
+pub(crate) async fn run(shared: Arc<Shared>) -> Outcome {
     run_budgeted(shared, worker).await
 }
 
