@@ -1,7 +1,6 @@
 //! The library's one error type, in a module of its own so that every module
 //! can name it without depending on the crate root, which depends on them all.
 
-use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -22,7 +21,7 @@ pub enum BenchError {
         pid: u32,
         /// What reading its status said.
         #[source]
-        source: io::Error,
+        source: echo_os::process::ProcessError,
     },
     /// A plot could not be drawn or written.
     #[error("cannot draw the plot {}: {message}", path.display())]

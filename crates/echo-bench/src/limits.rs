@@ -1,10 +1,7 @@
-//! The client's own descriptor budget, and the server's memory as the kernel reports it.
+//! The client's own descriptor budget, and the server's memory, in the terms
+//! of this crate's errors; the reading itself is echo-os's.
 
-use std::io;
-
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
-
-use crate::BenchError;
+use crate::error::BenchError;
 
 /// Raises the soft limit on open files to the hard limit and returns the
 /// soft limit now in force (`None` if it cannot be read).
@@ -12,49 +9,25 @@ use crate::BenchError;
 /// Holding ten thousand idle connections takes ten thousand descriptors, far
 /// above the common soft default of 1,024.
 pub fn raise_fd_limit() -> Option<u64> {
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
-    if soft >= hard {
-        return Some(soft);
-    }
-    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-        Ok(()) => Some(hard),
-        Err(_) => Some(soft),
+    match echo_os::fd_limit::raise_to_hard() {
+        Ok(limit) => Some(limit.soft),
+        Err(echo_os::fd_limit::FdLimitError::Raise { soft, .. }) => Some(soft),
+        Err(echo_os::fd_limit::FdLimitError::Read(_)) => None,
     }
 }
 
-/// The resident memory of process `pid` in KiB, from `VmRSS` in `/proc/PID/status`.
+/// The resident memory of process `pid` in KiB (`VmRSS`).
 ///
 /// # Errors
 /// [`BenchError::Rss`] when the process does not exist or its status has no `VmRSS`
 /// (a kernel thread, or a zombie).
 pub fn resident_kib(pid: u32) -> Result<u64, BenchError> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|source| BenchError::Rss { pid, source })?;
-    vm_rss_kib(&status).ok_or_else(|| BenchError::Rss {
-        pid,
-        source: io::Error::new(io::ErrorKind::InvalidData, "no VmRSS line in its status"),
-    })
-}
-
-/// Finds the `VmRSS:   1234 kB` line of a `/proc/PID/status` text.
-fn vm_rss_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-    let mut words = line["VmRSS:".len()..].split_whitespace();
-    let value = words.next()?.parse().ok()?;
-    (words.next() == Some("kB")).then_some(value)
+    echo_os::process::resident_kib(pid).map_err(|source| BenchError::Rss { pid, source })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vm_rss_is_read_from_a_status_text() {
-        let status = "Name:\techo-server\nVmPeak:\t  9000 kB\nVmRSS:\t    4321 kB\nThreads:\t3\n";
-        assert_eq!(vm_rss_kib(status), Some(4321));
-        assert_eq!(vm_rss_kib("Name:\tkthreadd\n"), None);
-        assert_eq!(vm_rss_kib("VmRSS:\t12 MB\n"), None);
-    }
 
     #[test]
     fn our_own_resident_memory_is_readable() {
@@ -68,7 +41,9 @@ mod tests {
 
     #[test]
     fn the_fd_limit_is_at_least_what_it_was() {
-        let (before, _) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+        let before = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .expect("getrlimit")
+            .0;
         let now = raise_fd_limit().expect("readable");
         assert!(now >= before);
     }

@@ -134,7 +134,7 @@ impl Plan {
                 }
             }
             Scenario::Udp { max_loss } => {
-                let max = echo_proto::udp::MAX_DATAGRAM;
+                let max = echo_proto::udp::max_datagram(self.addr);
                 if !(SEQUENCE_LEN..=max).contains(&self.size) {
                     return invalid(format!(
                         "udp datagrams carry an 8-byte sequence number: the size must be 8 to {max} bytes"

@@ -2,15 +2,17 @@
 //! library's `server()` alike: signal handlers, sockets (inherited or bound),
 //! the open-files limit, SIGUSR1, the announcement, the run, the totals.
 
-use std::io;
 use std::time::Duration;
 
 use echo_proto::{DEFAULT_ADDR, Endpoint};
 use tracing::info;
 
-use crate::listen::{self, ListenError};
-use crate::{Config, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE, Server, Totals};
-use crate::{announce, limits, log, signals};
+use crate::listen;
+use crate::server::{
+    Config, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE, Server, ServerError, announce,
+};
+use crate::stats::Totals;
+use crate::{limits, log, signals};
 
 /// What to serve and how, as `echo-server`'s flags say it;
 /// `Options::default()` is the seed's server on [`DEFAULT_ADDR`].
@@ -42,27 +44,6 @@ impl Default for Options {
             udp_rate: DEFAULT_UDP_RATE,
         }
     }
-}
-
-/// Why the server could not start; once it serves, nothing stops it but a signal.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    /// The tokio runtime could not start (out of threads or memory).
-    #[error("cannot start the async runtime")]
-    Runtime(#[source] io::Error),
-    /// A signal handler could not be installed.
-    #[error("cannot install signal handlers")]
-    Signals(#[source] io::Error),
-    /// A listening socket could not be bound or inherited; the error names it.
-    #[error(transparent)]
-    Listen(#[from] ListenError),
-    /// The `listening on` lines could not be written to stdout.
-    #[error("cannot write the announcement to stdout")]
-    Stdout(#[source] io::Error),
-    /// The sockets could not be set up for serving: the epoll set, its
-    /// waker or a registration failed (out of descriptors or memory).
-    #[error("cannot set up the event loop")]
-    EventLoop(#[source] io::Error),
 }
 
 /// The seed's server: echoes on [`DEFAULT_ADDR`] with the default

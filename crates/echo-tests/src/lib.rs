@@ -64,6 +64,8 @@ pub struct Server {
     stderr_lines: Receiver<String>,
     /// Disconnected when the server's stdout closes, which it does as it exits.
     stdout_open: Receiver<String>,
+    /// Disconnected once every line of the server's stderr has been collected.
+    stderr_collected: Receiver<()>,
 }
 
 impl Server {
@@ -127,6 +129,7 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = Arc::new(Mutex::new(String::new()));
         let (line_sender, stderr_lines) = mpsc::channel();
+        let (collecting, stderr_collected) = mpsc::channel::<()>();
         if captured {
             let stderr_pipe = child.stderr.take().expect("stderr is piped");
             let collected = Arc::clone(&stderr);
@@ -138,6 +141,7 @@ impl Server {
                     }
                     let _ = line_sender.send(line);
                 }
+                drop(collecting);
             });
         }
         let (announce_sender, announcements) = mpsc::channel();
@@ -152,6 +156,7 @@ impl Server {
             stderr,
             stderr_lines,
             stdout_open: announcements,
+            stderr_collected,
         };
         let deadline = Instant::now() + WAIT;
         while server.listeners.len() < listeners {
@@ -248,6 +253,11 @@ impl Server {
                     self.stderr()
                 )
             }
+        }
+        // Its stderr closes at the same moment, but the lines still in the
+        // pipe are collected by a thread of their own: wait for it too.
+        if let Err(mpsc::RecvTimeoutError::Timeout) = self.stderr_collected.recv_timeout(limit) {
+            panic!("the server's stderr stayed open after it exited");
         }
         self.child.wait().expect("the server can be reaped")
     }

@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use echo_proto::udp::MAX_DATAGRAM;
+use echo_proto::udp::MAX_DATAGRAM_V6;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
@@ -46,7 +46,7 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
     let mut datagrams = Datagrams::new(seed(id, 0), plan.size);
     // Room for the largest datagram and one byte more, so a reply longer
     // than any datagram sent is seen as such rather than cut to fit.
-    let mut buffer = vec![0u8; MAX_DATAGRAM + 1];
+    let mut buffer = vec![0u8; MAX_DATAGRAM_V6 + 1];
     while shared.budget.take() {
         let datagram = datagrams.next();
         let started = Instant::now();

@@ -1,0 +1,202 @@
+//! The server itself: its configuration, the `run` seam that serves bound
+//! sockets until a shutdown future resolves, and the announcement.
+
+use std::future::Future;
+use std::io;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::engine::{self, StreamListener};
+use crate::limits;
+use crate::listen::{ListenError, Listener};
+use crate::stats::{Stats, Totals};
+use crate::udp;
+
+/// How long connections in flight may take to finish after shutdown starts, by default.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// How long a connection may sit with no byte moving before it is closed, by default.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many UDP datagrams per second one source IP gets answered, by default.
+pub const DEFAULT_UDP_RATE: u32 = 1_000;
+/// After the grace period, how long the cut connections get to be torn down.
+const TEARDOWN: Duration = Duration::from_secs(1);
+
+/// How the server treats its clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Stream connections served at once, over all listeners; further clients
+    /// wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Close a connection once, for this long, it has read nothing and its
+    /// peer has taken none of the bytes queued for it; `None` never does.
+    pub idle_timeout: Option<Duration>,
+    /// After shutdown starts, how long connections in flight may take to finish.
+    pub grace: Duration,
+    /// UDP datagrams per second answered per source IP; 0 for no limit.
+    pub udp_rate: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            grace: DEFAULT_GRACE,
+            udp_rate: DEFAULT_UDP_RATE,
+        }
+    }
+}
+
+/// An echo server with its configuration and running totals.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    stats: Arc<Stats>,
+}
+
+impl Server {
+    /// A server that will serve with `config`.
+    pub fn new(config: Config) -> Self {
+        Server {
+            config,
+            stats: Arc::default(),
+        }
+    }
+
+    /// The server's running totals, to report while it runs.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Serves every listener until `shutdown` resolves, then drains: stops
+    /// accepting (closing the listening sockets), lets connections in flight
+    /// finish for up to the grace period, closes the rest, and returns the totals.
+    ///
+    /// Stream connections are served by an event loop on a thread of its
+    /// own; UDP sockets by tasks of the tokio runtime this is called within
+    /// (multi-threaded or current-thread, with I/O and time enabled).
+    ///
+    /// # Errors
+    /// [`ServerError::EventLoop`] when the sockets cannot be set up for
+    /// serving (out of descriptors or memory); nothing has been served then.
+    pub async fn run(
+        self,
+        listeners: Vec<Listener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Totals, ServerError> {
+        // Every UDP port of this server: a datagram from one of them is the
+        // server answering itself, or another echo service on the same port.
+        let own_ports: Arc<[u16]> = listeners
+            .iter()
+            .filter_map(|listener| match listener {
+                Listener::Udp(udp) => udp.local_addr().ok().map(|addr| addr.port()),
+                _ => None,
+            })
+            .collect();
+        let stop_udp = CancellationToken::new();
+        let udp_tasks = TaskTracker::new();
+        let mut streams = Vec::new();
+        for listener in listeners {
+            let name = listener.to_string();
+            match listener {
+                Listener::Tcp(tcp) => streams.push(StreamListener::Tcp(
+                    mio::net::TcpListener::from_std(tcp),
+                    name,
+                )),
+                Listener::Unix(unix, socket_file) => streams.push(StreamListener::Unix {
+                    listener: mio::net::UnixListener::from_std(unix),
+                    _file: socket_file,
+                    name,
+                }),
+                Listener::Udp(udp) => {
+                    let udp =
+                        tokio::net::UdpSocket::from_std(udp).map_err(ServerError::EventLoop)?;
+                    udp_tasks.spawn(udp::serve(
+                        udp,
+                        self.config.udp_rate,
+                        Arc::clone(&own_ports),
+                        Arc::clone(&self.stats),
+                        stop_udp.clone(),
+                    ));
+                }
+            }
+        }
+        udp_tasks.close();
+        let mut event_loop = if streams.is_empty() {
+            None
+        } else {
+            let shared = engine::Shared {
+                stats: Arc::clone(&self.stats),
+                limit: Arc::new(engine::Limit::new(self.config.max_connections)),
+                idle_timeout: self.config.idle_timeout,
+            };
+            Some(engine::start(streams, shared).map_err(ServerError::EventLoop)?)
+        };
+
+        shutdown.await;
+        stop_udp.cancel();
+        if let Some(event_loop) = &event_loop {
+            event_loop.stop_accepting();
+        }
+        // UDP tasks return at once, dropping (closing) their sockets.
+        udp_tasks.wait().await;
+        let Some(event_loop) = &mut event_loop else {
+            return Ok(self.stats.snapshot());
+        };
+        let in_flight = self.stats.active.load(std::sync::atomic::Ordering::Relaxed);
+        if in_flight > 0 {
+            info!(connections = in_flight, grace = ?self.config.grace, "draining connections");
+        }
+        if tokio::time::timeout(self.config.grace, event_loop.finished())
+            .await
+            .is_err()
+        {
+            warn!(
+                connections = self.stats.active.load(std::sync::atomic::Ordering::Relaxed),
+                "grace period over, closing remaining connections"
+            );
+            event_loop.cut();
+            let _ = tokio::time::timeout(TEARDOWN, event_loop.finished()).await;
+        }
+        Ok(self.stats.snapshot())
+    }
+}
+
+/// Prints one `listening on <kind> <address>` line per listener to stdout,
+/// the line scripts and tests wait for, and nothing else.
+///
+/// # Errors
+/// Writing to stdout failed.
+pub fn announce(listeners: &[Listener]) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    for listener in listeners {
+        writeln!(stdout, "listening on {listener}")?;
+    }
+    stdout.flush()
+}
+
+/// Why the server could not start; once it serves, nothing stops it but a signal.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The tokio runtime could not start (out of threads or memory).
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] io::Error),
+    /// A signal handler could not be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] io::Error),
+    /// A listening socket could not be bound or inherited; the error names it.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    /// The `listening on` lines could not be written to stdout.
+    #[error("cannot write the announcement to stdout")]
+    Stdout(#[source] io::Error),
+    /// The sockets could not be set up for serving: the epoll set, its
+    /// waker or a registration failed (out of descriptors or memory).
+    #[error("cannot set up the event loop")]
+    EventLoop(#[source] io::Error),
+}
