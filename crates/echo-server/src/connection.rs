@@ -258,6 +258,23 @@ mod tests {
     }
 
     impl Choppy {
+        /// A stream with `inbound` already sent, a window of `window` bytes,
+        /// and calls cut at `limit` bytes, never refused.
+        fn new(inbound: VecDeque<u8>, window: usize, limit: usize) -> Self {
+            Choppy {
+                inbound,
+                inbound_ended: false,
+                outbound: VecDeque::new(),
+                window,
+                steps: vec![(limit, false)],
+                next: 0,
+                refused: false,
+                no_space: false,
+                edge: false,
+                largest_rest: 0,
+            }
+        }
+
         /// The next call's size limit, and whether it says "not yet";
         /// never twice in a row, so progress is always possible.
         fn step(&mut self) -> (usize, bool) {
@@ -329,16 +346,9 @@ mod tests {
         fin_with_last: bool,
     ) -> Result<(Vec<u8>, usize, usize), String> {
         let mut stream = Choppy {
-            inbound: VecDeque::new(),
-            inbound_ended: false,
-            outbound: VecDeque::new(),
-            window,
             steps,
-            next: 0,
-            refused: false,
-            no_space: false,
             edge: true,
-            largest_rest: 0,
+            ..Choppy::new(VecDeque::new(), window, 1)
         };
         let mut echo = Echo::new(short_read_drains);
         let mut chunk = vec![0u8; BUFFER_SIZE];
@@ -436,18 +446,11 @@ mod tests {
 
     #[test]
     fn a_peer_that_takes_nothing_stops_being_read() {
-        let mut stream = Choppy {
-            inbound: (0..=255u8).cycle().take(10 * BUFFER_SIZE).collect(),
-            inbound_ended: false,
-            outbound: VecDeque::new(),
-            window: 1000,
-            steps: vec![(BUFFER_SIZE, false)],
-            next: 0,
-            refused: false,
-            no_space: false,
-            edge: false,
-            largest_rest: 0,
-        };
+        let mut stream = Choppy::new(
+            (0..=255u8).cycle().take(10 * BUFFER_SIZE).collect(),
+            1000,
+            BUFFER_SIZE,
+        );
         let mut echo = Echo::new(true);
         let mut chunk = vec![0u8; BUFFER_SIZE];
         for _ in 0..100 {
@@ -465,18 +468,11 @@ mod tests {
 
     #[test]
     fn a_long_burst_yields_to_the_other_connections() {
-        let mut stream = Choppy {
-            inbound: std::iter::repeat_n(7u8, 100 * BUFFER_SIZE).collect(),
-            inbound_ended: false,
-            outbound: VecDeque::new(),
-            window: usize::MAX,
-            steps: vec![(BUFFER_SIZE, false)],
-            next: 0,
-            refused: false,
-            no_space: false,
-            edge: false,
-            largest_rest: 0,
-        };
+        let mut stream = Choppy::new(
+            std::iter::repeat_n(7u8, 100 * BUFFER_SIZE).collect(),
+            usize::MAX,
+            BUFFER_SIZE,
+        );
         let mut echo = Echo::new(true);
         let mut chunk = vec![0u8; BUFFER_SIZE];
         let turn = echo
