@@ -1,18 +1,120 @@
 //! Echoing one stream connection: the byte mover, apart from accepting and bookkeeping.
 //!
 //! [`Echo`] is a state machine over a non-blocking byte stream (any
-//! `Read + Write` that says `WouldBlock`), driven by readiness events: the
-//! event loop serves every connection from one thread with it, and tests
-//! drive it over an in-memory stream that reads and writes in random short
-//! pieces and delivers its events as edge-triggered epoll does.
+//! [`Socket`]: `Read + Write` that says `WouldBlock`), driven by readiness
+//! events: the event loop serves every connection from one thread with it,
+//! and tests drive it over an in-memory stream that reads and writes in
+//! random short pieces and delivers its events as edge-triggered epoll does.
+//!
+//! A connection that keeps filling the read buffer (a bulk stream) moves its
+//! bytes with `splice(2)` through a pipe instead, so they never leave the
+//! kernel; small exchanges and idle connections keep the plain path and
+//! never hold a pipe.
 
 use std::io::{self, Read, Write};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use echo_proto::BUFFER_SIZE;
+use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
 
 /// How many chunks one connection may move per turn before the others get
 /// theirs: a bulk stream must not starve the event loop's other connections.
 pub const CHUNKS_PER_TURN: usize = 16;
+
+/// The most pipes an event loop keeps open at once, in use or spare: each is
+/// two descriptors and some kernel memory, and beyond about a thousand per
+/// user the kernel shrinks new pipes to two pages.
+pub const MAX_PIPES: usize = 64;
+/// Pipes kept open for the next bulk turn when no connection uses them.
+const SPARE_PIPES: usize = 8;
+/// The size asked of each pipe: bigger than a read chunk, so one pair of
+/// splices moves several segments.
+const PIPE_BYTES: usize = 256 * 1024;
+
+/// A byte stream the echo can move bytes on: a socket, or a test's stand-in.
+pub trait Socket: Read + Write {
+    /// The descriptor `splice(2)` may move bytes through; `None` (the
+    /// default) keeps every byte on the plain read-and-write path.
+    fn splice_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+}
+
+/// The event loop's scratch space, lent to each connection's turn: the one
+/// read buffer, and the pipes for bulk connections.
+#[derive(Debug)]
+pub struct Scratch {
+    chunk: Box<[u8]>,
+    pipes: Pipes,
+}
+
+impl Scratch {
+    /// A buffer of [`BUFFER_SIZE`], and room for at most `max_pipes` pipes.
+    pub fn new(max_pipes: usize) -> Self {
+        Scratch {
+            chunk: vec![0u8; BUFFER_SIZE].into_boxed_slice(),
+            pipes: Pipes {
+                spare: Vec::new(),
+                open: 0,
+                max_open: max_pipes,
+            },
+        }
+    }
+
+    /// Pipes open now, in use or spare.
+    pub fn pipes_open(&self) -> usize {
+        self.pipes.open
+    }
+}
+
+/// A bounded pool of pipes, created only when a bulk connection needs one.
+#[derive(Debug)]
+struct Pipes {
+    spare: Vec<Pipe>,
+    open: usize,
+    max_open: usize,
+}
+
+impl Pipes {
+    /// A pipe, or `None` when the bound is reached or the kernel has none
+    /// to give (out of descriptors, or the user's pipe memory): the
+    /// connection then copies, as small ones do.
+    fn take(&mut self) -> Option<Pipe> {
+        if let Some(pipe) = self.spare.pop() {
+            return Some(pipe);
+        }
+        if self.open >= self.max_open {
+            return None;
+        }
+        let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).ok()?;
+        // A bigger pipe saves system calls; refused, the default still works.
+        let size = libc::c_int::try_from(PIPE_BYTES).unwrap_or(libc::c_int::MAX);
+        let _ = fcntl(&write, FcntlArg::F_SETPIPE_SZ(size));
+        self.open += 1;
+        Some(Pipe {
+            read,
+            write,
+            held: 0,
+        })
+    }
+
+    /// Takes back a pipe; one still holding bytes is closed, never reused.
+    fn give(&mut self, pipe: Pipe) {
+        if pipe.held == 0 && self.spare.len() < SPARE_PIPES {
+            self.spare.push(pipe);
+        } else {
+            self.open -= 1;
+        }
+    }
+}
+
+/// A pipe a bulk connection's bytes go through, and how many it holds.
+#[derive(Debug)]
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    held: usize,
+}
 
 /// What the readiness event that woke a connection said, beyond "look".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,6 +173,13 @@ pub struct Echo {
     peer_done: bool,
     /// Bytes written back so far.
     written: u64,
+    /// The connection has filled the read buffer: its next turns splice.
+    bulk: bool,
+    /// The pipe it splices through, during a turn, or while the pipe holds
+    /// bytes the peer has not taken; never while the connection waits for input.
+    pipe: Option<Pipe>,
+    /// The kernel refused to splice this socket: copy from now on.
+    splice_refused: bool,
 }
 
 #[derive(Debug)]
@@ -97,6 +206,16 @@ impl Echo {
             short_read_drains,
             peer_done: false,
             written: 0,
+            bulk: false,
+            pipe: None,
+            splice_refused: false,
+        }
+    }
+
+    /// Gives the connection's pipe back to `scratch`, when it is closed.
+    pub fn release(&mut self, scratch: &mut Scratch) {
+        if let Some(pipe) = self.pipe.take() {
+            scratch.pipes.give(pipe);
         }
     }
 
@@ -107,24 +226,39 @@ impl Echo {
 
     /// Whether the connection holds bytes it could not write back yet.
     pub fn holds_bytes(&self) -> bool {
-        self.rest.is_some()
+        self.rest.is_some() || self.pipe.as_ref().is_some_and(|pipe| pipe.held > 0)
     }
 
     /// Moves bytes between `stream`'s two directions until it would block,
-    /// the turn's budget is spent, or the echo is over; `chunk` is scratch
-    /// space of [`BUFFER_SIZE`] shared by all connections of the event loop,
-    /// and `moved` hears of every write's size once it is done.
+    /// the turn's budget is spent, or the echo is over, with the event
+    /// loop's `scratch`; `moved` hears of every write's size once it is done.
     ///
     /// Safe to call at any time: without readiness it finds `WouldBlock`.
     ///
     /// # Errors
     /// The stream failed (a reset, typically); the connection is over.
-    pub fn advance<S: Read + Write>(
+    pub fn advance<S: Socket>(
         &mut self,
         stream: &mut S,
-        chunk: &mut [u8],
+        scratch: &mut Scratch,
         ready: Readiness,
         mut moved: impl FnMut(usize),
+    ) -> io::Result<Turn> {
+        let result = self.turn(stream, scratch, ready, &mut moved);
+        // A connection waiting for input holds no pipe: idle ones must not
+        // tie up descriptors.
+        if self.pipe.as_ref().is_some_and(|pipe| pipe.held == 0) {
+            self.release(scratch);
+        }
+        result
+    }
+
+    fn turn<S: Socket>(
+        &mut self,
+        stream: &mut S,
+        scratch: &mut Scratch,
+        ready: Readiness,
+        moved: &mut impl FnMut(usize),
     ) -> io::Result<Turn> {
         let mut turn = Turn {
             step: Step::Wait,
@@ -132,36 +266,58 @@ impl Echo {
         };
         self.peer_done |= ready.read_closed;
         let drain_to_the_end = !self.short_read_drains || self.peer_done || ready.urgent;
-        if self.rest.is_none() && !ready.readable && !self.peer_done {
+        if !self.holds_bytes() && !ready.readable && !self.peer_done {
             // Only writable: nothing of ours is waiting to go out.
             return Ok(turn);
         }
         let mut budget = CHUNKS_PER_TURN;
         loop {
-            if let Some(rest) = &mut self.rest {
-                while rest.done < rest.bytes.len() {
-                    match stream.write(&rest.bytes[rest.done..]) {
-                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                        Ok(n) => {
-                            rest.done += n;
-                            self.written += n as u64;
-                            turn.moved = true;
-                            moved(n);
-                        }
-                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(turn),
-                        Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                        Err(err) => return Err(err),
-                    }
-                }
-                self.rest = None;
+            if !self.write_held(stream, &mut turn, moved)? {
+                return Ok(turn);
             }
             if budget == 0 {
                 turn.step = Step::Yield;
                 return Ok(turn);
             }
             budget -= 1;
-            let limit = chunk.len().min(BUFFER_SIZE);
-            let n = match stream.read(&mut chunk[..limit]) {
+            if self.bulk && self.pipe.is_none() && !self.splice_refused && !ready.urgent {
+                self.pipe = scratch.pipes.take();
+            }
+            // Urgent data: splicing stops at its mark, reading takes it inline.
+            let spliced = match (&mut self.pipe, stream.splice_fd()) {
+                (Some(pipe), Some(fd)) if !ready.urgent => Some(splice(
+                    fd,
+                    None,
+                    &pipe.write,
+                    None,
+                    PIPE_BYTES,
+                    splice_flags(),
+                )),
+                _ => None,
+            };
+            match spliced {
+                // No pipe, or the end or the urgent mark: `read` tells which.
+                None | Some(Ok(0)) => {}
+                Some(Ok(n)) => {
+                    if let Some(pipe) = &mut self.pipe {
+                        pipe.held = n;
+                    }
+                    turn.moved = true;
+                    // A short splice proves nothing (the pipe counts pages,
+                    // not bytes): only `EAGAIN` says the socket is drained.
+                    continue;
+                }
+                Some(Err(nix::Error::EAGAIN)) => return Ok(turn),
+                Some(Err(nix::Error::EINTR)) => continue,
+                Some(Err(nix::Error::EINVAL | nix::Error::ENOSYS)) => {
+                    self.splice_refused = true;
+                    self.release(scratch);
+                }
+                Some(Err(err)) => return Err(err.into()),
+            }
+            let limit = scratch.chunk.len();
+            let chunk = &mut scratch.chunk[..];
+            let n = match stream.read(chunk) {
                 Ok(0) => {
                     turn.step = Step::Finished;
                     return Ok(turn);
@@ -172,6 +328,7 @@ impl Echo {
                 Err(err) => return Err(err),
             };
             turn.moved = true;
+            self.bulk |= n == limit;
             let mut done = 0;
             while done < n {
                 match stream.write(&chunk[done..n]) {
@@ -201,6 +358,55 @@ impl Echo {
             }
         }
     }
+
+    /// Writes back what the connection holds (a short write's rest, or the
+    /// pipe's bytes); `false` when the peer cannot take more now.
+    fn write_held<S: Socket>(
+        &mut self,
+        stream: &mut S,
+        turn: &mut Turn,
+        moved: &mut impl FnMut(usize),
+    ) -> io::Result<bool> {
+        if let Some(rest) = &mut self.rest {
+            while rest.done < rest.bytes.len() {
+                match stream.write(&rest.bytes[rest.done..]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        rest.done += n;
+                        self.written += n as u64;
+                        turn.moved = true;
+                        moved(n);
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            self.rest = None;
+        }
+        if let (Some(pipe), Some(fd)) = (&mut self.pipe, stream.splice_fd()) {
+            while pipe.held > 0 {
+                match splice(&pipe.read, None, fd, None, pipe.held, splice_flags()) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        pipe.held -= n;
+                        self.written += n as u64;
+                        turn.moved = true;
+                        moved(n);
+                    }
+                    Err(nix::Error::EAGAIN) => return Ok(false),
+                    Err(nix::Error::EINTR) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Never block on the pipe: the socket's readiness is what the loop waits on.
+fn splice_flags() -> SpliceFFlags {
+    SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE
 }
 
 /// What a connection's send queue held when the idle rule last looked.
@@ -310,6 +516,8 @@ mod tests {
         }
     }
 
+    impl Socket for Choppy {}
+
     impl Write for Choppy {
         fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
             let (limit, refuse) = self.step();
@@ -351,7 +559,7 @@ mod tests {
             ..Choppy::new(VecDeque::new(), window, 1)
         };
         let mut echo = Echo::new(short_read_drains);
-        let mut chunk = vec![0u8; BUFFER_SIZE];
+        let mut scratch = Scratch::new(0);
         let mut sent = 0;
         let mut reply = Vec::new();
         let mut counted = 0;
@@ -383,7 +591,7 @@ mod tests {
                     urgent: false,
                 };
                 let turn = echo
-                    .advance(&mut stream, &mut chunk, ready, |n| counted += n)
+                    .advance(&mut stream, &mut scratch, ready, |n| counted += n)
                     .map_err(|err| err.to_string())?;
                 if let Some(rest) = &echo.rest {
                     stream.largest_rest = stream.largest_rest.max(rest.bytes.len());
@@ -452,9 +660,9 @@ mod tests {
             BUFFER_SIZE,
         );
         let mut echo = Echo::new(true);
-        let mut chunk = vec![0u8; BUFFER_SIZE];
+        let mut scratch = Scratch::new(0);
         for _ in 0..100 {
-            echo.advance(&mut stream, &mut chunk, Readiness::ANY, |_| {})
+            echo.advance(&mut stream, &mut scratch, Readiness::ANY, |_| {})
                 .expect("no failure");
         }
         assert_eq!(stream.outbound.len(), 1000, "the window is full");
@@ -474,9 +682,9 @@ mod tests {
             BUFFER_SIZE,
         );
         let mut echo = Echo::new(true);
-        let mut chunk = vec![0u8; BUFFER_SIZE];
+        let mut scratch = Scratch::new(0);
         let turn = echo
-            .advance(&mut stream, &mut chunk, Readiness::ANY, |_| {})
+            .advance(&mut stream, &mut scratch, Readiness::ANY, |_| {})
             .expect("no failure");
         assert_eq!(turn.step, Step::Yield);
         assert_eq!(stream.outbound.len(), CHUNKS_PER_TURN * BUFFER_SIZE);
@@ -490,6 +698,7 @@ mod tests {
                 panic!("read on a writable-only edge")
             }
         }
+        impl Socket for Refuses {}
         impl Write for Refuses {
             fn write(&mut self, _: &[u8]) -> io::Result<usize> {
                 panic!("nothing to write")
@@ -499,9 +708,9 @@ mod tests {
             }
         }
         let mut echo = Echo::new(true);
-        let mut chunk = vec![0u8; BUFFER_SIZE];
+        let mut scratch = Scratch::new(0);
         let turn = echo
-            .advance(&mut Refuses, &mut chunk, Readiness::default(), |_| {})
+            .advance(&mut Refuses, &mut scratch, Readiness::default(), |_| {})
             .expect("no failure");
         assert_eq!(
             turn,

@@ -16,13 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use echo_proto::BUFFER_SIZE;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use tracing::{debug, error, warn};
 
-use crate::connection::{Echo, Look, Readiness, Step};
+use crate::connection::{Echo, Look, MAX_PIPES, Readiness, Scratch, Socket, Step};
 use crate::listen::SocketFile;
 use crate::send_queue::SendQueue;
 use crate::stats::Stats;
@@ -142,6 +141,17 @@ impl Stream {
             Stream::Tcp(stream) => stream.shutdown(Shutdown::Write),
             Stream::Unix(stream) => stream.shutdown(Shutdown::Write),
         };
+    }
+}
+
+impl Socket for Stream {
+    /// TCP bulk streams splice; Unix ones copy, as they are rarely bulk.
+    fn splice_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        match self {
+            Stream::Tcp(stream) => Some(stream.as_fd()),
+            Stream::Unix(_) => None,
+        }
     }
 }
 
@@ -289,7 +299,7 @@ pub(crate) fn start(listeners: Vec<StreamListener>, shared: Shared) -> io::Resul
         control: Arc::clone(&control),
         listeners: accepting,
         connections: Slab::new(),
-        chunk: vec![0u8; BUFFER_SIZE].into_boxed_slice(),
+        scratch: Scratch::new(MAX_PIPES),
         next_sweep: shared
             .idle_timeout
             .map(|timeout| now + sweep_every(timeout)),
@@ -356,8 +366,8 @@ struct EventLoop {
     /// `None` once closed.
     listeners: Vec<Option<Accepting>>,
     connections: Slab<Connection>,
-    /// The read buffer every connection uses in turn.
-    chunk: Box<[u8]>,
+    /// The read buffer and the pipes every connection uses in turn.
+    scratch: Scratch,
     shared: Shared,
     /// Connections whose budget ran out with bytes still to move.
     yielded: VecDeque<usize>,
@@ -539,7 +549,7 @@ impl EventLoop {
         let stats = &self.shared.stats;
         let turn = connection
             .echo
-            .advance(&mut connection.stream, &mut self.chunk, ready, |n| {
+            .advance(&mut connection.stream, &mut self.scratch, ready, |n| {
                 Stats::add(&stats.stream_bytes, n)
             });
         match turn {
@@ -558,9 +568,10 @@ impl EventLoop {
     }
 
     fn close(&mut self, key: usize, ending: Ending) {
-        let Some(connection) = self.connections.try_remove(key) else {
+        let Some(mut connection) = self.connections.try_remove(key) else {
             return;
         };
+        connection.echo.release(&mut self.scratch);
         let stats = &self.shared.stats;
         let peer = if tracing::enabled!(tracing::Level::DEBUG) {
             connection.stream.peer()
