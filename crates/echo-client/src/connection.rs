@@ -28,13 +28,7 @@ impl Connection {
     pub(crate) fn open(endpoint: &Endpoint, timeout: Option<Duration>) -> io::Result<Self> {
         let connection = match endpoint {
             Endpoint::Ip(addr) => {
-                let stream = match timeout {
-                    Some(timeout) => TcpStream::connect_timeout(addr, timeout)?,
-                    None => TcpStream::connect(addr)?,
-                };
-                // Small messages are whole requests; do not hold them back.
-                stream.set_nodelay(true)?;
-                Connection::Tcp(stream)
+                return Connection::tcp(crate::eyeballs::connect_tcp(*addr, timeout)?, timeout);
             }
             Endpoint::Unix(path) => Connection::Unix(match timeout {
                 // A wedged server with a full backlog blocks a Unix connect
@@ -48,6 +42,17 @@ impl Connection {
                 None => UnixStream::connect(path)?,
             }),
         };
+        connection.set_timeout(Direction::Receive, timeout)?;
+        connection.set_timeout(Direction::Send, timeout)?;
+        Ok(connection)
+    }
+
+    /// A TCP connection already made, with `timeout` bounding every later
+    /// read and write.
+    pub(crate) fn tcp(stream: TcpStream, timeout: Option<Duration>) -> io::Result<Self> {
+        // Small messages are whole requests; do not hold them back.
+        stream.set_nodelay(true)?;
+        let connection = Connection::Tcp(stream);
         connection.set_timeout(Direction::Receive, timeout)?;
         connection.set_timeout(Direction::Send, timeout)?;
         Ok(connection)

@@ -108,7 +108,7 @@ pub(crate) fn send<R: Read + ?Sized>(
 
 /// Writes all of `bytes`, a write at a time: `Write::write_all` cannot say
 /// how much went out before a timeout, so it could not be resumed.
-fn write_all(writer: &mut Patience<'_>, mut bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_all(writer: &mut Patience<'_>, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
         match writer.attempt(|connection| connection.write_some(bytes))? {
             0 => return Err(io::ErrorKind::WriteZero.into()),

@@ -12,26 +12,46 @@
 //! A [`Client`] gives up after [`DEFAULT_TIMEOUT`] without progress unless
 //! told otherwise, so that even [`client`] cannot hang on a server that
 //! accepts and never answers; progress in either direction counts.
+//!
+//! A client may be given a host name ([`Target::Name`]): it is resolved when
+//! connecting, and its addresses are raced in the manner of Happy Eyeballs
+//! (RFC 8305), all within the one timeout, so that an address that never
+//! answers does not cost a whole timeout before the next is tried.
+//! Which address answered, and why others failed, is logged through
+//! `tracing` at debug level.
+//!
+//! [`probe`] sends probe after probe, as `ping` does, and reports each.
+//!
+//! The library needs neither clap nor anyhow: those come with the `cli`
+//! feature (on by default), which only the `echo-client` command needs, so
+//! a library user can depend on this crate with `default-features = false`.
 
 #![warn(missing_docs)]
 
 mod activity;
 mod connection;
 mod exchange;
+mod eyeballs;
+pub mod probe;
 mod udp;
 
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::sync::{Arc, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use echo_proto::{DEFAULT_ADDR, Endpoint};
+use echo_proto::DEFAULT_ADDR;
+use tracing::debug;
 
 use crate::activity::Activity;
 use crate::connection::{Connection, is_timeout};
 use crate::exchange::{Failure, finish, send};
+use crate::eyeballs::{ATTEMPT_DELAY, connect_tcp};
 
 pub use crate::exchange::Transfer;
+pub use crate::eyeballs::Attempt;
+pub use echo_proto::{Endpoint, Target};
 
 /// How long a [`Client`] waits for a connection to be made, or for any byte
 /// to move either way, unless [`Client::timeout`] says otherwise; also the
@@ -42,6 +62,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_UDP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why an exchange with an echo server failed.
+///
+/// The `endpoint` of a variant is where the exchange was: for a host name,
+/// the address that answered the connect.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The connection could not be made: nothing listens there (refused), or
@@ -111,6 +134,35 @@ pub enum Error {
     /// UDP needs an IP address, and a Unix socket path was given.
     #[error("UDP needs an IP:PORT address, not {0}")]
     UdpNeedsIp(Endpoint),
+    /// The host name could not be resolved: the resolver does not know it,
+    /// has no address for it, or did not answer within the timeout.
+    #[error("cannot resolve host name '{host}'")]
+    Resolve {
+        /// The host name as given.
+        host: String,
+        /// What the resolver said.
+        #[source]
+        source: io::Error,
+    },
+    /// None of the addresses a host name resolved to could be reached:
+    /// each was refused, unreachable, or unanswered when the timeout ran out.
+    #[error("cannot connect to {target}: {}", eyeballs::describe(attempts))]
+    Unreachable {
+        /// The host name and port.
+        target: Target,
+        /// Each address tried (or not tried, for want of time), in the order of trying.
+        attempts: Vec<Attempt>,
+    },
+    /// A probe too small for what it must carry: a UDP probe's sequence
+    /// header, or at least one byte on a persistent connection, where an
+    /// empty probe would measure nothing.
+    #[error("a probe of this kind is at least {min} bytes; this one is {size}")]
+    ProbeTooSmall {
+        /// The probe's size.
+        size: usize,
+        /// The smallest size possible.
+        min: usize,
+    },
 }
 
 /// Sends `message` to the echo server at the default address
@@ -135,20 +187,29 @@ pub fn client(message: &str) -> Result<String, Error> {
 /// A client for one echo server, with its settings.
 #[derive(Debug, Clone)]
 pub struct Client {
-    endpoint: Endpoint,
+    target: Target,
     timeout: Option<Duration>,
+    /// The addresses to race, once [`Client::resolve_now`] has looked them
+    /// up, so that later exchanges do not ask the resolver again.
+    resolved: Option<Arc<[SocketAddr]>>,
 }
 
 impl Client {
-    /// A client for the server at `endpoint`, with the [`DEFAULT_TIMEOUT`].
-    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
+    /// A client for the server at `target` (a [`Target`], an [`Endpoint`]
+    /// or a [`SocketAddr`]), with the [`DEFAULT_TIMEOUT`].
+    ///
+    /// A host name is resolved on each exchange, unless
+    /// [`Client::resolve_now`] pins its addresses first.
+    pub fn new(target: impl Into<Target>) -> Self {
         Client {
-            endpoint: endpoint.into(),
+            target: target.into(),
             timeout: Some(DEFAULT_TIMEOUT),
+            resolved: None,
         }
     }
 
-    /// Gives up when connecting, or when no byte moves either way, takes
+    /// Gives up when connecting (for a host name, resolving it and racing
+    /// its addresses, together), or when no byte moves either way, takes
     /// longer than `timeout` (by default [`DEFAULT_TIMEOUT`]); `None`, or
     /// zero, waits as long as the server does.
     ///
@@ -162,9 +223,34 @@ impl Client {
         self
     }
 
-    /// The server this client talks to.
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
+    /// The server this client talks to, as it was given.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Resolves a host name now, within the timeout, and keeps its
+    /// addresses for every later exchange; an IP address is kept as it is.
+    ///
+    /// For a run of exchanges (as [`probe`] makes) this asks the resolver
+    /// once instead of each time, and surfaces a name that does not
+    /// resolve before anything is sent.
+    ///
+    /// # Errors
+    /// [`Error::Resolve`] when the name does not resolve.
+    pub fn resolve_now(mut self) -> Result<Self, Error> {
+        let addresses: Arc<[SocketAddr]> = match &self.target {
+            Target::Endpoint(Endpoint::Ip(addr)) => Arc::new([*addr]),
+            Target::Endpoint(Endpoint::Unix(_)) => return Ok(self),
+            Target::Name { host, port } => self.lookup(host, *port, self.timeout)?,
+        };
+        self.resolved = Some(addresses);
+        Ok(self)
+    }
+
+    /// The addresses [`Client::resolve_now`] found, in the order they are
+    /// tried; empty before it ran, and for a Unix socket.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        self.resolved.as_deref().unwrap_or_default()
     }
 
     /// Sends `message` as text and returns the reply as text, decoded once
@@ -187,12 +273,19 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Connect`], [`Error::Timeout`], [`Error::Io`],
-    /// [`Error::ClosedEarly`] or [`Error::ReplyTooLong`].
+    /// [`Error::ClosedEarly`] or [`Error::ReplyTooLong`]; for a host name,
+    /// [`Error::Resolve`] or [`Error::Unreachable`] instead of the first two
+    /// when no connection could be made.
     pub fn echo(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        let connection = self.connect()?;
+        self.echo_from(message).map(|(reply, _)| reply)
+    }
+
+    /// [`Client::echo`], also saying which address answered.
+    pub(crate) fn echo_from(&self, message: &[u8]) -> Result<(Vec<u8>, Endpoint), Error> {
+        let (connection, peer) = self.connect()?;
         let writer_side = connection
             .try_clone()
-            .map_err(|source| self.io_error(source))?;
+            .map_err(|source| io_error(&peer, self.timeout, source))?;
         let activity = Activity::new();
         let writer_activity = &activity;
         let timeout = self.timeout;
@@ -218,9 +311,9 @@ impl Client {
                 &mut reply,
                 Some(message.len()),
             )
-            .map_err(|failure| self.error(failure))
+            .map_err(|failure| exchange_error(&peer, self.timeout, failure))
         })?;
-        Ok(reply)
+        Ok((reply, peer))
     }
 
     /// Streams `input` to the server and everything it sends back to
@@ -239,10 +332,10 @@ impl Client {
         R: Read + Send + 'static,
         W: Write + ?Sized,
     {
-        let connection = self.connect()?;
+        let (connection, peer) = self.connect()?;
         let writer_side = connection
             .try_clone()
-            .map_err(|source| self.io_error(source))?;
+            .map_err(|source| io_error(&peer, self.timeout, source))?;
         let activity = Arc::new(Activity::new());
         let writer_activity = Arc::clone(&activity);
         let timeout = self.timeout;
@@ -257,65 +350,174 @@ impl Client {
             );
         });
         finish(&connection, &activity, self.timeout, &outcome, output, None)
-            .map_err(|failure| self.error(failure))
+            .map_err(|failure| exchange_error(&peer, self.timeout, failure))
     }
 
     /// Sends `message` as one UDP datagram and returns the datagram that
     /// comes back, resending a few times within the timeout (UDP may lose
     /// either datagram).
     ///
+    /// A host name's addresses are tried one after the other, each with an
+    /// even share of what is left of the timeout: without a handshake there
+    /// is nothing to race, but a closed port (refused) moves on at once.
+    ///
     /// # Errors
     /// [`Error::UdpNeedsIp`], [`Error::DatagramTooLarge`], [`Error::Timeout`]
-    /// when no reply came, [`Error::Connect`] when the server's port is closed.
+    /// when no reply came, [`Error::Connect`] when the server's port is
+    /// closed; for a host name [`Error::Resolve`], or [`Error::Unreachable`]
+    /// when no address answered.
     pub fn echo_udp(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        udp::echo(
-            &self.endpoint,
-            self.timeout.unwrap_or(DEFAULT_UDP_TIMEOUT),
-            message,
-        )
-    }
-
-    fn connect(&self) -> Result<Connection, Error> {
-        Connection::open(&self.endpoint, self.timeout).map_err(|source| match self.timeout {
-            Some(after) if is_timeout(&source) => Error::Timeout {
-                endpoint: self.endpoint.clone(),
-                after,
-            },
-            _ => Error::Connect {
-                endpoint: self.endpoint.clone(),
-                source,
-            },
+        let timeout = self.timeout.unwrap_or(DEFAULT_UDP_TIMEOUT);
+        let (host, port) = match &self.target {
+            Target::Endpoint(endpoint) => return udp::echo(endpoint, timeout, message),
+            Target::Name { host, port } => (host, *port),
+        };
+        let started = Instant::now();
+        let addresses = self.addresses_of(host, port, Some(timeout))?;
+        let mut attempts = Vec::new();
+        for (index, &addr) in addresses.iter().enumerate() {
+            let left = timeout.saturating_sub(started.elapsed());
+            let share = left / u32::try_from(addresses.len() - index).unwrap_or(u32::MAX);
+            if share.is_zero() {
+                let what = format!("not tried: the {timeout:?} timeout ran out first");
+                attempts.push(Attempt {
+                    addr,
+                    error: io::Error::new(io::ErrorKind::TimedOut, what),
+                });
+                continue;
+            }
+            let error = match udp::echo(&Endpoint::Ip(addr), share, message) {
+                Ok(reply) => {
+                    debug!(address = %addr, target = %self.target, "answered");
+                    return Ok(reply);
+                }
+                Err(Error::Connect { source, .. } | Error::Io { source, .. }) => source,
+                Err(Error::Timeout { after, .. }) => io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no reply within {after:?}"),
+                ),
+                Err(other) => return Err(other),
+            };
+            debug!(address = %addr, %error, "no reply from this address");
+            attempts.push(Attempt { addr, error });
+        }
+        Err(Error::Unreachable {
+            target: self.target.clone(),
+            attempts,
         })
     }
 
-    fn error(&self, failure: Failure) -> Error {
-        match failure {
-            Failure::Network(err) => self.io_error(err),
-            Failure::Input(err) => Error::Input(err),
-            Failure::Output(err) => Error::Output(err),
-            Failure::ClosedEarly => Error::ClosedEarly {
-                endpoint: self.endpoint.clone(),
-            },
-            Failure::ReplyTooLong { sent } => Error::ReplyTooLong {
-                endpoint: self.endpoint.clone(),
-                sent,
-            },
-            Failure::WriterLost => self.io_error(io::Error::other("the writer thread panicked")),
+    /// Connects to the server, racing a host name's addresses, and says
+    /// which address answered.
+    pub(crate) fn connect(&self) -> Result<(Connection, Endpoint), Error> {
+        let (host, port) = match &self.target {
+            Target::Endpoint(endpoint) => {
+                let connection = Connection::open(endpoint, self.timeout)
+                    .map_err(|source| connect_error(endpoint, self.timeout, source))?;
+                debug!(address = %endpoint, "connected");
+                return Ok((connection, endpoint.clone()));
+            }
+            Target::Name { host, port } => (host, *port),
+        };
+        let started = Instant::now();
+        let addresses = self.addresses_of(host, port, self.timeout)?;
+        // Resolving took part of the one timeout; the race has the rest.
+        let left = self.timeout.map(|t| t.saturating_sub(started.elapsed()));
+        let (stream, addr) =
+            eyeballs::race(&addresses, left, ATTEMPT_DELAY, connect_tcp).map_err(|attempts| {
+                Error::Unreachable {
+                    target: self.target.clone(),
+                    attempts,
+                }
+            })?;
+        debug!(address = %addr, target = %self.target, "connected");
+        let peer = Endpoint::Ip(addr);
+        let connection = Connection::tcp(stream, self.timeout)
+            .map_err(|source| io_error(&peer, self.timeout, source))?;
+        Ok((connection, peer))
+    }
+
+    /// The addresses of `host`: those [`Client::resolve_now`] kept, or
+    /// those the resolver gives now, within `timeout`.
+    fn addresses_of(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Option<Duration>,
+    ) -> Result<Arc<[SocketAddr]>, Error> {
+        match &self.resolved {
+            Some(addresses) => Ok(Arc::clone(addresses)),
+            None => self.lookup(host, port, timeout),
         }
     }
 
-    /// An I/O error in terms of the endpoint; a timeout only if one was set,
-    /// since without one a timed-out socket is the kernel giving up.
-    fn io_error(&self, source: io::Error) -> Error {
-        match self.timeout {
-            Some(after) if is_timeout(&source) => Error::Timeout {
-                endpoint: self.endpoint.clone(),
-                after,
-            },
-            _ => Error::Io {
-                endpoint: self.endpoint.clone(),
+    fn lookup(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Option<Duration>,
+    ) -> Result<Arc<[SocketAddr]>, Error> {
+        let addresses =
+            eyeballs::resolve(host, port, timeout).map_err(|source| Error::Resolve {
+                host: host.to_owned(),
                 source,
-            },
-        }
+            })?;
+        debug!(host, ?addresses, "resolved");
+        Ok(addresses.into())
+    }
+
+    /// The timeout, `None` when there is none.
+    pub(crate) fn timeout_setting(&self) -> Option<Duration> {
+        self.timeout
+    }
+}
+
+/// A failed connect in terms of the endpoint: a timeout only if one was set.
+fn connect_error(endpoint: &Endpoint, timeout: Option<Duration>, source: io::Error) -> Error {
+    match timeout {
+        Some(after) if is_timeout(&source) => Error::Timeout {
+            endpoint: endpoint.clone(),
+            after,
+        },
+        _ => Error::Connect {
+            endpoint: endpoint.clone(),
+            source,
+        },
+    }
+}
+
+/// What went wrong in an exchange with `peer`, in the caller's terms.
+fn exchange_error(peer: &Endpoint, timeout: Option<Duration>, failure: Failure) -> Error {
+    match failure {
+        Failure::Network(err) => io_error(peer, timeout, err),
+        Failure::Input(err) => Error::Input(err),
+        Failure::Output(err) => Error::Output(err),
+        Failure::ClosedEarly => Error::ClosedEarly {
+            endpoint: peer.clone(),
+        },
+        Failure::ReplyTooLong { sent } => Error::ReplyTooLong {
+            endpoint: peer.clone(),
+            sent,
+        },
+        Failure::WriterLost => io_error(
+            peer,
+            timeout,
+            io::Error::other("the writer thread panicked"),
+        ),
+    }
+}
+
+/// An I/O error in terms of the endpoint; a timeout only if one was set,
+/// since without one a timed-out socket is the kernel giving up.
+pub(crate) fn io_error(peer: &Endpoint, timeout: Option<Duration>, source: io::Error) -> Error {
+    match timeout {
+        Some(after) if is_timeout(&source) => Error::Timeout {
+            endpoint: peer.clone(),
+            after,
+        },
+        _ => Error::Io {
+            endpoint: peer.clone(),
+            source,
+        },
     }
 }

@@ -1,5 +1,5 @@
 //! The `echo-client` command: sends a message (or stdin) to an echo server
-//! and prints what comes back.
+//! and prints what comes back, or, in probe mode, probes it as ping does.
 
 use std::ffi::OsString;
 use std::hash::{DefaultHasher, Hasher};
@@ -10,24 +10,49 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use clap::Parser;
+use clap::builder::BoolishValueParser;
+use clap::error::ErrorKind;
+use clap::{ArgAction, ArgGroup, CommandFactory as _, Parser, ValueEnum};
+use echo_client::probe::{Payload, Plan, Transport, UDP_HEADER};
 use echo_client::{Client, DEFAULT_TIMEOUT, Error};
-use echo_proto::{Endpoint, parse_duration, verify};
+use echo_proto::udp::MAX_DATAGRAM_V6;
+use echo_proto::{Target, parse_duration, verify};
 
-/// Sends a message to an RFC 862 echo server and prints the reply.
+mod cli {
+    pub(crate) mod logging;
+    pub(crate) mod probe;
+}
+
+/// Sends a message to an RFC 862 echo server and prints the reply, or
+/// probes the server again and again, as ping does a host.
 ///
 /// The message goes out over TCP (or a Unix socket), the client half-closes
 /// to mark its end, and everything the server sends back until it closes is
 /// the reply. With `-` as the message, stdin is streamed to the server and the
-/// reply to stdout, byte for byte, whatever its size.
+/// reply to stdout, byte for byte, whatever its size. A message that starts
+/// with `-` goes after `--`, as in `echo-client -- -x`; anything else that
+/// starts with `-` is a flag, and an unknown flag is an error.
+///
+/// Any of -c, -i and -s starts probe mode: one line per probe with its size,
+/// sequence number and round-trip time, then a summary in ping's shape (also
+/// on Ctrl-C). Every reply is checked byte for byte. MESSAGE, if given, is
+/// every probe's payload, instead of --size bytes of a pattern.
 #[derive(Debug, Parser)]
-#[command(version, after_help = AFTER_HELP)]
+#[command(
+    version,
+    after_help = AFTER_HELP,
+    group(ArgGroup::new("probe").args(["count", "interval", "size"]).multiple(true))
+)]
 struct Cli {
-    /// The message to send, or `-` to stream stdin to the server and the reply to stdout.
-    #[arg(value_name = "MESSAGE", allow_hyphen_values = true)]
-    message: OsString,
+    /// The message to send, or `-` to stream stdin to the server and the reply
+    /// to stdout. Put a message that starts with `-` after `--`. In probe mode,
+    /// the payload of every probe.
+    #[arg(value_name = "MESSAGE", required_unless_present = "probe")]
+    message: Option<OsString>,
 
-    /// The server: IP:PORT, [IPV6]:PORT or unix:PATH.
+    /// The server: HOST:PORT, IP:PORT, [IPV6]:PORT or unix:PATH; the port is
+    /// always needed. A host name's addresses are tried IPv6 and IPv4 in turn,
+    /// a new attempt every 250 ms until one connects, all within --timeout.
     #[arg(
         short,
         long,
@@ -35,24 +60,79 @@ struct Cli {
         env = "ECHO_ADDR",
         default_value = "127.0.0.1:7007"
     )]
-    addr: Endpoint,
+    addr: Target,
 
-    /// Give up when connecting, or when no byte moves either way, takes longer
-    /// than this (0s: wait forever). With --udp, the whole wait for a reply (0s: 3s).
+    /// Give up when connecting (resolving a name included), or when no byte
+    /// moves either way, takes longer than this (0s: wait forever). With
+    /// --udp, the whole wait for a reply (0s: 3s). In probe mode, per probe.
     #[arg(long, value_name = "DURATION", env = "ECHO_TIMEOUT",
           default_value = DEFAULT_TIMEOUT_TEXT.as_str(), value_parser = parse_duration)]
     timeout: Duration,
 
-    /// Exit 1 with a message if the reply differs from what was sent: a health probe.
+    /// Exit 1 with a message if the reply differs from what was sent: a
+    /// health probe. Probe mode always checks.
     #[arg(long)]
     check: bool,
 
     /// Send the message as one UDP datagram (at most 65,507 bytes over IPv4,
     /// 65,527 over IPv6), resending it a few times within --timeout until the
-    /// reply comes.
-    #[arg(long)]
+    /// reply comes. In probe mode, each probe is one datagram, never resent.
+    /// ECHO_UDP takes 1/0, yes/no, on/off, true/false.
+    #[arg(long, env = "ECHO_UDP", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
     udp: bool,
+
+    /// Send N probes, then the summary (0: until Ctrl-C, the default when
+    /// only -i or -s is given).
+    #[arg(short = 'c', long, value_name = "N", help_heading = "Probe mode")]
+    count: Option<u64>,
+
+    /// The time from the start of one probe to the start of the next
+    /// [default: 1s]. TCP probes go one at a time, so a slow one delays
+    /// the next; UDP probes go out on time whatever came back.
+    #[arg(short = 'i', long, value_name = "DURATION", value_parser = parse_duration,
+          help_heading = "Probe mode")]
+    interval: Option<Duration>,
+
+    /// Bytes per probe, a pattern that differs from probe to probe
+    /// [default: 64]. With --udp, at least 16: the run's id and the sequence number.
+    #[arg(short = 's', long, value_name = "BYTES", conflicts_with = "message",
+          value_parser = clap::value_parser!(u32).range(..=i64::from(MAX_PROBE_SIZE)),
+          help_heading = "Probe mode")]
+    size: Option<u32>,
+
+    /// Over TCP or a Unix socket: a new connection per probe, whose time
+    /// includes the connect, as tcping measures (connect, the default); or
+    /// one connection for all probes, each written and exactly its length
+    /// read back (persistent).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Mode::Connect,
+          requires = "probe", help_heading = "Probe mode")]
+    mode: Mode,
+
+    /// Print one JSON object per line, for each probe and for the summary.
+    #[arg(long, requires = "probe", help_heading = "Probe mode")]
+    json: bool,
 }
+
+/// How TCP probes use connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// A new connection per probe.
+    Connect,
+    /// One connection for all probes.
+    Persistent,
+}
+
+/// The largest `--size`: more than any probe needs, small enough that a
+/// slip of the finger does not allocate gigabytes.
+const MAX_PROBE_SIZE: u32 = 16 << 20;
+
+/// A probe's size when neither `--size` nor MESSAGE says otherwise: ping's
+/// 64 bytes on the wire.
+const DEFAULT_PROBE_SIZE: usize = 64;
+
+/// The time between probes when `--interval` says nothing: ping's.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The library's default timeout, as `--help` shows it and `--timeout` parses it.
 static DEFAULT_TIMEOUT_TEXT: LazyLock<String> =
@@ -65,14 +145,24 @@ const AFTER_HELP: &str = "\
 Examples:
   echo-client \"this is the message to send\"
   echo-client --addr [::1]:7007 --check ping
+  echo-client --addr echo.example.org:7 hello       a host name, and the RFC 862 port
   echo-client - < big.bin | cmp - big.bin
+  echo-client -- -x                                 a message that starts with '-'
+  echo-client -c 5 -i 200ms --addr 127.0.0.1:7007   five probes, like ping
+  echo-client -c 0 --udp -s 512 --addr [::1]:7007   UDP probes until Ctrl-C
+  echo-client -c 3 --mode persistent --json         one connection, JSON lines
 
-Exit status: 0 success, 1 failure (refused, timeout, reply differs), 2 bad command line.";
+RUST_LOG=debug says which of a name's addresses answered, and why others failed.
+
+Exit status: 0 success, 1 failure (refused, timeout, reply differs), 2 bad command line.
+In probe mode, 0 only when every probe came back exactly once, byte for byte:
+stricter than ping, which is content with any reply.";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli::logging::init();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         // A reader that went away (`echo-client msg | head -c1`) wanted no more.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
@@ -83,35 +173,98 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::new(cli.addr).timeout(Some(cli.timeout));
-    if cli.message == "-" {
-        if cli.udp {
-            use clap::CommandFactory as _;
-            Cli::command()
-                .error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    "--udp sends one message; it cannot stream stdin (-)",
-                )
-                .exit();
-        }
-        return stream_stdin(&client, cli.check);
+/// Stops with a usage error (exit 2), as clap does for what it checks itself.
+fn usage_error(kind: ErrorKind, message: &str) -> ! {
+    Cli::command().error(kind, message).exit()
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let client = Client::new(cli.addr.clone()).timeout(Some(cli.timeout));
+    if let Some(plan) = probe_plan(&cli) {
+        return cli::probe::run(&client, plan, cli.json);
     }
-    let message = cli.message.as_bytes();
+    // Clap insists on a message outside probe mode.
+    let Some(message) = cli.message.as_ref() else {
+        usage_error(ErrorKind::MissingRequiredArgument, "a MESSAGE is needed");
+    };
+    if message == "-" {
+        if cli.udp {
+            usage_error(
+                ErrorKind::ArgumentConflict,
+                "--udp (or ECHO_UDP) sends one message; it cannot stream stdin (-)",
+            );
+        }
+        stream_stdin(&client, cli.check)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let message = message.as_bytes();
     let reply = if cli.udp {
         client.echo_udp(message)?
     } else {
         client.echo(message)?
     };
     if cli.check {
-        verify(message, &reply)
-            .with_context(|| format!("{} answered wrongly", client.endpoint()))?;
+        verify(message, &reply).with_context(|| format!("{} answered wrongly", client.target()))?;
     }
     let mut stdout = io::stdout().lock();
     stdout.write_all(&reply)?;
     stdout.write_all(b"\n")?;
     stdout.flush()?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The probe run the flags ask for, `None` outside probe mode; stops with a
+/// usage error for a combination that cannot be probed.
+fn probe_plan(cli: &Cli) -> Option<Plan> {
+    if cli.count.is_none() && cli.interval.is_none() && cli.size.is_none() {
+        return None;
+    }
+    let transport = match (cli.udp, cli.mode) {
+        (false, Mode::Connect) => Transport::Connect,
+        (false, Mode::Persistent) => Transport::Persistent,
+        (true, Mode::Connect) => Transport::Udp,
+        (true, Mode::Persistent) => usage_error(
+            ErrorKind::ArgumentConflict,
+            "--mode persistent is for TCP and Unix sockets; UDP has no connection to keep",
+        ),
+    };
+    let payload = match (&cli.message, cli.size) {
+        (Some(message), _) if message == "-" => usage_error(
+            ErrorKind::ArgumentConflict,
+            "probes carry MESSAGE or --size bytes; stdin (-) cannot be probed",
+        ),
+        (Some(message), _) => Payload::Message(message.as_bytes().to_vec()),
+        (None, Some(size)) => Payload::Size(size as usize),
+        (None, None) => Payload::Size(DEFAULT_PROBE_SIZE),
+    };
+    match (&payload, transport) {
+        (Payload::Size(size), Transport::Udp) if *size < UDP_HEADER => usage_error(
+            ErrorKind::ValueValidation,
+            &format!(
+                "a UDP probe is at least {UDP_HEADER} bytes (the run's id and the \
+                 sequence number); --size {size} is too small"
+            ),
+        ),
+        (Payload::Size(size), Transport::Udp) if *size > MAX_DATAGRAM_V6 => usage_error(
+            ErrorKind::ValueValidation,
+            &format!("a UDP probe is at most {MAX_DATAGRAM_V6} bytes; --size {size} is too large"),
+        ),
+        (Payload::Size(0), Transport::Persistent) => usage_error(
+            ErrorKind::ValueValidation,
+            "a persistent probe needs at least one byte: an empty one would measure nothing",
+        ),
+        (Payload::Message(message), Transport::Persistent) if message.is_empty() => usage_error(
+            ErrorKind::ValueValidation,
+            "a persistent probe needs at least one byte: an empty one would measure nothing",
+        ),
+        _ => {}
+    }
+    Some(Plan {
+        transport,
+        count: cli.count.filter(|&count| count > 0),
+        interval: cli.interval.unwrap_or(DEFAULT_INTERVAL),
+        payload,
+    })
 }
 
 /// Streams stdin through the server to stdout; with `check`, compares the
@@ -130,7 +283,7 @@ fn stream_stdin(client: &Client, check: bool) -> anyhow::Result<()> {
         if transfer.sent != transfer.received {
             bail!(
                 "{} answered wrongly: reply is {} bytes long but {} were sent",
-                client.endpoint(),
+                client.target(),
                 transfer.received,
                 transfer.sent
             );
@@ -138,7 +291,7 @@ fn stream_stdin(client: &Client, check: bool) -> anyhow::Result<()> {
         if sent != received {
             bail!(
                 "{} answered wrongly: the reply's bytes differ from what was sent",
-                client.endpoint()
+                client.target()
             );
         }
     }
@@ -202,6 +355,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use echo_proto::Endpoint;
 
     #[test]
     fn the_default_timeout_text_parses_back_to_the_default() {
@@ -220,5 +374,61 @@ mod tests {
         };
         assert!(!is_broken_pipe(&anyhow::Error::from(server_gone)));
         assert!(!is_broken_pipe(&anyhow::Error::from(Error::Input(pipe()))));
+    }
+
+    #[test]
+    fn the_command_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("echo-client").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn probe_flags_start_probe_mode_and_message_is_the_payload() {
+        let cli = parse(&["-c", "3", "ping"]).expect("parses");
+        let plan = probe_plan(&cli).expect("probe mode");
+        assert_eq!(plan.count, Some(3));
+        assert_eq!(plan.interval, DEFAULT_INTERVAL);
+        assert_eq!(plan.payload, Payload::Message(b"ping".to_vec()));
+        assert_eq!(plan.transport, Transport::Connect);
+
+        let cli = parse(&["-i", "200ms"]).expect("parses");
+        let plan = probe_plan(&cli).expect("probe mode");
+        assert_eq!(plan.count, None, "until Ctrl-C");
+        assert_eq!(plan.payload, Payload::Size(DEFAULT_PROBE_SIZE));
+
+        let cli = parse(&["-c", "0", "-s", "100", "--mode", "persistent"]).expect("parses");
+        let plan = probe_plan(&cli).expect("probe mode");
+        assert_eq!(plan.count, None, "0 is until Ctrl-C");
+        assert_eq!(plan.payload, Payload::Size(100));
+        assert_eq!(plan.transport, Transport::Persistent);
+
+        let cli = parse(&["ping"]).expect("parses");
+        assert_eq!(probe_plan(&cli), None, "a message alone is one exchange");
+    }
+
+    #[test]
+    fn unknown_flags_and_hyphenated_messages_are_usage_errors() {
+        for args in [
+            &["--chek"][..],
+            &["--chek", "hi"],
+            &["-x"],
+            &["hi", "--chek"],
+        ] {
+            let err = parse(args).expect_err("unknown flag");
+            assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{args:?}");
+        }
+        let cli = parse(&["--", "-x"]).expect("after --, a message");
+        assert_eq!(cli.message.as_deref(), Some("-x".as_ref()));
+        let cli = parse(&["-"]).expect("stdin");
+        assert_eq!(cli.message.as_deref(), Some("-".as_ref()));
+        let err = parse(&["-s", "8", "ping"]).expect_err("size and message");
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+        let err = parse(&["--json", "ping"]).expect_err("json outside probe mode");
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        let err = parse(&["--mode", "connect", "ping"]).expect_err("mode outside probe mode");
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
     }
 }

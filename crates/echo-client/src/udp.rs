@@ -77,7 +77,7 @@ pub(crate) fn echo(
 }
 
 /// A refused "connection" is the server's port being closed: report it as such.
-fn refused_or(endpoint: &Endpoint, source: io::Error) -> Error {
+pub(crate) fn refused_or(endpoint: &Endpoint, source: io::Error) -> Error {
     if source.kind() == io::ErrorKind::ConnectionRefused {
         Error::Connect {
             endpoint: endpoint.clone(),

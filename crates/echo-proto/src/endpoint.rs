@@ -11,6 +11,8 @@ use std::str::FromStr;
 /// (`[::1]:7007`) and `unix:PATH` (`unix:/run/echo.sock`).
 /// Host names are deliberately not resolved: a listener must know exactly which
 /// address it binds, and a name that resolves to several would make that a guess.
+/// Surrounding whitespace is ignored; clients, which may take names, parse a
+/// [`Target`](crate::Target) instead.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     /// A TCP (or UDP) socket address.
@@ -34,13 +36,16 @@ impl FromStr for Endpoint {
     type Err = EndpointError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if let Some(path) = text.strip_prefix("unix:") {
+        // A value pasted from a file or a shell variable often carries a newline.
+        let trimmed = text.trim();
+        if let Some(path) = trimmed.strip_prefix("unix:") {
             if path.is_empty() {
                 return Err(EndpointError::EmptyUnixPath(text.to_owned()));
             }
             return Ok(Endpoint::Unix(PathBuf::from(path)));
         }
-        text.parse::<SocketAddr>()
+        trimmed
+            .parse::<SocketAddr>()
             .map(Endpoint::Ip)
             .map_err(|_| EndpointError::Invalid(text.to_owned()))
     }
@@ -106,6 +111,22 @@ mod tests {
         let err = crate::parse_duration("5").expect_err("no unit");
         assert!(err.to_string().starts_with("invalid duration '5'"), "{err}");
         assert_eq!(err.text, "5");
+    }
+
+    #[test]
+    fn surrounding_whitespace_is_ignored() {
+        assert_eq!(
+            " 127.0.0.1:7007\n".parse(),
+            Ok(Endpoint::Ip("127.0.0.1:7007".parse().expect("literal")))
+        );
+        assert_eq!(
+            "\tunix:/tmp/e.sock ".parse(),
+            Ok(Endpoint::Unix(PathBuf::from("/tmp/e.sock")))
+        );
+        assert_eq!(
+            " unix: ".parse::<Endpoint>(),
+            Err(EndpointError::EmptyUnixPath(" unix: ".to_owned()))
+        );
     }
 
     #[test]

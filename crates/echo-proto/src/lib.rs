@@ -4,7 +4,8 @@
 //! client sends until it half-closes its write side, and the reply is every byte
 //! the server sends back until it closes.
 //! What this crate holds is the vocabulary around that: how big a chunk to move
-//! at once ([`BUFFER_SIZE`]), where to meet ([`Endpoint`], [`DEFAULT_ADDR`]),
+//! at once ([`BUFFER_SIZE`]), where to meet ([`Endpoint`], [`DEFAULT_ADDR`],
+//! and for clients [`Target`], which may be a host name),
 //! how to tell a faithful reply from a corrupt one ([`verify`]), and which UDP
 //! peers must never be answered ([`udp`]).
 //!
@@ -15,10 +16,12 @@
 
 mod endpoint;
 mod payload;
+mod target;
 pub mod udp;
 
 pub use endpoint::{Endpoint, EndpointError};
 pub use payload::{Mismatch, pattern, verify};
+pub use target::{Target, TargetError};
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 

@@ -4,6 +4,8 @@
 mod functional {
     pub mod client_cli;
     pub mod client_hostile;
+    pub mod client_probe;
+    pub mod client_targets;
     pub mod hardening;
     pub mod hostile;
     pub mod in_process;
