@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use echo_proto::Endpoint;
 use echo_proto::udp::{MAX_DATAGRAM_V6, max_datagram};
 
-use crate::Error;
+use crate::error::Error;
 
 /// How many times a datagram is sent within the timeout before giving up.
 const ATTEMPTS: u32 = 3;

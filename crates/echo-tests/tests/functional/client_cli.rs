@@ -16,7 +16,9 @@ pub fn echo_client() -> Cmd {
     command
         .timeout(WAIT)
         .env_remove("ECHO_ADDR")
-        .env_remove("ECHO_TIMEOUT");
+        .env_remove("ECHO_TIMEOUT")
+        .env_remove("ECHO_UDP")
+        .env_remove("RUST_LOG");
     command
 }
 

@@ -1,0 +1,113 @@
+//! Why an exchange with an echo server failed: the one error type of the
+//! library, in a module of its own so that every module can name it.
+
+use std::io;
+use std::time::Duration;
+
+use echo_proto::{Endpoint, Target};
+
+use crate::eyeballs::{self, Attempt};
+
+/// Why an exchange with an echo server failed.
+///
+/// The `endpoint` of a variant is where the exchange was: for a host name,
+/// the address that answered the connect.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The connection could not be made: nothing listens there (refused), or
+    /// the address is unreachable.
+    #[error("cannot connect to {endpoint}")]
+    Connect {
+        /// Where the client tried to connect.
+        endpoint: Endpoint,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// Nothing moved in either direction for the whole timeout, or the
+    /// connection could not be made in that time.
+    #[error("no progress from {endpoint} for {after:?}")]
+    Timeout {
+        /// The server that went quiet.
+        endpoint: Endpoint,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The connection failed while the message or reply was on its way (a reset, typically).
+    #[error("connection to {endpoint} failed")]
+    Io {
+        /// The server the connection was to.
+        endpoint: Endpoint,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The server closed the connection before the whole message was sent.
+    #[error("{endpoint} closed the connection before the whole message was sent")]
+    ClosedEarly {
+        /// The server that closed.
+        endpoint: Endpoint,
+    },
+    /// The server sent back more bytes than the message has, which no echo
+    /// does: [`Client::echo`] stops reading there rather than hold a reply
+    /// that may never end.
+    #[error("{endpoint} sent more than the {sent} bytes of the message")]
+    ReplyTooLong {
+        /// The server that sent too much.
+        endpoint: Endpoint,
+        /// The message's length, which the reply exceeded.
+        sent: usize,
+    },
+    /// Reading the message from its source (stdin, say) failed.
+    #[error("cannot read the message")]
+    Input(#[source] io::Error),
+    /// Writing the reply to its destination (stdout, say) failed.
+    #[error("cannot write the reply")]
+    Output(#[source] io::Error),
+    /// The reply is not valid UTF-8, so it cannot be returned as text.
+    #[error("the reply ({len} bytes) is not valid UTF-8")]
+    NotUtf8 {
+        /// The length of the reply.
+        len: usize,
+    },
+    /// The message does not fit in one UDP datagram.
+    #[error("a UDP message is at most {max} bytes; this one is {len}")]
+    DatagramTooLarge {
+        /// The message's length.
+        len: usize,
+        /// The largest datagram payload.
+        max: usize,
+    },
+    /// UDP needs an IP address, and a Unix socket path was given.
+    #[error("UDP needs an IP:PORT address, not {0}")]
+    UdpNeedsIp(Endpoint),
+    /// The host name could not be resolved: the resolver does not know it,
+    /// has no address for it, or did not answer within the timeout.
+    #[error("cannot resolve host name '{host}'")]
+    Resolve {
+        /// The host name as given.
+        host: String,
+        /// What the resolver said.
+        #[source]
+        source: io::Error,
+    },
+    /// None of the addresses a host name resolved to could be reached:
+    /// each was refused, unreachable, or unanswered when the timeout ran out.
+    #[error("cannot connect to {target}: {}", eyeballs::describe(attempts))]
+    Unreachable {
+        /// The host name and port.
+        target: Target,
+        /// Each address tried (or not tried, for want of time), in the order of trying.
+        attempts: Vec<Attempt>,
+    },
+    /// A probe too small for what it must carry: a UDP probe's sequence
+    /// header, or at least one byte on a persistent connection, where an
+    /// empty probe would measure nothing.
+    #[error("a probe of this kind is at least {min} bytes; this one is {size}")]
+    ProbeTooSmall {
+        /// The probe's size.
+        size: usize,
+        /// The smallest size possible.
+        min: usize,
+    },
+}
