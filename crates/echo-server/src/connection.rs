@@ -720,4 +720,129 @@ mod tests {
             }
         );
     }
+
+    /// A real TCP connection on loopback, served by [`Echo`] from mio's
+    /// readiness events, as the event loop does.
+    struct Served(mio::net::TcpStream);
+
+    impl Socket for Served {
+        fn splice_fd(&self) -> Option<BorrowedFd<'_>> {
+            use std::os::fd::AsFd;
+            Some(self.0.as_fd())
+        }
+    }
+
+    impl Read for Served {
+        fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buffer)
+        }
+    }
+
+    impl Write for Served {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.write(bytes)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_bulk_stream_is_spliced_byte_exact_with_its_urgent_byte_inline() {
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::time::{Duration, Instant};
+        const HALF: usize = 8 << 20;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        socket2::SockRef::from(&listener)
+            .set_out_of_band_inline(true)
+            .expect("urgent data inline");
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        server.set_nonblocking(true).expect("non-blocking");
+        let mut server = Served(mio::net::TcpStream::from_std(server));
+        let poll_set = mio::Poll::new();
+        let mut poll_set = poll_set.expect("poll");
+        poll_set
+            .registry()
+            .register(
+                &mut server.0,
+                mio::Token(0),
+                mio::Interest::READABLE | mio::Interest::WRITABLE | mio::Interest::PRIORITY,
+            )
+            .expect("register");
+
+        let first: Vec<u8> = (0..HALF).map(|n| (n % 251) as u8).collect();
+        let second: Vec<u8> = (0..HALF).map(|n| (n % 241) as u8).collect();
+        let mut expected = first.clone();
+        expected.push(b'U');
+        expected.extend_from_slice(&second);
+        let writer = {
+            let mut client = client.try_clone().expect("clone");
+            let (first, second) = (first.clone(), second.clone());
+            std::thread::spawn(move || {
+                client.write_all(&first).expect("first half");
+                socket2::SockRef::from(&client)
+                    .send_out_of_band(b"U")
+                    .expect("urgent byte");
+                client.write_all(&second).expect("second half");
+                client.shutdown(Shutdown::Write).expect("half-close");
+            })
+        };
+        let reader = {
+            let mut client = client;
+            client
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .expect("timeout");
+            std::thread::spawn(move || {
+                let mut reply = Vec::new();
+                client.read_to_end(&mut reply).map(|_| reply)
+            })
+        };
+
+        let mut echo = Echo::new(true);
+        let mut scratch = Scratch::new(MAX_PIPES);
+        let mut events = mio::Events::with_capacity(16);
+        let mut most_pipes = 0;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut yielded = false;
+        'serving: loop {
+            assert!(Instant::now() < deadline, "the echo did not finish");
+            let wait = if yielded {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(1)
+            };
+            poll_set.poll(&mut events, Some(wait)).expect("poll");
+            let mut turns: Vec<Readiness> = events
+                .iter()
+                .map(|event| Readiness {
+                    readable: event.is_readable(),
+                    read_closed: event.is_read_closed(),
+                    urgent: event.is_priority(),
+                })
+                .collect();
+            if yielded {
+                turns.push(Readiness::ANY);
+            }
+            yielded = false;
+            for ready in turns {
+                let turn = echo
+                    .advance(&mut server, &mut scratch, ready, |_| {})
+                    .expect("no failure");
+                most_pipes = most_pipes.max(scratch.pipes_open());
+                match turn.step {
+                    Step::Finished => break 'serving,
+                    Step::Yield => yielded = true,
+                    Step::Wait => {}
+                }
+            }
+        }
+        drop(server);
+        writer.join().expect("writer");
+        let reply = reader.join().expect("reader").expect("the whole reply");
+        assert!(most_pipes > 0, "the bulk stream never spliced");
+        assert_eq!(reply.len(), expected.len());
+        assert!(reply == expected, "the reply differs from what was sent");
+        assert_eq!(echo.written(), expected.len() as u64);
+    }
 }
