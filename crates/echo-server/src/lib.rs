@@ -15,6 +15,7 @@ mod engine;
 pub mod limits;
 pub mod listen;
 pub mod log;
+pub mod notify;
 pub mod send_queue;
 mod server;
 pub mod signals;

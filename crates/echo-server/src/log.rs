@@ -26,11 +26,22 @@ const QUEUE_LINES: usize = 1024;
 /// The process's log queue, once [`init`] has run.
 static QUEUE: OnceLock<Arc<Queue>> = OnceLock::new();
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// A line of text per event, for a person.
+    #[default]
+    Human,
+    /// A JSON object per event, fields at the top level with numbers as
+    /// numbers, for a log shipper.
+    Json,
+}
+
 /// Installs the global `tracing` subscriber: the level from `RUST_LOG`
-/// (default `info`), human-readable lines on stderr through the lossy queue.
+/// (default `info`), lines in `format` on stderr through the lossy queue.
 ///
 /// Later calls change nothing.
-pub fn init() {
+pub fn init(format: Format) {
     if QUEUE.get().is_some() {
         return;
     }
@@ -45,12 +56,18 @@ pub fn init() {
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Lines(queue))
-        .with_ansi(ansi)
-        .log_internal_errors(false)
-        .try_init();
+        .log_internal_errors(false);
+    let _ = match format {
+        Format::Human => builder.with_ansi(ansi).try_init(),
+        Format::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
 }
 
 /// Queues one line of plain text (an `error: ...` line, say) behind the log

@@ -79,6 +79,26 @@ struct Cli {
     #[arg(long, value_name = "DURATION", env = "ECHO_GRACE", default_value = "5s",
           value_parser = parse_duration)]
     grace: Duration,
+
+    /// How log lines on stderr are written: `human`, a line of text each, or
+    /// `json`, one JSON object each, with the totals as numeric fields, for
+    /// log shippers.
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        env = "ECHO_LOG_FORMAT",
+        default_value = "human"
+    )]
+    log_format: LogFormat,
+}
+
+/// The `--log-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// A line of text per event.
+    Human,
+    /// A JSON object per event.
+    Json,
 }
 
 const AFTER_HELP: &str = "\
@@ -106,14 +126,26 @@ Logging:
   Logs go to stderr; RUST_LOG sets the level (default info; debug shows each
   connection). Stdout carries only the `listening on` lines. A stderr that
   is closed, full or not read never stops the server: lines that cannot be
-  written are dropped, and their count is in the totals.";
+  written are dropped, and their count is in the totals. With --log-format
+  json every line the server logs is a JSON object, the start-up `error:`
+  line included; only the command-line errors and --help, which come before
+  logging starts, stay plain text.
+
+Service manager:
+  With NOTIFY_SOCKET set (systemd's Type=notify), the server sends READY=1
+  once every listener is bound and announced, STOPPING=1 when the drain
+  starts, and STATUS= lines with the totals, also on SIGUSR1.";
 
 /// How long the server waits at exit for its last log lines to be written.
 const EXIT_LOG_FLUSH: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    log::init();
+    let format = match cli.log_format {
+        LogFormat::Human => log::Format::Human,
+        LogFormat::Json => log::Format::Json,
+    };
+    log::init(format);
     let options = Options {
         listen: cli.listen,
         udp: cli.udp,
@@ -127,7 +159,11 @@ fn main() -> ExitCode {
     let status = match echo_server::serve(&options) {
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
-            log::line(&format!("error: {:#}", anyhow::Error::from(err)));
+            let message = format!("{:#}", anyhow::Error::from(err));
+            match format {
+                log::Format::Human => log::line(&format!("error: {message}")),
+                log::Format::Json => tracing::error!("{message}"),
+            }
             ExitCode::FAILURE
         }
     };

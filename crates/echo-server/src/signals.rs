@@ -3,12 +3,12 @@
 //! and SIGUSR1, which logs the running totals.
 
 use std::io::{IsTerminal, Read};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::stats::Stats;
 
@@ -22,8 +22,24 @@ pub const EXIT_SECOND_SIGTERM: i32 = 143;
 /// How long an exit at a second signal waits for the log lines before it.
 const EXIT_LOG_FLUSH: Duration = Duration::from_millis(200);
 
-/// Installs the signal handlers and returns a token cancelled at the first
-/// SIGINT, SIGTERM, SIGHUP, or end of input on a terminal stdin.
+/// What ends the serving: a token cancelled at the first signal, and which
+/// signal it was.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    token: CancellationToken,
+    reason: Arc<OnceLock<&'static str>>,
+}
+
+impl Shutdown {
+    /// Resolves when the shutdown starts, and says why (`"SIGTERM"`, say).
+    pub async fn started(self) -> &'static str {
+        self.token.cancelled().await;
+        self.reason.get().copied().unwrap_or("unknown")
+    }
+}
+
+/// Installs the signal handlers and returns a [`Shutdown`] that starts at the
+/// first SIGINT, SIGTERM, SIGHUP, or end of input on a terminal stdin.
 ///
 /// After that, a second one of those signals exits the process at once with
 /// [`EXIT_SECOND_SIGINT`], [`EXIT_SECOND_SIGTERM`] or [`EXIT_SECOND_SIGHUP`]:
@@ -37,7 +53,7 @@ const EXIT_LOG_FLUSH: Duration = Duration::from_millis(200);
 ///
 /// # Errors
 /// A signal handler could not be installed.
-pub fn on_signals() -> std::io::Result<CancellationToken> {
+pub fn on_signals() -> std::io::Result<Shutdown> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     // Checked before any handler is installed, since installing one replaces the "ignore".
@@ -49,16 +65,19 @@ pub fn on_signals() -> std::io::Result<CancellationToken> {
     let mut end_of_input = terminal_eof();
     let token = CancellationToken::new();
     let trigger = token.clone();
+    let reason = Arc::new(OnceLock::new());
+    let told = Arc::clone(&reason);
     tokio::spawn(async move {
-        let reason = tokio::select! {
+        let first = tokio::select! {
             _ = interrupt.recv() => "SIGINT",
             _ = terminate.recv() => "SIGTERM",
             () = next(&mut hangup) => "SIGHUP",
             Ok(()) = &mut end_of_input => "end of input",
         };
-        // Cancel first: whatever happens to the log line, the drain starts.
+        // Cancel before anything else: the drain starts whatever happens
+        // next; whoever awaits the shutdown logs it, in its place.
+        let _ = told.set(first);
         trigger.cancel();
-        info!(reason, "shutting down");
         let code = tokio::select! {
             _ = interrupt.recv() => EXIT_SECOND_SIGINT,
             _ = terminate.recv() => EXIT_SECOND_SIGTERM,
@@ -68,10 +87,11 @@ pub fn on_signals() -> std::io::Result<CancellationToken> {
         crate::log::flush(EXIT_LOG_FLUSH);
         std::process::exit(code);
     });
-    Ok(token)
+    Ok(Shutdown { token, reason })
 }
 
-/// Logs the totals, and how many log lines were dropped, whenever SIGUSR1 arrives.
+/// Logs the totals, and how many log lines were dropped, whenever SIGUSR1
+/// arrives, and tells them to the service manager, if there is one.
 ///
 /// Must be called within a tokio runtime.
 ///
@@ -81,11 +101,9 @@ pub fn report_on_sigusr1(stats: Arc<Stats>) -> std::io::Result<()> {
     let mut usr1 = signal(SignalKind::user_defined1())?;
     tokio::spawn(async move {
         while usr1.recv().await.is_some() {
-            info!(
-                totals = %stats.snapshot(),
-                log_lines_dropped = crate::log::dropped_lines(),
-                "totals"
-            );
+            let totals = stats.snapshot();
+            totals.log("totals");
+            crate::notify::status(&totals);
         }
     });
     Ok(())

@@ -12,7 +12,7 @@ use crate::server::{
     Config, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE, Server, ServerError, announce,
 };
 use crate::stats::Totals;
-use crate::{limits, log, signals};
+use crate::{limits, notify, signals};
 
 /// What to serve and how, as `echo-server`'s flags say it;
 /// `Options::default()` is the seed's server on [`DEFAULT_ADDR`].
@@ -53,7 +53,7 @@ impl Default for Options {
 /// # Errors
 /// A [`ServerError`] when the server cannot start; once serving, it returns `Ok`.
 pub fn server() -> Result<Totals, ServerError> {
-    log::init();
+    crate::log::init(crate::log::Format::Human);
     serve(&Options::default())
 }
 
@@ -62,7 +62,8 @@ pub fn server() -> Result<Totals, ServerError> {
 /// which it has logged.
 ///
 /// Logs go wherever the global `tracing` subscriber sends them
-/// ([`log::init`] sets up the command's).
+/// ([`crate::log::init`] sets up the command's); with `NOTIFY_SOCKET` set,
+/// the service manager hears of readiness, the drain and SIGUSR1's totals.
 ///
 /// # Errors
 /// A [`ServerError`] when the server cannot start.
@@ -90,6 +91,7 @@ pub fn serve(options: &Options) -> Result<Totals, ServerError> {
         let server = Server::new(config.clone());
         signals::report_on_sigusr1(server.stats()).map_err(ServerError::Signals)?;
         announce(&listeners).map_err(ServerError::Stdout)?;
+        notify::ready(listeners.len());
         info!(
             listeners = listeners.len(),
             max_connections,
@@ -97,8 +99,14 @@ pub fn serve(options: &Options) -> Result<Totals, ServerError> {
             grace = ?config.grace,
             "echo-server started"
         );
-        let totals = server.run(listeners, shutdown.cancelled_owned()).await?;
-        info!(%totals, log_lines_dropped = log::dropped_lines(), "echo-server stopped");
+        let stats = server.stats();
+        let drain_starts = async move {
+            let reason = shutdown.started().await;
+            info!(reason, "shutting down");
+            notify::stopping(stats.active.load(std::sync::atomic::Ordering::Relaxed));
+        };
+        let totals = server.run(listeners, drain_starts).await?;
+        totals.log("echo-server stopped");
         Ok(totals)
     })
 }

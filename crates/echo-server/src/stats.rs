@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use tracing::info;
+
 /// Counters shared by every listener and connection task.
 ///
 /// Each is a relaxed atomic: they are independent tallies read only for
@@ -102,6 +104,30 @@ pub struct Totals {
     pub datagrams_refused: u64,
     pub datagrams_limited: u64,
     pub datagrams_looping: u64,
+}
+
+impl Totals {
+    /// Logs the totals at info level with `message`, each count a field of
+    /// its own (numbers a log shipper can read), with the log lines dropped so far.
+    pub fn log(&self, message: &str) {
+        info!(
+            accepted = self.accepted,
+            active = self.active,
+            idle_closed = self.idle_closed,
+            refused = self.refused,
+            failed = self.failed,
+            cut = self.cut,
+            bytes = self.stream_bytes,
+            bytes_unsent = self.stream_bytes_unsent,
+            udp_datagrams = self.datagrams,
+            udp_bytes = self.datagram_bytes,
+            udp_refused = self.datagrams_refused,
+            udp_rate_limited = self.datagrams_limited,
+            udp_loops = self.datagrams_looping,
+            log_lines_dropped = crate::log::dropped_lines(),
+            "{message}"
+        );
+    }
 }
 
 impl fmt::Display for Totals {

@@ -12,5 +12,6 @@ mod functional {
     pub mod lifecycle;
     pub mod listeners;
     pub mod messages;
+    pub mod operations;
     pub mod udp;
 }
