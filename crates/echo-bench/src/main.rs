@@ -20,7 +20,7 @@ use echo_proto::{Target, parse_duration};
 ///
 /// The load goes where --addr says, on this machine or off it; when it
 /// leaves this machine, a note on stderr says so, and --dry-run shows the
-/// plan without sending anything. One connection before the load proves a
+/// plan without sending anything to the server. One connection before the load proves a
 /// server is there, so a target where nothing listens fails at once; during
 /// the run a worker whose connection is refused waits before it tries again,
 /// 10 ms at first and doubling up to a second. Every run ends at its duration or
@@ -43,10 +43,11 @@ const SCENARIO_AFTER_HELP: &str = "\
 The load goes where --addr says. When that is not this machine (not loopback,
 not one of its own addresses, not a Unix socket), one line on stderr says so
 before anything is sent, and the run goes on; --dry-run prints the plan and
-sends nothing. One connection before the load (udp: one datagram) checks that
-a server is there: if nothing listens, the command ends at once with one
-error line. During the run, a worker whose connection is refused waits before
-it tries again: 10 ms, doubling up to 1s, and 10 ms again after a success.
+sends nothing to the server. One connection before the load (udp: one
+datagram) checks that a server is there: if nothing listens, the command ends
+at once with one error line. During the run, a worker whose connection is
+refused waits before it tries again: 10 ms, doubling up to 1s, and 10 ms
+again after a success.
 
 Exit status: 0 the run passed (or --dry-run); 1 it met errors, fell short of
 --rate or could not run; 2 bad command line.";
@@ -125,7 +126,8 @@ struct Common {
 
     /// Resolve the address, check the flags, print the plan (target,
     /// addresses, scenario, workers, size, duration or count, rate, whether
-    /// the load would leave this machine) and exit without sending anything.
+    /// the load would leave this machine) and exit without sending anything
+    /// to the server (a name's lookup still asks the resolver).
     #[arg(long)]
     dry_run: bool,
 

@@ -283,7 +283,7 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "echo-bench {}: dry run, nothing sent",
+            "echo-bench {}: dry run, nothing sent to the server",
             self.scenario.name()
         )?;
         writeln!(f, "  target        {}", self.target)?;
