@@ -1,25 +1,61 @@
-//! The library's one error type, in a module of its own so that every module
-//! can name it without depending on the crate root, which depends on them all.
+//! The library's error types, in a module of their own so that every module
+//! can name them without depending on the crate root, which depends on them all.
 
-use std::net::SocketAddr;
+use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Why a benchmark could not be run at all (as opposed to a run that met errors,
 /// which [`Report::ok`](crate::Report::ok) tells).
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    /// The target is not a loopback address; load is only ever sent to this machine.
-    #[error("refusing to load {0}: echo-bench only targets loopback addresses (127.0.0.0/8, ::1)")]
-    NotLoopback(SocketAddr),
     /// The plan is inconsistent (zero workers, a size the scenario cannot send, ...).
     #[error("invalid plan: {0}")]
     InvalidPlan(String),
+    /// The resolver could not turn the target's host name into addresses.
+    #[error("cannot resolve host name '{host}'")]
+    Resolve {
+        /// The name as given.
+        host: String,
+        /// What the resolver said.
+        #[source]
+        source: io::Error,
+    },
+    /// The resolver gave no answer for the target's host name within the timeout.
+    #[error("cannot resolve host name '{host}': no answer within {after:?}")]
+    ResolveTimeout {
+        /// The name as given.
+        host: String,
+        /// How long the resolver was given.
+        after: Duration,
+    },
+    /// The resolver answered for the host name, but with no address.
+    #[error("host name '{0}' resolved to no address")]
+    NoAddress(String),
+    /// None of the target's addresses took the one connection (or, for udp,
+    /// the one datagram) made before the load starts.
+    #[error("{}", unreachable(.target, .attempts))]
+    Unreachable {
+        /// The target as given.
+        target: String,
+        /// What each address said, in the order tried.
+        attempts: Vec<Unanswered>,
+    },
     /// The server's memory use could not be read from `/proc/PID/status`.
     #[error("cannot read the resident memory of process {pid}")]
     Rss {
         /// The process asked about.
         pid: u32,
         /// What reading its status said.
+        #[source]
+        source: echo_os::process::ProcessError,
+    },
+    /// The server's CPU time could not be read from `/proc/PID/stat`.
+    #[error("cannot read the CPU time of process {pid}")]
+    Cpu {
+        /// The process asked about.
+        pid: u32,
+        /// What reading its stat said.
         #[source]
         source: echo_os::process::ProcessError,
     },
@@ -31,4 +67,86 @@ pub enum BenchError {
         /// What went wrong.
         message: String,
     },
+}
+
+/// Why one address of the target did not take the connection made before the load.
+///
+/// Only ever shown inside [`BenchError::Unreachable`], whose one line carries
+/// every address's reason; the operating system's words are therefore part of
+/// the message rather than a source of their own.
+#[derive(Debug, thiserror::Error)]
+pub enum Unanswered {
+    /// The address refused the connection (or the datagram), or the socket
+    /// file is not there: no server runs at it.
+    #[error("nothing listens at {addr} ({reason})")]
+    NothingListens {
+        /// The address tried.
+        addr: String,
+        /// `connection refused` or `no such socket file`.
+        reason: &'static str,
+    },
+    /// The connection was neither made nor refused within the timeout.
+    #[error("no answer from {addr} within {after:?} (connecting)")]
+    Timeout {
+        /// The address tried.
+        addr: String,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The connection failed otherwise: no route, no permission, ...
+    #[error("cannot connect to {addr}: {source}")]
+    Failed {
+        /// The address tried.
+        addr: String,
+        /// What the operating system said.
+        source: io::Error,
+    },
+}
+
+/// One address's reason alone, or every address's after the target.
+fn unreachable(target: &str, attempts: &[Unanswered]) -> String {
+    match attempts {
+        [] => format!("{target} has no address to connect to"),
+        [only] => only.to_string(),
+        all => {
+            let reasons: Vec<String> = all.iter().map(ToString::to_string).collect();
+            format!("no address of {target} answers: {}", reasons.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_target_names_each_address_and_its_reason() {
+        let refused = |addr: &str| Unanswered::NothingListens {
+            addr: addr.to_owned(),
+            reason: "connection refused",
+        };
+        let one = BenchError::Unreachable {
+            target: "127.0.0.1:1".into(),
+            attempts: vec![refused("127.0.0.1:1")],
+        };
+        assert_eq!(
+            one.to_string(),
+            "nothing listens at 127.0.0.1:1 (connection refused)"
+        );
+        let two = BenchError::Unreachable {
+            target: "localhost:9".into(),
+            attempts: vec![
+                refused("[::1]:9"),
+                Unanswered::Timeout {
+                    addr: "127.0.0.1:9".into(),
+                    after: Duration::from_secs(5),
+                },
+            ],
+        };
+        assert_eq!(
+            two.to_string(),
+            "no address of localhost:9 answers: nothing listens at [::1]:9 (connection refused); \
+             no answer from 127.0.0.1:9 within 5s (connecting)"
+        );
+    }
 }

@@ -1,50 +1,69 @@
-//! A load generator for any RFC 862 TCP or UDP echo server, ours or anyone's.
+//! A load generator for any RFC 862 TCP, Unix-socket or UDP echo server, ours or anyone's.
 //!
-//! A [`Plan`] names a scenario, a loopback address and the load's shape
-//! (workers, message size, duration or count); [`run`] drives it and returns a
-//! [`Report`]: counts, bytes, every error by kind, and the latency of every
-//! exchange in an HDR histogram.
+//! A [`Plan`] names a scenario, a target (an address, a `HOST:PORT` name or
+//! a Unix socket path) with what [`resolve`](resolve::resolve) found it to
+//! be, and the load's shape (workers, message size, duration or count, and
+//! perhaps a fixed rate); [`reach`] makes one connection to prove a server is
+//! there, and [`run`] drives the load and returns a [`Report`]: counts, bytes,
+//! every error by kind, the latency of every exchange in an HDR histogram,
+//! and with the server's pid its CPU time per exchange.
 //! Every reply is checked byte for byte against what was sent, so a fast
 //! server that corrupts data fails the run instead of winning it.
 //!
 //! Every loop stops at the plan's duration or count, every wait has a
 //! timeout, and the run as a whole has a hard deadline past which workers are
-//! abandoned: a hung server never hangs the tool.
-//! Only loopback addresses are accepted, since a load generator pointed at
-//! someone else's machine is an attack.
+//! abandoned: a hung server never hangs the tool. A worker whose connection
+//! is refused waits before it tries again, 10 ms at first and doubling up to
+//! a second, so a dead target costs almost nothing.
+//! At a fixed rate each latency counts from when its exchange was due, not
+//! from when it was sent, so a server that stalls shows in the percentiles
+//! (the correction for coordinated omission that wrk2 makes).
+//! The load goes wherever the plan says; whether it stays on this machine is
+//! part of the plan ([`Destination::on_this_host`](plan::Destination)) and of
+//! the report, for the command to tell its user.
 //!
 //! The modules depend on one another one way only; from the top down:
-//! - `run` holds [`run`], the one module that knows both how scenarios run
-//!   and how runs are reported.
+//! - `run` holds [`reach`] and [`run`], the one module that knows both how
+//!   scenarios run and how runs are reported.
 //! - `scenario` has one module per scenario, over `scenario::budget` (the
-//!   time and count a run may use), `scenario::workers` (the pool of workers
-//!   and its hard deadline) and `scenario::connect` (the client side of TCP).
+//!   time and count a run may use), `scenario::schedule` (the timetable of a
+//!   fixed rate), `scenario::backoff` (the pauses after refusals),
+//!   `scenario::workers` (the pool of workers and its hard deadline),
+//!   `scenario::connect` (the client side of a stream connection and the
+//!   first one) and `scenario::stream` (TCP or Unix).
 //! - `report` makes a [`Report`] from a plan and an [`Outcome`](tally::Outcome),
 //!   and prints it as a table or JSON; it knows nothing of how scenarios run.
-//! - `plan` holds what to run, [`Plan`] and [`Scenario`], and checks it before
-//!   anything is sent; it knows nothing of runs or reports.
+//! - `resolve` turns a target into the plan's destinations, judged here or
+//!   elsewhere by `host`, which knows this machine's own addresses.
+//! - `plan` holds what to run, [`Plan`] and [`Scenario`], checks it before
+//!   anything is sent and describes it for a dry run; it knows nothing of
+//!   runs or reports and does no I/O.
 //! - `tally` counts exchanges, errors and latencies; `check` verifies streams
-//!   and datagrams byte for byte.
+//!   and datagrams byte for byte; `cost` turns the server's CPU time into
+//!   figures with no more digits than its clock ticks carry.
 //! - `plot` draws reports as an SVG, `progress` shows a bar on a terminal,
 //!   `size` reads and writes byte counts, `limits` raises the open-files limit
-//!   and reads a server's memory, and `error` holds [`BenchError`].
+//!   and reads a server's memory and CPU time, and `error` holds [`BenchError`].
 
 #![warn(missing_docs)]
 
 mod check;
+pub mod cost;
 mod error;
+pub mod host;
 pub mod limits;
 pub mod plan;
 pub mod plot;
 pub mod progress;
 pub mod report;
+pub mod resolve;
 mod run;
 mod scenario;
 pub mod size;
 pub mod tally;
 
-pub use error::BenchError;
-pub use plan::{Plan, Scenario};
+pub use error::{BenchError, Unanswered};
+pub use plan::{Destination, Plan, Scenario};
 pub use report::Report;
-pub use run::run;
+pub use run::{reach, run};
 pub use tally::{ErrorCounts, ExchangeError, FailureKind, Live, Tally};

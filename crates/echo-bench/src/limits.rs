@@ -1,5 +1,7 @@
-//! The client's own descriptor budget, and the server's memory, in the terms
-//! of this crate's errors; the reading itself is echo-os's.
+//! The client's own descriptor budget, and the server's memory and CPU time,
+//! in the terms of this crate's errors; the reading itself is echo-os's.
+
+use std::time::Duration;
 
 use crate::error::BenchError;
 
@@ -25,6 +27,20 @@ pub fn resident_kib(pid: u32) -> Result<u64, BenchError> {
     echo_os::process::resident_kib(pid).map_err(|source| BenchError::Rss { pid, source })
 }
 
+/// The CPU time (user and system) process `pid` has used so far, in whole
+/// clock ticks ([`echo_os::process::clock_tick`]).
+///
+/// # Errors
+/// [`BenchError::Cpu`] when the process does not exist or its stat cannot be read.
+pub fn cpu_time(pid: u32) -> Result<Duration, BenchError> {
+    echo_os::process::cpu_time(pid).map_err(|source| BenchError::Cpu { pid, source })
+}
+
+/// The kernel's clock tick, the resolution of [`cpu_time`].
+pub fn clock_tick() -> Duration {
+    echo_os::process::clock_tick()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,6 +53,19 @@ mod tests {
             resident_kib(u32::MAX),
             Err(BenchError::Rss { .. })
         ));
+    }
+
+    #[test]
+    fn our_own_cpu_time_is_readable_in_whole_ticks() {
+        let used = cpu_time(std::process::id()).expect("own stat");
+        let tick = clock_tick();
+        assert!(!tick.is_zero());
+        assert_eq!(
+            used.as_nanos() % tick.as_nanos(),
+            0,
+            "{used:?} in {tick:?} ticks"
+        );
+        assert!(matches!(cpu_time(u32::MAX), Err(BenchError::Cpu { .. })));
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! the report as a table or a JSON line; `plot` turns JSON lines into an SVG.
 
 use std::io::{self, BufRead, Write};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,16 +9,21 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use echo_bench::plan::time_limit;
+use echo_bench::plan::{parse_rate, time_limit};
 use echo_bench::progress::Progress;
 use echo_bench::size::parse_size;
 use echo_bench::{Live, Plan, Report, Scenario, limits, plot};
-use echo_proto::parse_duration;
+use echo_proto::{Target, parse_duration};
 
 /// Load generator for RFC 862 echo servers (ours, socat, xinetd, any):
 /// every reply is checked byte for byte, every exchange's latency recorded.
 ///
-/// Only loopback addresses are accepted. Every run ends at its duration or
+/// The load goes where --addr says, on this machine or off it; when it
+/// leaves this machine, a note on stderr says so, and --dry-run shows the
+/// plan without sending anything to the server. One connection before the load proves a
+/// server is there, so a target where nothing listens fails at once; during
+/// the run a worker whose connection is refused waits before it tries again,
+/// 10 ms at first and doubling up to a second. Every run ends at its duration or
 /// count, and a hung server is given up on after the timeout.
 #[derive(Debug, Parser)]
 #[command(version, after_help = AFTER_HELP)]
@@ -29,29 +33,50 @@ struct Cli {
 }
 
 const AFTER_HELP: &str = "\
-Exit status: 0 the run passed; 1 the run met errors (mismatches, resets,
-timeouts, too much UDP loss) or could not run; 2 bad command line.";
+Exit status: 0 the run passed (or --dry-run); 1 the run met errors (mismatches,
+resets, timeouts, too much UDP loss, a rate short of --rate) or could not run
+(nothing listens, a name that does not resolve); 2 bad command line.";
+
+/// What every scenario's --help ends with: where the load goes and what
+/// happens when nothing answers there.
+const SCENARIO_AFTER_HELP: &str = "\
+The load goes where --addr says. When that is not this machine (not loopback,
+not one of its own addresses, not a Unix socket), one line on stderr says so
+before anything is sent, and the run goes on; --dry-run prints the plan and
+sends nothing to the server. One connection before the load (udp: one
+datagram) checks that a server is there: if nothing listens, the command ends
+at once with one error line. During the run, a worker whose connection is
+refused waits before it tries again: 10 ms, doubling up to 1s, and 10 ms
+again after a success.
+
+Exit status: 0 the run passed (or --dry-run); 1 it met errors, fell short of
+--rate or could not run; 2 bad command line.";
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// A new connection per message: connect, send, half-close, read to the
     /// end, check, close. Reports connections per second.
     /// Defaults: 50 workers, 64 B.
-    Conn(Common),
+    #[command(after_help = SCENARIO_AFTER_HELP)]
+    Conn(Paced),
     /// Long-lived connections, each sending a message and waiting for exactly
     /// that many bytes back, over and over. Reports messages per second and MB/s.
     /// Defaults: 50 connections, 64 B.
-    Persistent(Common),
+    #[command(after_help = SCENARIO_AFTER_HELP)]
+    Persistent(Paced),
     /// A few connections streaming a large total, writing and reading at the
     /// same time. Reports GB/s. Defaults: 1 connection, 64 KiB writes.
+    #[command(after_help = SCENARIO_AFTER_HELP)]
     Bulk(BulkArgs),
     /// Opens many connections, holds them for --duration, then checks each
     /// still echoes. With --server-pid, reports the server's memory per connection.
     /// Defaults: 1,000 connections opened by 50 workers, 64 B first message.
+    #[command(after_help = SCENARIO_AFTER_HELP)]
     Idle(IdleArgs),
     /// Datagrams to a UDP echo server, each waiting for its reply; unanswered
     /// ones count as lost. Reports datagrams per second.
     /// Defaults: 8 sockets, 64 B, 1 s timeout.
+    #[command(after_help = SCENARIO_AFTER_HELP)]
     Udp(UdpArgs),
     /// Draws the latency percentiles of JSON reports (from --json) as an SVG,
     /// one panel per scenario and one line per --label.
@@ -61,9 +86,17 @@ enum Command {
 /// Flags every scenario takes.
 #[derive(Debug, Args)]
 struct Common {
-    /// The echo server: IP:PORT on a loopback address.
-    #[arg(long, env = "ECHO_ADDR", default_value = "127.0.0.1:7007")]
-    addr: SocketAddr,
+    /// The echo server: IP:PORT, [IPV6]:PORT, HOST:PORT, or unix:PATH (not
+    /// for udp). A name's addresses are tried in turn with one connection
+    /// before the load starts, and the first that answers gets the load.
+    /// Where that is not this machine, stderr says so.
+    #[arg(
+        long,
+        env = "ECHO_ADDR",
+        default_value = "127.0.0.1:7007",
+        value_name = "ADDR"
+    )]
+    addr: Target,
 
     /// Concurrent workers (connections, connectors or sockets).
     #[arg(short = 'c', long, value_name = "N")]
@@ -82,7 +115,8 @@ struct Common {
     #[arg(short = 'n', long, value_name = "N")]
     count: Option<u64>,
 
-    /// The longest wait for one exchange (bulk: for any progress). Default 5s (udp: 1s).
+    /// The longest wait for one exchange (bulk: for any progress), and for
+    /// resolving a name or making the first connection. Default 5s (udp: 1s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
 
@@ -90,7 +124,18 @@ struct Common {
     #[arg(long)]
     json: bool,
 
-    /// Report this process's resident memory (VmRSS) before and after.
+    /// Resolve the address, check the flags, print the plan (target,
+    /// addresses, scenario, workers, size, duration or count, rate, whether
+    /// the load would leave this machine) and exit without sending anything
+    /// to the server (a name's lookup still asks the resolver).
+    #[arg(long)]
+    dry_run: bool,
+
+    /// The server's process on this machine: its CPU time (user + system,
+    /// from /proc/PID/stat) is read before and after the load and reported
+    /// per exchange (bulk: per GiB too), to the digits its 10 ms clock ticks
+    /// allow; a run that costs it under 10 ticks is too short to say. Its
+    /// resident memory (VmRSS) is reported too (idle: per connection).
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
 
@@ -101,6 +146,28 @@ struct Common {
     /// Also draw this run's latency percentiles as an SVG here.
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
+}
+
+/// The flags of scenarios that send one exchange after another.
+#[derive(Debug, Args)]
+struct Paced {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    rate: RateArg,
+}
+
+#[derive(Debug, Args)]
+struct RateArg {
+    /// Exchanges per second over all workers, on a fixed schedule: exchange k
+    /// is due k/N seconds after the start, and whichever worker is free takes
+    /// it. Each latency counts from when its exchange was due, not from when it
+    /// was sent, so a server that stalls shows in the percentiles instead of
+    /// hiding (coordinated omission, corrected as wrk2 does). The run fails
+    /// when it achieves less than 95% of N. Without it, each worker sends as
+    /// soon as its last reply is in (a closed loop).
+    #[arg(long, value_name = "N", value_parser = parse_rate)]
+    rate: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +192,8 @@ struct IdleArgs {
 struct UdpArgs {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    rate: RateArg,
     /// The percentage of datagrams that may go unanswered before the run fails.
     #[arg(long, value_name = "PERCENT", default_value_t = 1.0)]
     max_loss: f64,
@@ -159,14 +228,25 @@ fn main() -> ExitCode {
 
 /// Runs the command; `Ok(false)` means the run completed but did not pass.
 fn run(cli: Cli) -> anyhow::Result<bool> {
-    let (common, scenario, defaults) = match cli.command {
+    let (common, scenario, defaults, rate) = match cli.command {
         Command::Plot(args) => return plot_reports(&args).map(|()| true),
-        Command::Conn(common) => (common, Scenario::Conn, Defaults::tcp(50, 64)),
-        Command::Persistent(common) => (common, Scenario::Persistent, Defaults::tcp(50, 64)),
+        Command::Conn(paced) => (
+            paced.common,
+            Scenario::Conn,
+            Defaults::tcp(50, 64),
+            paced.rate.rate,
+        ),
+        Command::Persistent(paced) => (
+            paced.common,
+            Scenario::Persistent,
+            Defaults::tcp(50, 64),
+            paced.rate.rate,
+        ),
         Command::Bulk(args) => (
             args.common,
             Scenario::Bulk { total: args.total },
             Defaults::tcp(1, 64 * 1024),
+            None,
         ),
         Command::Idle(args) => (
             args.common,
@@ -174,6 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 connections: args.connections,
             },
             Defaults::tcp(50, 64),
+            None,
         ),
         Command::Udp(args) => (
             args.common,
@@ -185,36 +266,54 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 size: 64,
                 timeout: Duration::from_secs(1),
             },
+            args.rate.rate,
         ),
     };
-    let plan = Plan {
+    let mut plan = Plan {
         scenario,
-        addr: common.addr,
+        target: common.addr.clone(),
+        addrs: Vec::new(),
         workers: common.workers.unwrap_or(defaults.workers),
         size: usize::try_from(common.size.unwrap_or(defaults.size))
             .context("--size does not fit in memory")?,
         duration: time_limit(common.duration, common.count),
         count: common.count,
+        rate,
         timeout: common.timeout.unwrap_or(defaults.timeout),
         server_pid: common.server_pid,
-        label: common.label,
+        label: common.label.clone(),
     };
+    // A bad command line is told before any name is looked up.
     plan.validate().map_err(UsageError)?;
-    limits::raise_fd_limit();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let report = runtime.block_on(async {
+        plan.addrs = echo_bench::resolve::resolve(&plan.target, plan.timeout).await?;
+        plan.validate().map_err(UsageError)?;
+        note_off_host(&plan);
+        if common.dry_run {
+            return Ok(None);
+        }
+        limits::raise_fd_limit();
+        let plan = echo_bench::reach(&plan).await?;
         let live = Arc::new(Live::default());
         let progress = Progress::start(&plan, Arc::clone(&live));
         let report = echo_bench::run(&plan, live).await;
         drop(progress);
-        report
-    })?;
-    // Workers abandoned at the hard deadline may still hold sockets; do not wait for them.
+        anyhow::Ok(Some(report?))
+    });
+    // Workers abandoned at the hard deadline, or a lookup given up on, may
+    // still hold threads and sockets; do not wait for them.
     runtime.shutdown_background();
+    let Some(report) = report? else {
+        let mut stdout = io::stdout().lock();
+        write!(stdout, "{plan}")?;
+        stdout.flush()?;
+        return Ok(true);
+    };
 
     let mut stdout = io::stdout().lock();
     if common.json {
@@ -237,6 +336,31 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         );
     }
     Ok(report.ok)
+}
+
+/// Says on stderr, in one line, when the load is to leave this machine, so
+/// that no one loads another machine without knowing it.
+fn note_off_host(plan: &Plan) {
+    let off_host = plan.off_host();
+    if off_host.is_empty() {
+        return;
+    }
+    let addrs: Vec<String> = off_host.iter().map(ToString::to_string).collect();
+    let addrs = addrs.join(" or ");
+    let place = match &plan.target {
+        Target::Name { .. } => format!("{} ({addrs})", plan.target),
+        Target::Endpoint(_) => addrs,
+    };
+    let goes = if off_host.len() == plan.addrs.len() {
+        "goes"
+    } else {
+        "may go"
+    };
+    // A note is not worth failing over: with stderr gone, the run goes on.
+    let _ = writeln!(
+        io::stderr().lock(),
+        "echo-bench: note: the load {goes} to {place}, off this machine"
+    );
 }
 
 /// A plan the flags describe but that cannot be run: a bad command line.

@@ -1,18 +1,26 @@
-//! What to run: a [`Plan`] names the scenario, its loopback target and the
-//! shape of its load, and checks before anything is sent that it can be run.
+//! What to run: a [`Plan`] names the scenario, its target and the addresses
+//! it resolved to, and the shape of its load; it checks before anything is
+//! sent that it can be run, and describes itself for `--dry-run`.
 //!
-//! The plan knows nothing of how scenarios run or how runs are reported.
+//! The plan knows nothing of how scenarios run or how runs are reported, and
+//! does no I/O: resolving its target is `resolve`'s.
 
-use std::net::SocketAddr;
+use std::fmt;
 use std::time::Duration;
+
+use echo_proto::{Endpoint, Target};
 
 use crate::check::SEQUENCE_LEN;
 use crate::error::BenchError;
+use crate::size::{format_size, group_thousands};
 
 /// How long a run bounded only by `--count` may take before it stops anyway.
 pub const COUNT_TIME_CAP: Duration = Duration::from_secs(60);
 /// The run's duration when neither a duration nor a count is given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(5);
+/// The share of the asked rate, in percent, a fixed-rate run must achieve to pass.
+pub const MIN_RATE_PCT: f64 = 95.0;
+
 /// The time limit of a run given `count` and perhaps a `duration`: the
 /// duration if given, else [`COUNT_TIME_CAP`] with a count and
 /// [`DEFAULT_DURATION`] without.
@@ -21,6 +29,19 @@ pub fn time_limit(duration: Option<Duration>, count: Option<u64>) -> Duration {
         (Some(duration), _) => duration,
         (None, Some(_)) => COUNT_TIME_CAP,
         (None, None) => DEFAULT_DURATION,
+    }
+}
+
+/// Reads a rate in exchanges per second: a positive number, as `2000` or `0.5`.
+///
+/// # Errors
+/// Returns a message naming the text.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "invalid rate '{text}': use exchanges per second, a number above 0 such as 2000 or 0.5"
+        )),
     }
 }
 
@@ -60,6 +81,35 @@ impl Scenario {
             Scenario::Udp { .. } => "udp",
         }
     }
+
+    /// Whether the scenario sends one exchange after another, so that a
+    /// fixed rate means something (bulk streams, idle holds).
+    pub fn takes_a_rate(&self) -> bool {
+        matches!(
+            self,
+            Scenario::Conn | Scenario::Persistent | Scenario::Udp { .. }
+        )
+    }
+}
+
+/// One address a target resolved to, and whether the load stays on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// Where to connect: an IP socket address or a Unix socket path.
+    pub endpoint: Endpoint,
+    /// Whether it is on this machine: a loopback address, one of the
+    /// machine's own addresses, the unspecified address, or a Unix socket.
+    pub on_this_host: bool,
+}
+
+impl Destination {
+    /// An address on this machine, as tests and their in-process servers use.
+    pub fn local(endpoint: impl Into<Endpoint>) -> Self {
+        Destination {
+            endpoint: endpoint.into(),
+            on_this_host: true,
+        }
+    }
 }
 
 /// One run: a scenario, its target and the shape of its load.
@@ -67,8 +117,11 @@ impl Scenario {
 pub struct Plan {
     /// What to do.
     pub scenario: Scenario,
-    /// The echo server, on a loopback address.
-    pub addr: SocketAddr,
+    /// The echo server as given: an address, a `HOST:PORT` name or a Unix socket path.
+    pub target: Target,
+    /// What the target resolved to, in the resolver's order; the run loads
+    /// the first, which `reach` makes the first that answers.
+    pub addrs: Vec<Destination>,
     /// Concurrent workers: connections for `persistent` and `bulk`, concurrent
     /// connects for `conn` and `idle`, sockets for `udp`.
     pub workers: usize,
@@ -78,24 +131,60 @@ pub struct Plan {
     pub duration: Duration,
     /// Stop after this many exchanges over all workers, if the duration has not ended first.
     pub count: Option<u64>,
+    /// Exchanges per second over all workers on a fixed schedule; `None`
+    /// for a closed loop, each worker sending as soon as its last reply is in.
+    pub rate: Option<f64>,
     /// The longest wait for any one exchange (for `bulk`, for any progress).
     pub timeout: Duration,
-    /// The server's process, whose resident memory is reported before and after.
+    /// The server's process, whose CPU time and resident memory are read
+    /// before and after the load.
     pub server_pid: Option<u32>,
     /// A name for the run in reports and plots, such as the server's.
     pub label: Option<String>,
 }
 
 impl Plan {
-    /// Checks that the plan can be run as it stands.
+    /// The plan's defaults for `scenario` against one address on this
+    /// machine: one worker, 64 B, one second, a one-second timeout.
+    pub fn local(scenario: Scenario, endpoint: impl Into<Endpoint>) -> Self {
+        let destination = Destination::local(endpoint);
+        Plan {
+            scenario,
+            target: Target::Endpoint(destination.endpoint.clone()),
+            addrs: vec![destination],
+            workers: 1,
+            size: 64,
+            duration: Duration::from_secs(1),
+            count: None,
+            rate: None,
+            timeout: Duration::from_secs(1),
+            server_pid: None,
+            label: None,
+        }
+    }
+
+    /// The address the run loads: the first of [`Plan::addrs`].
+    pub fn destination(&self) -> Option<&Destination> {
+        self.addrs.first()
+    }
+
+    /// The addresses the load would leave this machine for.
+    pub fn off_host(&self) -> Vec<&Endpoint> {
+        self.addrs
+            .iter()
+            .filter(|destination| !destination.on_this_host)
+            .map(|destination| &destination.endpoint)
+            .collect()
+    }
+
+    /// Checks that the plan can be run as it stands; the checks of addresses
+    /// apply to those resolved so far, so it is worth calling both before
+    /// resolving (to find a bad command line without a lookup) and after.
     ///
     /// # Errors
-    /// [`BenchError::NotLoopback`] for a non-loopback target, and
-    /// [`BenchError::InvalidPlan`] for sizes, counts or limits the scenario cannot honour.
+    /// [`BenchError::InvalidPlan`] for sizes, counts, rates, targets or limits
+    /// the scenario cannot honour.
     pub fn validate(&self) -> Result<(), BenchError> {
-        if !self.addr.ip().is_loopback() {
-            return Err(BenchError::NotLoopback(self.addr));
-        }
         let invalid = |message: String| Err(BenchError::InvalidPlan(message));
         if self.workers == 0 {
             return invalid("at least one worker is needed".into());
@@ -105,6 +194,28 @@ impl Plan {
         }
         if self.count == Some(0) {
             return invalid("--count 0 would send nothing".into());
+        }
+        if let Some(rate) = self.rate {
+            if !self.scenario.takes_a_rate() {
+                return invalid(format!(
+                    "{} does not take --rate: it applies to conn, persistent and udp",
+                    self.scenario.name()
+                ));
+            }
+            if !(rate.is_finite() && rate > 0.0) {
+                return invalid(format!("--rate {rate} is not a rate above 0 per second"));
+            }
+        }
+        for destination in &self.addrs {
+            if let Endpoint::Ip(addr) = destination.endpoint {
+                let ip = addr.ip().to_canonical();
+                let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
+                if ip.is_multicast() || broadcast {
+                    return invalid(format!(
+                        "{addr} is a multicast or broadcast address: an echo load goes to one server"
+                    ));
+                }
+            }
         }
         match &self.scenario {
             Scenario::Conn => {}
@@ -134,10 +245,28 @@ impl Plan {
                 }
             }
             Scenario::Udp { max_loss } => {
-                let max = echo_proto::udp::max_datagram(self.addr);
-                if !(SEQUENCE_LEN..=max).contains(&self.size) {
+                if self.target.is_unix() {
                     return invalid(format!(
-                        "udp datagrams carry an 8-byte sequence number: the size must be 8 to {max} bytes"
+                        "udp sends datagrams to an IP address or a host name; {} is a Unix \
+                         stream socket, for conn, persistent, bulk and idle",
+                        self.target
+                    ));
+                }
+                for destination in &self.addrs {
+                    let Endpoint::Ip(addr) = destination.endpoint else {
+                        continue;
+                    };
+                    let max = echo_proto::udp::max_datagram(addr);
+                    if !(SEQUENCE_LEN..=max).contains(&self.size) {
+                        return invalid(format!(
+                            "udp datagrams carry an 8-byte sequence number: the size must be 8 to {max} bytes"
+                        ));
+                    }
+                }
+                if !(SEQUENCE_LEN..=echo_proto::udp::MAX_DATAGRAM_V6).contains(&self.size) {
+                    return invalid(format!(
+                        "udp datagrams carry an 8-byte sequence number: the size must be 8 to {} bytes",
+                        echo_proto::udp::MAX_DATAGRAM_V6
                     ));
                 }
                 if !(0.0..=100.0).contains(max_loss) {
@@ -149,32 +278,144 @@ impl Plan {
     }
 }
 
+/// The plan as `--dry-run` prints it: everything a run would do, one line each.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "echo-bench {}: dry run, nothing sent to the server",
+            self.scenario.name()
+        )?;
+        writeln!(f, "  target        {}", self.target)?;
+        let addresses: Vec<String> = self
+            .addrs
+            .iter()
+            .map(|destination| {
+                let place = if destination.on_this_host {
+                    "this machine"
+                } else {
+                    "off this machine"
+                };
+                format!("{} ({place})", destination.endpoint)
+            })
+            .collect();
+        write!(f, "  addresses     {}", addresses.join(", "))?;
+        if self.addrs.len() > 1 {
+            write!(f, "; the first to take a connection gets the load")?;
+        }
+        writeln!(f)?;
+        let shape = match &self.scenario {
+            Scenario::Conn => format!(
+                "a new connection per message of {}",
+                format_size(self.size as u64)
+            ),
+            Scenario::Persistent => format!(
+                "messages of {} on long-lived connections",
+                format_size(self.size as u64)
+            ),
+            Scenario::Bulk { total } => format!(
+                "{} streamed in writes of {}",
+                format_size(*total),
+                format_size(self.size as u64)
+            ),
+            Scenario::Idle { connections } => format!(
+                "{} connections held, each echoing {} first and last",
+                group_thousands(*connections),
+                format_size(self.size as u64)
+            ),
+            Scenario::Udp { max_loss } => format!(
+                "datagrams of {}, at most {max_loss}% unanswered",
+                format_size(self.size as u64)
+            ),
+        };
+        writeln!(f, "  scenario      {}: {shape}", self.scenario.name())?;
+        writeln!(f, "  workers       {}", self.workers)?;
+        let size = format_size(self.size as u64);
+        match self.scenario {
+            Scenario::Bulk { .. } => writeln!(f, "  size          {size} per write")?,
+            _ => writeln!(f, "  size          {size} per message")?,
+        }
+        let how_long = match (&self.scenario, self.count) {
+            (Scenario::Idle { .. }, _) => format!("connections held for {:?}", self.duration),
+            (_, Some(count)) => format!(
+                "{} exchanges, or {:?} if that comes first",
+                group_thousands(count),
+                self.duration
+            ),
+            (_, None) => format!("{:?}", self.duration),
+        };
+        writeln!(f, "  duration      {how_long}")?;
+        match self.rate {
+            Some(rate) => writeln!(
+                f,
+                "  rate          {} exchanges/s over all workers, each latency counted from when \
+                 its exchange was due; below {MIN_RATE_PCT}% of it the run fails",
+                format_rate(rate)
+            )?,
+            None if self.scenario.takes_a_rate() => writeln!(
+                f,
+                "  rate          closed loop: each worker sends as soon as its last reply is in"
+            )?,
+            None => {}
+        }
+        writeln!(f, "  timeout       {:?}", self.timeout)?;
+        if let Some(pid) = self.server_pid {
+            writeln!(
+                f,
+                "  server pid    {pid}: CPU time and resident memory read before and after"
+            )?;
+        }
+        let off_host = self.off_host();
+        if off_host.is_empty() {
+            writeln!(f, "  leaves host   no")?;
+        } else {
+            let off: Vec<String> = off_host.iter().map(ToString::to_string).collect();
+            writeln!(f, "  leaves host   yes, to {}", off.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// A rate as people write it: whole and grouped from 10 up, else to two decimals.
+pub fn format_rate(rate: f64) -> String {
+    if rate >= 10.0 {
+        group_thousands(rate.round() as u64)
+    } else {
+        format!("{rate:.2}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn plan(scenario: Scenario) -> Plan {
-        Plan {
+        Plan::local(
             scenario,
-            addr: "127.0.0.1:7".parse().expect("literal"),
-            workers: 1,
-            size: 64,
-            duration: Duration::from_secs(1),
-            count: None,
-            timeout: Duration::from_secs(1),
-            server_pid: None,
-            label: None,
-        }
+            "127.0.0.1:7"
+                .parse::<std::net::SocketAddr>()
+                .expect("literal"),
+        )
     }
 
     #[test]
     fn plans_are_checked_before_anything_is_sent() {
         assert!(plan(Scenario::Conn).validate().is_ok());
-        let mut remote = plan(Scenario::Conn);
-        remote.addr = "192.0.2.1:7".parse().expect("literal");
-        assert!(matches!(remote.validate(), Err(BenchError::NotLoopback(_))));
-        let mut v6 = plan(Scenario::Persistent);
-        v6.addr = "[::1]:7".parse().expect("literal");
+        let remote = Plan {
+            addrs: vec![Destination {
+                endpoint: Endpoint::Ip("192.0.2.1:7".parse().expect("literal")),
+                on_this_host: false,
+            }],
+            ..plan(Scenario::Conn)
+        };
+        assert!(
+            remote.validate().is_ok(),
+            "a remote target is a plan like any other"
+        );
+        let v6 = Plan::local(
+            Scenario::Persistent,
+            "[::1]:7".parse::<std::net::SocketAddr>().expect("literal"),
+        );
         assert!(v6.validate().is_ok());
         let mut empty_conn = plan(Scenario::Conn);
         empty_conn.size = 0;
@@ -182,6 +423,16 @@ mod tests {
             empty_conn.validate().is_ok(),
             "an empty message is a valid exchange"
         );
+        let unix = Plan::local(
+            Scenario::Bulk { total: 10 },
+            Endpoint::Unix("/tmp/e.sock".into()),
+        );
+        assert!(unix.validate().is_ok());
+        let paced = Plan {
+            rate: Some(0.5),
+            ..plan(Scenario::Udp { max_loss: 1.0 })
+        };
+        assert!(paced.validate().is_ok());
 
         let invalid = [
             Plan {
@@ -215,6 +466,38 @@ mod tests {
                 ..plan(Scenario::Udp { max_loss: 1.0 })
             },
             plan(Scenario::Udp { max_loss: 101.0 }),
+            Plan::local(
+                Scenario::Udp { max_loss: 1.0 },
+                Endpoint::Unix("/tmp/e.sock".into()),
+            ),
+            Plan {
+                rate: Some(100.0),
+                ..plan(Scenario::Bulk { total: 10 })
+            },
+            Plan {
+                rate: Some(100.0),
+                ..plan(Scenario::Idle { connections: 1 })
+            },
+            Plan {
+                rate: Some(0.0),
+                ..plan(Scenario::Conn)
+            },
+            Plan {
+                rate: Some(f64::NAN),
+                ..plan(Scenario::Conn)
+            },
+            Plan::local(
+                Scenario::Udp { max_loss: 1.0 },
+                "255.255.255.255:7"
+                    .parse::<std::net::SocketAddr>()
+                    .expect("literal"),
+            ),
+            Plan::local(
+                Scenario::Conn,
+                "[ff02::1]:7"
+                    .parse::<std::net::SocketAddr>()
+                    .expect("literal"),
+            ),
         ];
         for plan in invalid {
             assert!(
@@ -222,5 +505,39 @@ mod tests {
                 "{plan:?}"
             );
         }
+    }
+
+    #[test]
+    fn rates_are_positive_numbers() {
+        assert_eq!(parse_rate("2000"), Ok(2000.0));
+        assert_eq!(parse_rate(" 0.5 "), Ok(0.5));
+        for text in ["0", "-3", "fast", "", "inf", "NaN"] {
+            let err = parse_rate(text).expect_err(text);
+            assert!(err.contains(&format!("'{text}'")), "{err}");
+        }
+        assert_eq!(format_rate(2000.0), "2,000");
+        assert_eq!(format_rate(0.5), "0.50");
+    }
+
+    #[test]
+    fn a_dry_run_shows_where_the_load_goes() {
+        let remote = Plan {
+            target: "10.0.0.1:7".parse().expect("literal"),
+            addrs: vec![Destination {
+                endpoint: Endpoint::Ip("10.0.0.1:7".parse().expect("literal")),
+                on_this_host: false,
+            }],
+            rate: Some(2000.0),
+            ..plan(Scenario::Persistent)
+        };
+        let text = remote.to_string();
+        assert!(text.contains("dry run, nothing sent"), "{text}");
+        assert!(text.contains("10.0.0.1:7 (off this machine)"), "{text}");
+        assert!(text.contains("2,000 exchanges/s"), "{text}");
+        assert!(text.contains("leaves host   yes, to 10.0.0.1:7"), "{text}");
+        assert_eq!(remote.off_host().len(), 1);
+        let local = plan(Scenario::Conn).to_string();
+        assert!(local.contains("leaves host   no"), "{local}");
+        assert!(local.contains("closed loop"), "{local}");
     }
 }

@@ -4,9 +4,11 @@
 use std::fmt;
 use std::time::Duration;
 
+use echo_proto::Target;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Plan, Scenario};
+use crate::cost::{self, MIN_TICKS};
+use crate::plan::{MIN_RATE_PCT, Plan, Scenario, format_rate};
 use crate::size::{format_size, group_thousands};
 use crate::tally::{ErrorCounts, Outcome};
 
@@ -28,8 +30,15 @@ pub struct Report {
     pub scenario: String,
     /// The scenario with its shape, as in `persistent 64 B × 50`; plots group runs by it.
     pub title: String,
-    /// The server's address.
+    /// The server's address: where the load went (`IP:PORT` or `unix:PATH`).
     pub addr: String,
+    /// The host name the address was resolved from, as given, when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Whether the load left this machine: the address is neither loopback,
+    /// nor one of this machine's own, nor a Unix socket.
+    #[serde(default)]
+    pub leaves_host: bool,
     /// Concurrent workers.
     pub workers: usize,
     /// Bytes per message (per write for `bulk`).
@@ -41,8 +50,11 @@ pub struct Report {
     pub exchanges: u64,
     /// Bytes echoed back and verified (one direction).
     pub bytes: u64,
-    /// Exchanges per second.
+    /// Exchanges per second achieved (idle: connections opened per second of the opening).
     pub rate: f64,
+    /// Exchanges per second asked for with `--rate`; `None` for a closed loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_asked: Option<f64>,
     /// Verified bytes per second (one direction).
     pub bytes_per_s: f64,
     /// Whether the run stopped because `--count` was used up rather than the time.
@@ -106,6 +118,22 @@ pub struct Report {
     /// `idle`: the growth of the server's resident memory per connection opened, bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_per_connection: Option<f64>,
+    /// CPU seconds (user and system) the server used during the load, in
+    /// whole clock ticks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_s: Option<f64>,
+    /// Microseconds of server CPU per exchange (`bulk`: per write timed), to
+    /// the digits the resolution allows; `None` under ten ticks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_per_op_us: Option<f64>,
+    /// Seconds of server CPU per GiB echoed, to the digits the resolution
+    /// allows; `None` under ten ticks or with no bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_per_gib_s: Option<f64>,
+    /// The relative resolution of the CPU figures: one clock tick over the
+    /// CPU time measured, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_resolution_pct: Option<f64>,
     /// Whether the run passed: no errors, loss within its limit, something exchanged.
     pub ok: bool,
     /// Why the run did not pass, one reason each.
@@ -129,13 +157,24 @@ impl Report {
             label: plan.label.clone(),
             scenario: plan.scenario.name().to_owned(),
             title: title(plan),
-            addr: plan.addr.to_string(),
+            addr: plan
+                .destination()
+                .map(|destination| destination.endpoint.to_string())
+                .unwrap_or_else(|| plan.target.to_string()),
+            target: match &plan.target {
+                Target::Name { .. } => Some(plan.target.to_string()),
+                Target::Endpoint(_) => None,
+            },
+            leaves_host: plan
+                .destination()
+                .is_some_and(|destination| !destination.on_this_host),
             workers: plan.workers,
             size: plan.size as u64,
             elapsed_s: elapsed.as_secs_f64(),
             exchanges: tally.exchanges,
             bytes: tally.bytes,
             rate: tally.exchanges as f64 / window,
+            rate_asked: plan.rate,
             bytes_per_s: tally.bytes as f64 / window,
             count_reached: outcome.count_reached,
             p50_us: at(50.0),
@@ -161,6 +200,17 @@ impl Report {
             rss_before_kib: outcome.rss_before_kib,
             rss_after_kib: outcome.rss_after_kib,
             rss_per_connection: None,
+            server_cpu_s: outcome.server_cpu.map(|cpu| cpu.used.as_secs_f64()),
+            server_cpu_per_op_us: outcome
+                .server_cpu
+                .and_then(|cpu| cpu.per_exchange_us(tally.exchanges)),
+            server_cpu_per_gib_s: outcome
+                .server_cpu
+                .and_then(|cpu| cpu.per_gib_s(tally.bytes)),
+            server_cpu_resolution_pct: outcome
+                .server_cpu
+                .and_then(|cpu| cpu.resolution())
+                .map(|resolution| resolution * 100.0),
             ok: true,
             failures: Vec::new(),
         };
@@ -207,6 +257,18 @@ impl Report {
         }
         if report.exchanges == 0 {
             report.failures.push("no exchange completed".to_owned());
+        }
+        if let Some(asked) = plan.rate {
+            let achieved_pct = 100.0 * report.rate / asked;
+            if achieved_pct < MIN_RATE_PCT {
+                report.failures.push(format!(
+                    "achieved {}/s of the {}/s asked, {:.1}% short (at most {}% short passes)",
+                    format_rate(report.rate),
+                    format_rate(asked),
+                    100.0 - achieved_pct,
+                    100.0 - MIN_RATE_PCT
+                ));
+            }
         }
         report.ok = report.failures.is_empty();
         report
@@ -282,17 +344,24 @@ impl fmt::Display for Report {
             self.title, self.addr, self.elapsed_s
         )?;
         let count = group_thousands(self.exchanges);
-        let rate = whole(self.rate);
+        let rate = match self.rate_asked {
+            Some(asked) => format!(
+                "{}/s (asked {}/s)",
+                format_rate(self.rate),
+                format_rate(asked)
+            ),
+            None => format!("{}/s", whole(self.rate)),
+        };
         let stop = if self.count_reached {
             " (count reached)"
         } else {
             ""
         };
         match self.scenario.as_str() {
-            "conn" => writeln!(f, "  connections   {count}   {rate}/s{stop}")?,
+            "conn" => writeln!(f, "  connections   {count}   {rate}{stop}")?,
             "persistent" => writeln!(
                 f,
-                "  messages      {count}   {rate}/s   {:.2} MB/s{stop}",
+                "  messages      {count}   {rate}   {:.2} MB/s{stop}",
                 self.bytes_per_s / 1e6
             )?,
             "bulk" => {
@@ -306,20 +375,20 @@ impl fmt::Display for Report {
             }
             "idle" => writeln!(
                 f,
-                "  connections   {count} opened ({rate}/s), {} still echoing after {:.2} s, from {} source address(es)",
+                "  connections   {count} opened ({rate}), {} still echoing after {:.2} s, from {} source address(es)",
                 group_thousands(self.held.unwrap_or(0)),
                 self.hold_s.unwrap_or(0.0),
                 self.source_addresses.unwrap_or(1)
             )?,
             "udp" => writeln!(
                 f,
-                "  datagrams     {count}   {rate}/s   lost {} ({:.2}%, limit {}%), late {}{stop}",
+                "  datagrams     {count}   {rate}   lost {} ({:.2}%, limit {}%), late {}{stop}",
                 group_thousands(self.lost.unwrap_or(0)),
                 self.loss_pct.unwrap_or(0.0),
                 self.max_loss_pct.unwrap_or(0.0),
                 group_thousands(self.late.unwrap_or(0))
             )?,
-            other => writeln!(f, "  {other}   {count}   {rate}/s")?,
+            other => writeln!(f, "  {other}   {count}   {rate}")?,
         }
         writeln!(
             f,
@@ -342,6 +411,7 @@ impl fmt::Display for Report {
                 None => writeln!(f)?,
             }
         }
+        self.fmt_server_cpu(f)?;
         if self.errors == 0 {
             writeln!(f, "  errors        none")?;
         } else {
@@ -362,22 +432,72 @@ impl fmt::Display for Report {
     }
 }
 
+impl Report {
+    /// The server's CPU line: the cost per exchange (and per GiB for bulk)
+    /// with its resolution, or why there is none.
+    fn fmt_server_cpu(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(used) = self.server_cpu_s else {
+            return Ok(());
+        };
+        let resolution = self.server_cpu_resolution_pct.map(|pct| pct / 100.0);
+        let (Some(per_op), Some(resolution)) = (self.server_cpu_per_op_us, resolution) else {
+            if self.exchanges == 0 {
+                return writeln!(
+                    f,
+                    "  server CPU    {used:.2} s, and no exchange to divide it by"
+                );
+            }
+            return writeln!(
+                f,
+                "  server CPU    {used:.2} s, too little to measure per {}: under {MIN_TICKS} \
+                 clock ticks; run longer",
+                exchange_word(&self.scenario)
+            );
+        };
+        // The CPU time is a whole number of ticks, and the resolution one tick of it.
+        let tick_ms = used * resolution * 1e3;
+        write!(f, "  server CPU    ")?;
+        if let (Some(per_gib), "bulk") = (self.server_cpu_per_gib_s, self.scenario.as_str()) {
+            write!(f, "{} s/GiB, ", cost::show(per_gib, resolution))?;
+        }
+        writeln!(
+            f,
+            "{} µs/{} (±{}%: {used:.2} s in {tick_ms:.0} ms ticks)",
+            cost::show(per_op, resolution),
+            exchange_word(&self.scenario),
+            cost::show(resolution * 100.0, 0.5)
+        )
+    }
+}
+
+/// What one exchange of `scenario` is, as the report's lines call it.
+fn exchange_word(scenario: &str) -> &'static str {
+    match scenario {
+        "conn" | "idle" => "connection",
+        "persistent" => "message",
+        "bulk" => "write",
+        "udp" => "datagram",
+        _ => "exchange",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cost::ServerCpu;
     use crate::tally::{ExchangeError, Tally};
 
     fn plan(scenario: Scenario) -> Plan {
         Plan {
-            scenario,
-            addr: "127.0.0.1:7007".parse().expect("literal"),
             workers: 50,
-            size: 64,
             duration: Duration::from_secs(2),
-            count: None,
-            timeout: Duration::from_secs(1),
-            server_pid: None,
             label: Some("ours".into()),
+            ..Plan::local(
+                scenario,
+                "127.0.0.1:7007"
+                    .parse::<std::net::SocketAddr>()
+                    .expect("literal"),
+            )
         }
     }
 
@@ -492,6 +612,91 @@ mod tests {
         );
         let table = report.to_string();
         assert!(table.contains("2048 B per connection"), "{table}");
+    }
+
+    #[test]
+    fn a_fixed_rate_run_short_of_its_rate_fails_saying_by_how_much() {
+        let paced = Plan {
+            rate: Some(1000.0),
+            ..plan(Scenario::Persistent)
+        };
+        let report = Report::new(&paced, &outcome(1000), Duration::from_secs(2));
+        assert!(!report.ok);
+        assert_eq!(report.rate_asked, Some(1000.0));
+        assert_eq!(
+            report.failures,
+            ["achieved 500/s of the 1,000/s asked, 50.0% short (at most 5% short passes)"]
+        );
+        let table = report.to_string();
+        assert!(
+            table.contains("messages      1,000   500/s (asked 1,000/s)"),
+            "{table}"
+        );
+        let close = Report::new(&paced, &outcome(1900), Duration::from_secs(2));
+        assert!(close.ok, "95% of the rate passes: {:?}", close.failures);
+        let closed_loop = Report::new(
+            &plan(Scenario::Persistent),
+            &outcome(10),
+            Duration::from_secs(2),
+        );
+        assert!(closed_loop.ok && closed_loop.rate_asked.is_none());
+    }
+
+    #[test]
+    fn server_cpu_is_given_to_the_digits_its_ticks_allow() {
+        let mut measured = outcome(334_000);
+        measured.server_cpu = Some(ServerCpu {
+            used: Duration::from_millis(1210),
+            tick: Duration::from_millis(10),
+        });
+        let report = Report::new(
+            &plan(Scenario::Persistent),
+            &measured,
+            Duration::from_secs(2),
+        );
+        assert_eq!(report.server_cpu_s, Some(1.21));
+        assert_eq!(report.server_cpu_per_op_us, Some(3.62));
+        assert!(report.server_cpu_per_gib_s.is_some());
+        let resolution = report.server_cpu_resolution_pct.expect("resolution");
+        assert!((resolution - 100.0 / 121.0).abs() < 1e-9, "{resolution}");
+        let table = report.to_string();
+        assert!(
+            table.contains("  server CPU    3.62 µs/message (±0.8%: 1.21 s in 10 ms ticks)\n"),
+            "{table}"
+        );
+
+        let mut bulk = outcome(16_384);
+        bulk.tally.bytes = 1 << 30;
+        bulk.server_cpu = measured.server_cpu;
+        let report = Report::new(
+            &plan(Scenario::Bulk { total: 1 << 30 }),
+            &bulk,
+            Duration::from_secs(1),
+        );
+        assert_eq!(report.server_cpu_per_gib_s, Some(1.21));
+        assert!(
+            report
+                .to_string()
+                .contains("server CPU    1.21 s/GiB, 73.9 µs/write (±0.8%"),
+            "{report}"
+        );
+
+        let mut short = outcome(100);
+        short.server_cpu = Some(ServerCpu {
+            used: Duration::from_millis(90),
+            tick: Duration::from_millis(10),
+        });
+        let report = Report::new(&plan(Scenario::Conn), &short, Duration::from_secs(1));
+        assert_eq!(report.server_cpu_s, Some(0.09));
+        assert_eq!(report.server_cpu_per_op_us, None);
+        assert_eq!(report.server_cpu_per_gib_s, None);
+        let table = report.to_string();
+        assert!(
+            table.contains(
+                "server CPU    0.09 s, too little to measure per connection: under 10 clock ticks"
+            ),
+            "{table}"
+        );
     }
 
     #[test]

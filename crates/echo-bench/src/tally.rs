@@ -16,6 +16,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::cost::ServerCpu;
+
 /// The longest latency the histogram tells apart; longer ones are recorded as this.
 /// Every exchange has a timeout far below it.
 pub const LATENCY_CEILING: Duration = Duration::from_secs(100);
@@ -244,6 +246,8 @@ pub struct Outcome {
     pub rss_before_kib: Option<u64>,
     /// The server's resident memory at the measuring point (idle: all connections open), in KiB.
     pub rss_after_kib: Option<u64>,
+    /// The server's CPU time over the load.
+    pub server_cpu: Option<ServerCpu>,
 }
 
 /// A worker's tally together with the run's live counters, kept in step.

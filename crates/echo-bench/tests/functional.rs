@@ -5,6 +5,10 @@
 mod functional {
     pub mod cli;
     pub mod corrupt;
+    pub mod fail_fast;
+    pub mod rate;
     pub mod scenarios;
+    pub mod server_cost;
+    pub mod targets;
     pub mod util;
 }

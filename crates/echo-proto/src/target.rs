@@ -169,6 +169,14 @@ fn is_host_name(host: &str) -> bool {
     labels_valid && !last_label_numeric
 }
 
+impl Target {
+    /// Whether the target is a Unix socket path, which only stream
+    /// connections can reach: a datagram client needs an IP address or a name.
+    pub fn is_unix(&self) -> bool {
+        matches!(self, Target::Endpoint(Endpoint::Unix(_)))
+    }
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -304,6 +312,15 @@ mod tests {
             let target: Target = text.parse().expect(text);
             assert_eq!(target.to_string(), text);
             assert_eq!(target.to_string().parse(), Ok(target));
+        }
+    }
+
+    #[test]
+    fn only_unix_paths_are_unix() {
+        let unix: Target = "unix:/run/echo.sock".parse().expect("literal");
+        assert!(unix.is_unix());
+        for text in ["127.0.0.1:7", "[::1]:7", "localhost:7"] {
+            assert!(!text.parse::<Target>().expect(text).is_unix(), "{text}");
         }
     }
 

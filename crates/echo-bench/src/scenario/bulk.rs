@@ -7,11 +7,11 @@
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::connect::connect_within;
+use super::stream::{ReadHalf, WriteHalf};
 use super::workers::run_workers;
 use super::{Shared, seed};
 use crate::check::Stream;
@@ -44,7 +44,7 @@ async fn worker(id: usize, share: u64, shared: Arc<Shared>) -> Tally {
     if share == 0 || !shared.budget.take() {
         return recorder.finish();
     }
-    let mut stream = match connect_within(plan.addr, plan.timeout).await {
+    let mut stream = match connect_within(&shared.addr, plan.timeout).await {
         Ok(stream) => stream,
         Err(err) => {
             recorder.failed(&err);

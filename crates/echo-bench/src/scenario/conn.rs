@@ -5,68 +5,90 @@
 //! on the client's side, and Linux recycles such a port for the same
 //! destination only after a second: from one source address that caps the
 //! rate near 14,000 connections per second whatever the server.
-//! Workers therefore connect from [`SOURCE_ADDRESSES`] loopback addresses in turn.
+//! Workers therefore connect from up to [`SOURCE_ADDRESSES`] source addresses
+//! in turn where the target answers to several (see [`Spread`]); towards `::1`
+//! or another machine there is one, and the cap stands.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use echo_proto::verify;
+use echo_proto::{Endpoint, verify};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::connect::{connect, connect_from, loopback_address};
+use super::backoff::Backoff;
+use super::connect::{Spread, connect, connect_from};
+use super::stream::Stream;
 use super::workers::run_budgeted;
 use super::{Shared, alternating_messages};
-use crate::tally::{ExchangeError, Outcome, Recorder, Tally};
+use crate::host;
+use crate::tally::{ExchangeError, FailureKind, Outcome, Recorder, Tally};
 
-/// How many loopback source addresses (127.0.0.1, 127.0.0.2, ...) the workers
-/// spread over when the server is on IPv4 loopback.
+/// How many source addresses (127.0.0.1, 127.0.0.2, ... for an IPv4 loopback
+/// target) the workers spread over at most.
 pub const SOURCE_ADDRESSES: usize = 8;
 
 /// Runs `conn` for `shared`'s plan until its budget is spent.
 pub(crate) async fn run(shared: Arc<Shared>) -> Outcome {
-    run_budgeted(shared, worker).await
+    let spread = Arc::new(Spread::towards(&shared.addr, &host::own_addresses()));
+    run_budgeted(shared, move |id, shared| {
+        worker(id, shared, Arc::clone(&spread))
+    })
+    .await
 }
 
-async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
+async fn worker(id: usize, shared: Arc<Shared>, spread: Arc<Spread>) -> Tally {
     let plan = &shared.plan;
     let mut recorder = Recorder::new(id, Arc::clone(&shared.live));
     let messages = alternating_messages(id, plan.size);
     let mut reply = Vec::with_capacity(plan.size + 1);
+    let mut backoff = Backoff::new();
+    let sources = spread.len(SOURCE_ADDRESSES);
+    let source = (sources > 0)
+        .then(|| spread.address(id % sources))
+        .flatten();
     let mut n = 0;
-    while shared.budget.take() {
+    while let Some(slot) = shared.next_slot().await {
         let message = &messages[n % 2];
         n += 1;
-        let started = Instant::now();
-        let result =
-            tokio::time::timeout(plan.timeout, exchange(plan.addr, id, message, &mut reply))
-                .await
-                .unwrap_or(Err(ExchangeError::Timeout {
-                    during: "connecting, sending and reading to the end of the reply",
-                    after: plan.timeout,
-                }));
+        let started = slot.counted_from(Instant::now());
+        let result = tokio::time::timeout(
+            plan.timeout,
+            exchange(&shared.addr, source, message, &mut reply),
+        )
+        .await
+        .unwrap_or(Err(ExchangeError::Timeout {
+            during: "connecting, sending and reading to the end of the reply",
+            after: plan.timeout,
+        }));
         match result {
-            Ok(()) => recorder.succeeded(message.len() as u64, started.elapsed()),
-            Err(err) => recorder.failed(&err),
+            Ok(()) => {
+                backoff.succeeded();
+                recorder.succeeded(message.len() as u64, started.elapsed());
+            }
+            Err(err) => {
+                recorder.failed(&err);
+                if err.kind() == FailureKind::Connect {
+                    shared.pause(backoff.failed()).await;
+                }
+            }
         }
     }
     recorder.finish()
 }
 
-/// One full exchange on a new connection from worker `id`'s source address;
+/// One full exchange on a new connection to `addr`, from `source` if given;
 /// `reply` is scratch space.
 async fn exchange(
-    addr: SocketAddr,
-    id: usize,
+    addr: &Endpoint,
+    source: Option<std::net::IpAddr>,
     message: &[u8],
     reply: &mut Vec<u8>,
 ) -> Result<(), ExchangeError> {
-    let mut stream = match addr {
-        SocketAddr::V4(_) => connect_from(loopback_address(id % SOURCE_ADDRESSES), addr)
+    let mut stream = match (addr, source) {
+        (Endpoint::Ip(target), Some(source)) => connect_from(source, *target)
             .await
             .map_err(ExchangeError::Connect)?,
-        SocketAddr::V6(_) => connect(addr).await?,
+        _ => connect(addr).await?,
     };
     exchange_on(&mut stream, message, reply).await
 }
@@ -76,7 +98,7 @@ async fn exchange(
 /// Sending and receiving run together: a message larger than the socket
 /// buffers would otherwise stall both ends.
 pub(super) async fn exchange_on(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     message: &[u8],
     reply: &mut Vec<u8>,
 ) -> Result<(), ExchangeError> {

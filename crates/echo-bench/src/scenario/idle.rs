@@ -2,26 +2,28 @@
 //! echoes; with the server's pid, the memory each held connection costs it.
 //!
 //! One source address has about 28,000 ephemeral ports towards one server
-//! port; past that the connections come from 127.0.0.2, 127.0.0.3 and on,
-//! which the loopback interface answers to as well.
+//! port; past that the connections come from the next source address the
+//! target answers to (127.0.0.2, 127.0.0.3 and on for an IPv4 loopback
+//! target, see [`Spread`]); where there is no other, connections past the
+//! ports' end fail, each counted as a connect error.
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use echo_proto::pattern;
-use tokio::net::TcpStream;
+use echo_proto::{Endpoint, pattern};
 use tokio::time::Instant;
 
-use super::connect::{connect_from, loopback_address};
+use super::backoff::Backoff;
+use super::connect::{Spread, connect, connect_from};
+use super::stream::Stream;
 use super::workers::run_workers_with;
-use super::{HARD_GRACE, conn, persistent, seed};
+use super::{HARD_GRACE, conn, first_address, persistent, seed};
 use crate::error::BenchError;
-use crate::limits;
 use crate::plan::Plan;
-use crate::tally::{ExchangeError, Live, Outcome, Recorder, Tally};
+use crate::tally::{ExchangeError, FailureKind, Live, Outcome, Recorder, Tally};
+use crate::{host, limits};
 
 /// The longest the opening of all connections may take.
 const OPEN_PHASE_LIMIT: Duration = Duration::from_secs(60);
@@ -34,7 +36,8 @@ pub const MAX_SOURCE_ADDRESSES: usize = 256;
 /// checks that each still echoes; reads the server's memory with all of them open.
 ///
 /// # Errors
-/// [`BenchError::Rss`] when the server's memory cannot be read.
+/// [`BenchError::Rss`] when the server's memory cannot be read, and
+/// [`BenchError::InvalidPlan`] when the plan has no address.
 pub(crate) async fn run(
     plan: &Plan,
     live: Arc<Live>,
@@ -46,7 +49,7 @@ pub(crate) async fn run(
         let workers = workers as u64;
         connections / workers + u64::from((id as u64) < connections % workers)
     };
-    let sources = Arc::new(Sources::new(plan.addr));
+    let sources = Arc::new(Sources::new(first_address(plan)?));
     let opening = Arc::new(Phase {
         plan: plan.clone(),
         live: Arc::clone(&live),
@@ -107,26 +110,34 @@ async fn open(
     count: u64,
     phase: Arc<Phase>,
     sources: Arc<Sources>,
-) -> (Tally, Vec<TcpStream>) {
+) -> (Tally, Vec<Stream>) {
     let plan = &phase.plan;
     let mut recorder = Recorder::new(id, Arc::clone(&phase.live));
     let message = pattern(seed(id, 0), plan.size);
     let mut reply = vec![0u8; plan.size];
     let mut streams = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let mut backoff = Backoff::new();
     for _ in 0..count {
         let started = Instant::now();
         let limit = (started + plan.timeout).min(phase.deadline);
         let opened = async {
-            let mut stream = sources.connect(plan.addr).await?;
+            let mut stream = sources.connect().await?;
             persistent::exchange(&mut stream, &message, &mut reply).await?;
             Ok(stream)
         };
         match tokio::time::timeout_at(limit, opened).await {
             Ok(Ok(stream)) => {
+                backoff.succeeded();
                 recorder.succeeded(message.len() as u64, started.elapsed());
                 streams.push(stream);
             }
-            Ok(Err(err)) => recorder.failed(&err),
+            Ok(Err(err)) => {
+                recorder.failed(&err);
+                if err.kind() == FailureKind::Connect {
+                    let pause = backoff.failed();
+                    tokio::time::sleep_until((Instant::now() + pause).min(phase.deadline)).await;
+                }
+            }
             Err(_) => recorder.failed(&ExchangeError::Timeout {
                 during: "opening a connection and echoing a first message",
                 after: limit - started,
@@ -138,7 +149,7 @@ async fn open(
 
 /// Checks that each held connection still echoes, ending it the RFC 862 way;
 /// returns how many passed.
-async fn check_and_close(id: usize, streams: Vec<TcpStream>, phase: Arc<Phase>) -> (Tally, u64) {
+async fn check_and_close(id: usize, streams: Vec<Stream>, phase: Arc<Phase>) -> (Tally, u64) {
     let plan = &phase.plan;
     let mut recorder = Recorder::new(id, Arc::clone(&phase.live));
     let message = pattern(seed(id, 1), plan.size);
@@ -162,19 +173,20 @@ async fn check_and_close(id: usize, streams: Vec<TcpStream>, phase: Arc<Phase>) 
 }
 
 /// The local addresses connections come from: the kernel's choice until its
-/// ports run out, then 127.0.0.2, 127.0.0.3, ... (IPv4 loopback targets only).
+/// ports run out, then the next address of the target's [`Spread`].
 #[derive(Debug)]
 struct Sources {
-    /// Whether the target can be reached from other 127.x addresses.
-    spread: bool,
-    /// 0 for the kernel's choice, n for [`loopback_address`]`(n)`.
+    target: Endpoint,
+    spread: Spread,
+    /// 0 for the kernel's choice, n for the spread's `n`th address.
     current: AtomicUsize,
 }
 
 impl Sources {
-    fn new(target: SocketAddr) -> Self {
+    fn new(target: Endpoint) -> Self {
         Sources {
-            spread: target.is_ipv4(),
+            spread: Spread::towards(&target, &host::own_addresses()),
+            target,
             current: AtomicUsize::new(0),
         }
     }
@@ -184,25 +196,25 @@ impl Sources {
         self.current.load(Ordering::Relaxed) + 1
     }
 
-    /// Connects to `target` from the current source address, moving on to the
-    /// next one when this one has no ports left.
-    async fn connect(&self, target: SocketAddr) -> Result<TcpStream, ExchangeError> {
+    /// Connects to the target from the current source address, moving on to
+    /// the next one when this one has no ports left.
+    async fn connect(&self) -> Result<Stream, ExchangeError> {
+        let addresses = self.spread.len(MAX_SOURCE_ADDRESSES);
         loop {
             let index = self.current.load(Ordering::Relaxed);
-            let result = match index {
-                0 => TcpStream::connect(target).await,
-                _ => connect_from(loopback_address(index), target).await,
+            let result = match (&self.target, self.spread.address(index)) {
+                (Endpoint::Ip(target), Some(source)) if index > 0 => {
+                    connect_from(source, *target).await
+                }
+                _ => match connect(&self.target).await {
+                    Ok(stream) => Ok(stream),
+                    Err(ExchangeError::Connect(err)) => Err(err),
+                    Err(other) => return Err(other),
+                },
             };
             match result {
-                Ok(stream) => {
-                    stream
-                        .set_nodelay(true)
-                        .map_err(ExchangeError::io("setting TCP_NODELAY"))?;
-                    return Ok(stream);
-                }
-                Err(err)
-                    if self.spread && out_of_ports(&err) && index + 1 < MAX_SOURCE_ADDRESSES =>
-                {
+                Ok(stream) => return Ok(stream),
+                Err(err) if out_of_ports(&err) && index + 1 < addresses => {
                     // Another worker may have moved on already; either way the
                     // index only grows, so this loop ends.
                     let _ = self.current.compare_exchange(

@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use echo_proto::verify;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::backoff::Backoff;
 use super::connect::connect_within;
+use super::stream::Stream;
 use super::workers::run_budgeted;
 use super::{Shared, alternating_messages};
-use crate::tally::{ExchangeError, Outcome, Recorder, Tally};
+use crate::tally::{ExchangeError, FailureKind, Outcome, Recorder, Tally};
 
 /// Runs `persistent` for `shared`'s plan until its budget is spent.
 pub(crate) async fn run(shared: Arc<Shared>) -> Outcome {
@@ -24,22 +25,32 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
     let mut recorder = Recorder::new(id, Arc::clone(&shared.live));
     let messages = alternating_messages(id, plan.size);
     let mut reply = vec![0u8; plan.size];
-    let mut connection: Option<TcpStream> = None;
+    let mut connection: Option<Stream> = None;
+    let mut backoff = Backoff::new();
     let mut n = 0;
-    while shared.budget.take() {
+    while let Some(slot) = shared.next_slot().await {
         let mut stream = match connection.take() {
             Some(stream) => stream,
-            None => match connect_within(plan.addr, plan.timeout).await {
-                Ok(stream) => stream,
+            None => match connect_within(&shared.addr, plan.timeout).await {
+                Ok(stream) => {
+                    backoff.succeeded();
+                    stream
+                }
                 Err(err) => {
                     recorder.failed(&err);
+                    if err.kind() == FailureKind::Connect {
+                        shared.pause(backoff.failed()).await;
+                    }
                     continue;
                 }
             },
         };
         let message = &messages[n % 2];
         n += 1;
-        let started = Instant::now();
+        // In a closed loop only the echo is timed; at a fixed rate the
+        // latency counts from when the exchange was due, a new connection's
+        // setup included.
+        let started = slot.counted_from(Instant::now());
         let result = tokio::time::timeout(plan.timeout, exchange(&mut stream, message, &mut reply))
             .await
             .unwrap_or(Err(ExchangeError::Timeout {
@@ -73,7 +84,7 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
 /// Sends `message` and reads exactly as many bytes back, at the same time
 /// (a message larger than the socket buffers would stall a send-then-read).
 pub(super) async fn exchange(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     message: &[u8],
     reply: &mut [u8],
 ) -> Result<(), ExchangeError> {
@@ -86,7 +97,7 @@ pub(super) async fn exchange(
 
 /// Ends a connection the RFC 862 way: half-close, then expect the server to
 /// close too, with nothing more to say.
-async fn close(mut stream: TcpStream) -> Result<(), ExchangeError> {
+async fn close(mut stream: Stream) -> Result<(), ExchangeError> {
     stream
         .shutdown()
         .await

@@ -7,19 +7,17 @@ use std::time::{Duration, Instant};
 
 use echo_bench::{Live, Plan, Report, Scenario};
 
-use super::util::{Behaviour, closed_port, tcp_server, tcp_server_on, udp_server};
+use super::util::{
+    Behaviour, closed_port, tcp_server, tcp_server_noting_peers, tcp_server_on, udp_server,
+};
 
 fn plan(scenario: Scenario, addr: SocketAddr) -> Plan {
     Plan {
-        scenario,
-        addr,
         workers: 4,
         size: 64,
         duration: Duration::from_millis(300),
-        count: None,
         timeout: Duration::from_secs(5),
-        server_pid: None,
-        label: None,
+        ..Plan::local(scenario, addr)
     }
 }
 
@@ -278,4 +276,66 @@ fn idle_spreads_over_source_addresses_when_ports_run_out() {
     assert_clean(&report);
     assert_eq!(report.held, Some(400), "{report}");
     assert!(report.source_addresses.is_some_and(|n| n >= 3), "{report}");
+}
+
+/// Runs on a thread of its own in a new network namespace whose loopback
+/// has three IPv6 addresses besides `::1`: connections to one of them come
+/// from all three, as they come from 127.0.0.1 to 127.0.0.8 towards IPv4
+/// loopback. Needs the right to make namespaces (root, as in CI); without
+/// it the test says so and passes.
+#[test]
+fn conn_spreads_over_this_machines_own_ipv6_addresses() {
+    const OWN: [&str; 3] = ["fd00:e::1", "fd00:e::2", "fd00:e::3"];
+    let outcome = std::thread::spawn(|| {
+        if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+            return None;
+        }
+        let run_ok = |args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        if !run_ok(&["link", "set", "lo", "up"]) {
+            return None;
+        }
+        for own in OWN {
+            let address = format!("{own}/128");
+            if !run_ok(&["-6", "addr", "add", &address, "dev", "lo", "nodad"]) {
+                return None;
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        Some(runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("[fd00:e::1]:0")
+                .await
+                .expect("bind an own address");
+            let (addr, peers) = tcp_server_noting_peers(listener);
+            let report = run(&Plan {
+                workers: 6,
+                count: Some(60),
+                duration: Duration::from_secs(30),
+                ..plan(Scenario::Conn, addr)
+            })
+            .await;
+            let peers = peers.lock().expect("peers lock").clone();
+            (report, peers)
+        }))
+    })
+    .join()
+    .expect("namespace thread");
+    let Some((report, peers)) = outcome else {
+        eprintln!("skipped: cannot make a network namespace with IPv6 addresses of its own here");
+        return;
+    };
+    assert_clean(&report);
+    assert_eq!(report.exchanges, 60);
+    let expected: std::collections::HashSet<std::net::IpAddr> = OWN
+        .iter()
+        .map(|own| own.parse().expect("literal"))
+        .collect();
+    assert_eq!(peers, expected, "{report}");
 }

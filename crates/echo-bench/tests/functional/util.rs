@@ -1,12 +1,17 @@
-//! In-test echo servers with chosen faults, and a bounded way to run the
-//! `echo-bench` binary.
+//! In-test echo servers with chosen faults and pacings, addresses that
+//! surely refuse, and a bounded way to run the `echo-bench` binary.
 
-use std::net::SocketAddr;
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket, UnixListener};
+use tokio::time::Instant;
 
 /// How an in-test server treats what it receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +46,51 @@ pub fn tcp_server_on(listener: TcpListener, behaviour: Behaviour) -> SocketAddr 
     addr
 }
 
-async fn serve(mut stream: TcpStream, behaviour: Behaviour) {
+/// Serves `listener` as a faithful TCP echo server until the test's runtime
+/// ends, noting the address every connection came from.
+pub fn tcp_server_noting_peers(listener: TcpListener) -> (SocketAddr, Arc<Mutex<HashSet<IpAddr>>>) {
+    let addr = listener.local_addr().expect("local addr");
+    let peers = Arc::new(Mutex::new(HashSet::new()));
+    let noted = Arc::clone(&peers);
+    tokio::spawn(async move {
+        while let Ok((stream, peer)) = listener.accept().await {
+            noted.lock().expect("peers lock").insert(peer.ip());
+            tokio::spawn(serve(stream, Behaviour::Faithful));
+        }
+    });
+    (addr, peers)
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, behaviour: Behaviour) {
+    serve_gated(stream, behaviour, Gate::Open).await;
+}
+
+/// What a server waits for before it writes each reply back.
+#[derive(Debug, Clone)]
+enum Gate {
+    /// Nothing: it answers at once.
+    Open,
+    /// A stall of all connections at once, after a number of replies.
+    Stall(Arc<Stall>),
+    /// Its turn in a queue of replies spaced evenly over all connections.
+    Paced(Arc<Pace>),
+}
+
+impl Gate {
+    async fn wait(&self) {
+        match self {
+            Gate::Open => {}
+            Gate::Stall(stall) => stall.wait().await,
+            Gate::Paced(pace) => pace.wait().await,
+        }
+    }
+}
+
+async fn serve_gated<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    behaviour: Behaviour,
+    gate: Gate,
+) {
     let mut buffer = vec![0u8; 16 * 1024];
     let mut offset = 0u64;
     loop {
@@ -63,6 +112,7 @@ async fn serve(mut stream: TcpStream, behaviour: Behaviour) {
             Behaviour::Faithful => {}
         }
         offset += n as u64;
+        gate.wait().await;
         if stream.write_all(&buffer[..n]).await.is_err() {
             return;
         }
@@ -93,28 +143,177 @@ pub async fn closed_port() -> SocketAddr {
     listener.local_addr().expect("local addr")
 }
 
+/// A loopback address that refuses every TCP connection for as long as the
+/// returned socket lives: it is bound there but does not listen, so no other
+/// test can take the port meanwhile. UDP on the same port is refused too,
+/// unless another test happens to bind that very number for UDP.
+pub fn refusing_address() -> (socket2::Socket, SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("literal");
+    socket.bind(&any.into()).expect("bind");
+    let addr = socket
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("an IP address");
+    (socket, addr)
+}
+
+/// When a [`stalling_server`] stalls and for how long.
+#[derive(Debug)]
+struct Stall {
+    replies: AtomicU64,
+    after: u64,
+    length: Duration,
+    until: Mutex<Option<Instant>>,
+}
+
+impl Stall {
+    /// Counts a reply; the one numbered `after` starts the stall, and every
+    /// reply until it ends waits for its end.
+    async fn wait(&self) {
+        let n = self.replies.fetch_add(1, Ordering::Relaxed);
+        let until = {
+            let mut until = self.until.lock().expect("stall lock");
+            if n == self.after {
+                *until = Some(Instant::now() + self.length);
+            }
+            *until
+        };
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+}
+
+/// Starts a TCP echo server on 127.0.0.1 that echoes faithfully but, once
+/// it has sent `after` replies, holds every reply of every connection for
+/// `length`, once, as a server stalled by a pause of its own would.
+pub async fn stalling_server(after: u64, length: Duration) -> SocketAddr {
+    let stall = Arc::new(Stall {
+        replies: AtomicU64::new(0),
+        after,
+        length,
+        until: Mutex::new(None),
+    });
+    gated_server(Gate::Stall(stall)).await
+}
+
+/// The evenly spaced turns of a [`slow_server`]'s replies.
+#[derive(Debug)]
+struct Pace {
+    next: Mutex<Instant>,
+    interval: Duration,
+}
+
+impl Pace {
+    async fn wait(&self) {
+        let turn = {
+            let mut next = self.next.lock().expect("pace lock");
+            let turn = (*next).max(Instant::now());
+            *next = turn + self.interval;
+            turn
+        };
+        tokio::time::sleep_until(turn).await;
+    }
+}
+
+/// Starts a TCP echo server on 127.0.0.1 that answers at most `per_second`
+/// messages a second over all its connections together.
+pub async fn slow_server(per_second: u32) -> SocketAddr {
+    let pace = Arc::new(Pace {
+        next: Mutex::new(Instant::now()),
+        interval: Duration::from_secs(1) / per_second,
+    });
+    gated_server(Gate::Paced(pace)).await
+}
+
+async fn gated_server(gate: Gate) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind tcp");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve_gated(stream, Behaviour::Faithful, gate.clone()));
+        }
+    });
+    addr
+}
+
+/// A directory of this test's own, removed with everything in it when dropped.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new, empty directory named after `name`, this process and a counter.
+    pub fn new(name: &str) -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("echo-bench-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("make a temporary directory");
+        TempDir(path)
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts a Unix-socket echo server in `dir`, serving until the test's
+/// runtime ends, and returns its socket's path.
+pub fn unix_server(dir: &TempDir) -> PathBuf {
+    let path = dir.path().join("echo.sock");
+    let listener = UnixListener::bind(&path).expect("bind unix");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream, Behaviour::Faithful));
+        }
+    });
+    path
+}
+
 /// The longest an `echo-bench` run in these tests may take before it is killed
 /// and the test fails: far above any run's own bound.
 const CHILD_LIMIT: Duration = Duration::from_secs(60);
 
+/// The `echo-bench` binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_echo-bench")
+}
+
 /// Runs `echo-bench` with `args` (stdin closed, output captured) and returns
 /// its output; kills it and fails the test if it outlives [`CHILD_LIMIT`].
 pub async fn echo_bench(args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
-        .args(args)
+    run_bounded(Command::new(binary()).args(args)).await
+}
+
+/// Runs `command` (stdin closed, output captured, no `ECHO_ADDR`) and returns
+/// its output; kills it and fails the test if it outlives [`CHILD_LIMIT`].
+pub async fn run_bounded(command: &mut Command) -> Output {
+    let shown = format!("{command:?}");
+    let child = command
         .env_remove("ECHO_ADDR")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start echo-bench");
+        .expect("start the command");
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid fits"));
     let waiting = tokio::task::spawn_blocking(move || child.wait_with_output());
     match tokio::time::timeout(CHILD_LIMIT, waiting).await {
-        Ok(output) => output.expect("join").expect("wait for echo-bench"),
+        Ok(output) => output.expect("join").expect("wait for the command"),
         Err(_) => {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            panic!("echo-bench {args:?} ran for more than {CHILD_LIMIT:?}");
+            panic!("{shown} ran for more than {CHILD_LIMIT:?}");
         }
     }
 }

@@ -1,0 +1,90 @@
+//! A target where nothing listens: the command stops at once with one
+//! `error:` line, and a run that meets refusals anyway backs off instead of
+//! hammering the target.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use echo_bench::{Live, Plan, Scenario};
+
+use super::util::{TempDir, echo_bench, refusing_address, show};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_listening_ends_the_run_at_once_with_one_error_line() {
+    let (_socket, addr) = refusing_address();
+    let addr = addr.to_string();
+    for scenario in ["conn", "persistent", "bulk", "idle", "udp"] {
+        let started = Instant::now();
+        let output = echo_bench(&[scenario, "--addr", &addr, "-d", "5s"]).await;
+        let took = started.elapsed();
+        eprintln!("{scenario} against a refusing {addr} ended after {took:?}");
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{scenario}: {}",
+            show(&output)
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "{scenario} took {took:?}, its whole duration"
+        );
+        assert!(output.stdout.is_empty(), "{scenario}: {}", show(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr,
+            format!("error: nothing listens at {addr} (connection refused)\n"),
+            "{scenario}: {}",
+            show(&output)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_socket_file_is_named_as_such() {
+    let dir = TempDir::new("missing");
+    let path = dir.path().join("nobody.sock");
+    let addr = format!("unix:{}", path.display());
+    let output = echo_bench(&["persistent", "--addr", &addr, "-d", "5s"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!("error: nothing listens at {addr} (no such socket file)\n")
+    );
+}
+
+/// Without the first connection's check (the library's `run` alone), every
+/// attempt is refused; the backoff keeps them to a few per worker and second
+/// (10 ms doubling: 0, 10, 30, 70, 150, 310, 630 ms), where a worker that
+/// retried at once made some 3,000 per second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_workers_back_off_instead_of_hammering() {
+    let (_socket, addr) = refusing_address();
+    for scenario in [
+        Scenario::Conn,
+        Scenario::Persistent,
+        Scenario::Udp { max_loss: 1.0 },
+    ] {
+        let plan = Plan {
+            workers: 4,
+            duration: Duration::from_secs(1),
+            ..Plan::local(scenario.clone(), addr)
+        };
+        let started = Instant::now();
+        let report = echo_bench::run(&plan, Arc::new(Live::default()))
+            .await
+            .expect("the run starts");
+        assert!(!report.ok, "{report}");
+        let refused = report.error_counts.connect;
+        eprintln!(
+            "{}: {refused} refusals in {:?}",
+            scenario.name(),
+            started.elapsed()
+        );
+        assert!(
+            (4..=4 * 10).contains(&refused),
+            "{} refusals: {report}",
+            scenario.name()
+        );
+        assert_eq!(report.errors, refused, "{report}");
+    }
+}
