@@ -8,6 +8,7 @@ use crate::{cargo, run_step};
 
 /// Runs every check, stopping at the first failure, and prints a summary.
 pub fn run(root: &Path) -> anyhow::Result<()> {
+    crate::prerequisites::check()?;
     let started = Instant::now();
     let mut summary = Summary::default();
     summary.command("format", cargo().args(["fmt", "--all", "--check"]))?;

@@ -5,6 +5,7 @@
 
 mod bench;
 mod ci;
+mod prerequisites;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -13,14 +14,28 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 
-const USAGE: &str = "\
-usage: cargo xtask <task>
+pub(crate) const USAGE: &str = "\
+usage: cargo xtask <task> [options]
 
 tasks:
   ci      fmt check, clippy -D warnings, and the whole test suite in debug then release,
           with a one-second smoke run of every echo-bench scenario
-  bench   release build of our server and the reference, the standard scenarios
-          side by side, medians of several rounds (about 3 minutes)";
+  bench   release build of our server and the references, the standard scenarios
+          side by side: throughput, p99 latency, server CPU per operation, memory per
+          idle connection; medians and spreads of several rounds (about 3 minutes per
+          reference)
+
+bench options:
+  --reference REF   a server to measure ours against; repeat for several (default: tokio)
+                      tokio            the canonical tokio echo (echo-bench's reference example)
+                      c                the project's C epoll echo, built here with cc
+                      PATH             an echo-server binary (an earlier build, say)
+                      'COMMAND {port}' any server; {port} is a port picked here, and the
+                                       server is ready once that port accepts
+                      NAME=REF         any of those, named NAME in the table
+  --rounds N        rounds of every case against every server (default: 5)
+
+  cargo xtask bench --reference c --reference prev=/tmp/echo-server-0.1";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,7 +44,7 @@ fn main() -> ExitCode {
             .with_context(|| format!("cannot enter {}", root.display()))?;
         match args.first().map(String::as_str) {
             Some("ci") => ci::run(&root),
-            Some("bench") => bench::run(&root),
+            Some("bench") => bench::run(&root, &args[1..]),
             Some("-h" | "--help" | "help") => {
                 println!("{USAGE}");
                 Ok(())

@@ -1,6 +1,7 @@
-//! The standard cases: the echo-bench command line of each, the figure it is
-//! judged by, how that figure is read from echo-bench's report and how it is
-//! written.
+//! The standard cases: the echo-bench command line of each, the figures it
+//! is judged by (throughput, latency, the server's CPU per operation, its
+//! memory per idle connection), how each is read from echo-bench's report and
+//! how it is written.
 //!
 //! Figures are read through echo-bench's own [`Report`] type rather than by
 //! looking for field names in its JSON, so that renaming a field of the report
@@ -9,95 +10,125 @@
 use echo_bench::Report;
 use echo_bench::size::group_thousands;
 
-/// What a case's headline figure is read from, and how it is shown.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Metric {
+/// One figure a case is judged by: how it is read from echo-bench's report,
+/// and how it is shown.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Figure {
     /// Exchanges per second, under this unit name.
     Rate(&'static str),
     /// Verified bytes per second, in MB/s.
     Megabytes,
     /// Verified bytes per second, in GB/s.
     Gigabytes,
+    /// The 99th percentile of latency, microseconds.
+    P99,
+    /// The server's CPU time per exchange, microseconds, under this unit name.
+    CpuPerExchange(&'static str),
+    /// The server's CPU time per GiB echoed, seconds.
+    CpuPerGib,
     /// Growth of the server's resident memory per idle connection, in bytes.
     BytesPerConnection,
 }
 
-impl Metric {
-    /// The figure's unit, as the table's metric column names it.
+impl Figure {
+    /// The figure's unit, as the table's figure column names it.
     pub(super) fn unit(self) -> &'static str {
         match self {
-            Metric::Rate(unit) => unit,
-            Metric::Megabytes => "MB/s",
-            Metric::Gigabytes => "GB/s",
-            Metric::BytesPerConnection => "B/conn (lower is better)",
+            Figure::Rate(unit) | Figure::CpuPerExchange(unit) => unit,
+            Figure::Megabytes => "MB/s",
+            Figure::Gigabytes => "GB/s",
+            Figure::P99 => "p99 µs",
+            Figure::CpuPerGib => "server CPU s/GiB",
+            Figure::BytesPerConnection => "B/idle conn",
         }
     }
 
     /// The figure in a report of echo-bench; `None` when the run did not measure it.
     pub(super) fn read(self, report: &Report) -> Option<f64> {
         match self {
-            Metric::Rate(_) => Some(report.rate),
-            Metric::Megabytes => Some(report.bytes_per_s / 1e6),
-            Metric::Gigabytes => Some(report.bytes_per_s / 1e9),
-            Metric::BytesPerConnection => report.rss_per_connection,
+            Figure::Rate(_) => Some(report.rate),
+            Figure::Megabytes => Some(report.bytes_per_s / 1e6),
+            Figure::Gigabytes => Some(report.bytes_per_s / 1e9),
+            Figure::P99 => Some(report.p99_us),
+            Figure::CpuPerExchange(_) => report.server_cpu_per_op_us,
+            Figure::CpuPerGib => report.server_cpu_per_gib_s,
+            Figure::BytesPerConnection => report.rss_per_connection,
         }
     }
 
     /// The figure as the table writes it.
     pub(super) fn show(self, value: f64) -> String {
+        if !value.is_finite() {
+            return "-".to_owned();
+        }
         match self {
-            Metric::Gigabytes => format!("{value:.2}"),
-            Metric::Megabytes => format!("{value:.1}"),
-            Metric::Rate(_) | Metric::BytesPerConnection => grouped(value),
+            Figure::Gigabytes | Figure::CpuPerExchange(_) | Figure::CpuPerGib => {
+                format!("{value:.2}")
+            }
+            Figure::Megabytes => format!("{value:.1}"),
+            Figure::Rate(_) | Figure::P99 | Figure::BytesPerConnection => grouped(value),
         }
     }
 }
 
-/// One line of the table: an echo-bench command line and its headline figure.
+/// One group of rows of the table: an echo-bench command line and the
+/// figures it is judged by, the headline first.
 #[derive(Debug)]
 pub(super) struct Case {
     /// The scenario with its shape, as echo-bench titles it.
     pub(super) name: &'static str,
-    /// echo-bench's arguments, less the address, label and output form.
+    /// echo-bench's arguments, less the address, label, pid and output form.
     pub(super) args: &'static [&'static str],
-    /// The figure the case is judged by.
-    pub(super) metric: Metric,
-    /// Whether the case runs against a server started just for it, whose
-    /// pid echo-bench is given to measure its memory.
+    /// The figures it is judged by, the headline first.
+    pub(super) figures: &'static [Figure],
+    /// Whether the case runs against a server started just for it, so that
+    /// memory kept from earlier runs does not hide the growth.
     pub(super) fresh_server: bool,
 }
 
-/// The standard set, each short enough that the whole benchmark stays within
-/// about three minutes on two cores.
+/// The standard set, each short enough that five rounds against two servers
+/// stay within about three minutes on two cores.
 pub(super) const CASES: [Case; 5] = [
     Case {
         name: "conn 64 B × 50",
         args: &["conn", "-s", "64", "-c", "50", "-d", "2s"],
-        metric: Metric::Rate("conn/s"),
+        figures: &[
+            Figure::Rate("conn/s"),
+            Figure::P99,
+            Figure::CpuPerExchange("server CPU µs/conn"),
+        ],
         fresh_server: false,
     },
     Case {
         name: "persistent 64 B × 50",
         args: &["persistent", "-s", "64", "-c", "50", "-d", "2s"],
-        metric: Metric::Rate("msg/s"),
+        figures: &[
+            Figure::Rate("msg/s"),
+            Figure::P99,
+            Figure::CpuPerExchange("server CPU µs/msg"),
+        ],
         fresh_server: false,
     },
     Case {
         name: "persistent 16 KiB × 8",
         args: &["persistent", "-s", "16KiB", "-c", "8", "-d", "2s"],
-        metric: Metric::Megabytes,
+        figures: &[
+            Figure::Megabytes,
+            Figure::P99,
+            Figure::CpuPerExchange("server CPU µs/msg"),
+        ],
         fresh_server: false,
     },
     Case {
         name: "bulk 1 GiB × 1",
         args: &["bulk", "--total", "1GiB", "-c", "1", "-d", "20s"],
-        metric: Metric::Gigabytes,
+        figures: &[Figure::Gigabytes, Figure::P99, Figure::CpuPerGib],
         fresh_server: false,
     },
     Case {
         name: "idle 10,000",
         args: &["idle", "--connections", "10000", "-c", "50", "-d", "1s"],
-        metric: Metric::BytesPerConnection,
+        figures: &[Figure::BytesPerConnection],
         fresh_server: true,
     },
 ];
@@ -128,21 +159,22 @@ mod tests {
     fn figures_are_read_from_echo_bench_reports() {
         let persistent: Report = serde_json::from_str(PERSISTENT).expect("a persistent report");
         assert_eq!(
-            Metric::Rate("msg/s").read(&persistent),
+            Figure::Rate("msg/s").read(&persistent),
             Some(7865.550681361194)
         );
         assert_eq!(
-            Metric::Megabytes.read(&persistent),
+            Figure::Megabytes.read(&persistent),
             Some(503395.2436071164 / 1e6)
         );
         assert_eq!(
-            Metric::Gigabytes.read(&persistent),
+            Figure::Gigabytes.read(&persistent),
             Some(503395.2436071164 / 1e9)
         );
-        assert_eq!(persistent.p99_us, 4407.295);
-        assert_eq!(Metric::BytesPerConnection.read(&persistent), None);
+        assert_eq!(Figure::P99.read(&persistent), Some(4407.295));
+        assert_eq!(Figure::BytesPerConnection.read(&persistent), None);
+        assert_eq!(Figure::CpuPerGib.read(&persistent), None);
         let idle: Report = serde_json::from_str(IDLE).expect("an idle report");
-        assert_eq!(Metric::BytesPerConnection.read(&idle), Some(819.2));
+        assert_eq!(Figure::BytesPerConnection.read(&idle), Some(819.2));
     }
 
     #[test]

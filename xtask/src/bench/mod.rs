@@ -1,12 +1,13 @@
-//! `cargo xtask bench`: our echo-server against the canonical tokio echo (the
-//! `reference` example of echo-bench), scenario by scenario, as medians of
-//! short interleaved rounds, with a latency plot; and the one-second smoke run
-//! of every scenario that `cargo xtask ci` makes.
+//! `cargo xtask bench`: our echo-server against references (the canonical
+//! tokio echo by default, the project's C floor, an earlier build of ours, or
+//! any command), scenario by scenario, as medians of short interleaved
+//! rounds, with a latency plot; and the one-second smoke run of every
+//! scenario that `cargo xtask ci` makes.
 //!
 //! One module per concern: `cases` says what is measured and how each figure
 //! is read from echo-bench's report, `servers` starts and stops the servers,
-//! `rounds` runs the interleaved rounds and takes medians, and `table` prints
-//! the result.
+//! `rounds` runs the interleaved rounds and takes medians and spreads, and
+//! `table` prints the result.
 
 mod cases;
 mod rounds;
@@ -19,19 +20,79 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 
-use self::rounds::ROUNDS;
-use self::servers::Server;
+use self::rounds::DEFAULT_ROUNDS;
+use self::servers::{Contender, Launch, Server};
 use crate::{cargo, run_step, target_dir};
 
-/// Builds release binaries, benchmarks our server against the reference, prints
-/// the table and writes the latency plot to `<target>/bench/latency.svg`.
+/// What `cargo xtask bench` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Options {
+    /// The servers ours is measured against, in column order.
+    references: Vec<Contender>,
+    rounds: usize,
+}
+
+impl Options {
+    /// Reads `--reference REF` (repeatable; default the tokio echo) and `--rounds N`.
+    fn parse(args: &[String]) -> anyhow::Result<Options> {
+        let mut references = Vec::new();
+        let mut rounds = DEFAULT_ROUNDS;
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+                _ => (arg.as_str(), None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next().cloned())
+                    .with_context(|| format!("{flag} needs a value"))
+            };
+            match flag {
+                "--reference" => references.push(Contender::parse(&value()?)?),
+                "--rounds" => {
+                    let text = value()?;
+                    rounds = text
+                        .parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .with_context(|| format!("--rounds {text}: a whole number above 0"))?;
+                }
+                other => bail!(
+                    "cargo xtask bench: unknown argument '{other}'\n\n{}",
+                    crate::USAGE
+                ),
+            }
+        }
+        if references.is_empty() {
+            references.push(Contender::parse("tokio")?);
+        }
+        for (index, reference) in references.iter().enumerate() {
+            if reference.name == "ours"
+                || references[..index].iter().any(|r| r.name == reference.name)
+            {
+                bail!(
+                    "two servers are called '{}': name them, as in --reference prev=PATH",
+                    reference.name
+                );
+            }
+        }
+        Ok(Options { references, rounds })
+    }
+}
+
+/// Builds release binaries (and the C floor if asked for), benchmarks our
+/// server against each reference, prints the table and writes the latency
+/// plot to `<target>/bench/latency.svg`.
 ///
 /// # Errors
-/// Any failed build, server start or echo-bench run (including a run with
-/// errors: a server that corrupts data has no speed worth reporting).
-pub fn run(root: &Path) -> anyhow::Result<()> {
+/// Bad arguments, any failed build, server start or echo-bench run (including
+/// a run with errors: a server that corrupts data has no speed worth reporting).
+pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    let options = Options::parse(args)?;
     let started = Instant::now();
     run_step(cargo().current_dir(root).args([
         "build",
@@ -47,21 +108,30 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     let release = target.join("release");
     let out = target.join("bench");
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    if options
+        .references
+        .iter()
+        .any(|reference| reference.launch == Launch::CFloor)
+    {
+        servers::build_c_floor(root, &out)?;
+    }
     let bench = release.join("echo-bench");
+    let mut contenders = vec![Contender::ours()];
+    contenders.extend(options.references.iter().cloned());
 
-    let results = rounds::interleaved(&bench, &release, &out)?;
+    let results = rounds::interleaved(&bench, &contenders, options.rounds, &release, &out)?;
 
-    table::print(&results);
+    table::print(&contenders, &results);
     let mut medians = String::new();
     let mut all = String::new();
-    for runs in &results {
+    for (case, runs) in cases::CASES.iter().zip(&results) {
         for server_runs in runs {
-            if let Some(middle) = rounds::median_run(server_runs) {
-                medians.push_str(&middle.report);
+            if let Some(middle) = rounds::median_run(case, server_runs) {
+                medians.push_str(&middle.line);
                 medians.push('\n');
             }
             for run in server_runs {
-                all.push_str(&run.report);
+                all.push_str(&run.line);
                 all.push('\n');
             }
         }
@@ -78,7 +148,8 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
             .arg(&median_file),
     )?;
     println!(
-        "\nmedians of {ROUNDS} rounds; latency plot: {}; reports: {}; took {:.0}s",
+        "\nmedians of {} rounds; latency plot: {}; reports: {}; took {:.0}s",
+        options.rounds,
         plot.display(),
         median_file.display(),
         started.elapsed().as_secs_f64()

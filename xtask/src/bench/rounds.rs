@@ -1,8 +1,8 @@
-//! The rounds of the benchmark: every case against both servers, round after
-//! round, and the medians of what they measured.
+//! The rounds of the benchmark: every case against every server, round after
+//! round, and the medians and spreads of what they measured.
 //!
-//! Both servers run for the whole benchmark and take turns, so that a slow
-//! moment of the machine (two cores, shared) falls on both rather than on one.
+//! All servers run for the whole benchmark and take turns, so that a slow
+//! moment of the machine (two cores, shared) falls on all rather than on one.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -11,62 +11,64 @@ use anyhow::{Context as _, bail};
 use echo_bench::Report;
 
 use super::cases::{CASES, Case};
-use super::servers::{Server, start_contender};
+use super::servers::{Contender, Server};
 use crate::show;
 
-/// Rounds of every case against every server; the table shows their medians.
-pub(super) const ROUNDS: usize = 5;
+/// Rounds of every case against every server, unless `--rounds` says otherwise.
+pub(super) const DEFAULT_ROUNDS: usize = 5;
 
-/// One echo-bench run's figures.
+/// One echo-bench run: its report, and the JSON line it came as, for the plot.
 #[derive(Debug, Clone)]
 pub(super) struct Measurement {
-    /// The case's headline figure.
-    pub(super) value: f64,
-    /// The run's 99th percentile latency, microseconds.
-    pub(super) p99_us: f64,
-    /// The JSON report as echo-bench printed it, for the plot.
-    pub(super) report: String,
+    /// The report, read through echo-bench's own type.
+    pub(super) report: Report,
+    /// The JSON line as echo-bench printed it.
+    pub(super) line: String,
 }
 
 /// What every server measured in every case: `[case][server]`, one
-/// measurement per round, servers in table order.
-pub(super) type Results = Vec<[Vec<Measurement>; 2]>;
+/// measurement per round, servers in the contenders' order.
+pub(super) type Results = Vec<Vec<Vec<Measurement>>>;
 
-/// Runs [`ROUNDS`] rounds of every case against both contenders, from the
+/// Runs `rounds` rounds of every case against every contender, from the
 /// binaries in `release`, with `bench` as echo-bench and logs in `out`.
-pub(super) fn interleaved(bench: &Path, release: &Path, out: &Path) -> anyhow::Result<Results> {
-    let mut servers = [
-        start_contender(0, release, out, "")?,
-        start_contender(1, release, out, "")?,
-    ];
-
-    let mut results: Results = CASES.iter().map(|_| [vec![], vec![]]).collect();
-    for round in 0..ROUNDS {
+pub(super) fn interleaved(
+    bench: &Path,
+    contenders: &[Contender],
+    rounds: usize,
+    release: &Path,
+    out: &Path,
+) -> anyhow::Result<Results> {
+    let mut servers = contenders
+        .iter()
+        .map(|contender| contender.start(release, out, ""))
+        .collect::<anyhow::Result<Vec<Server>>>()?;
+    let mut results: Results = CASES
+        .iter()
+        .map(|_| contenders.iter().map(|_| Vec::new()).collect())
+        .collect();
+    for round in 0..rounds {
         for (index, case) in CASES.iter().enumerate() {
-            // Who goes first alternates, so neither always meets a machine
-            // still busy with the other's run.
-            let order = if (round + index) % 2 == 0 {
-                [0, 1]
-            } else {
-                [1, 0]
-            };
-            for which in order {
-                // Memory per connection is measured on a fresh server, so
-                // that memory kept from earlier runs does not hide the growth.
+            // Who goes first rotates, so no server always meets a machine
+            // still busy with another's run.
+            for turn in 0..contenders.len() {
+                let which = (round + index + turn) % contenders.len();
                 let mut fresh = None;
                 let server = if case.fresh_server {
-                    fresh.insert(start_contender(which, release, out, "-fresh")?)
+                    fresh.insert(contenders[which].start(release, out, "-fresh")?)
                 } else {
                     &mut servers[which]
                 };
                 let measurement = measure(bench, case, server)?;
+                let headline = case.figures[0];
+                let value = headline.read(&measurement.report).unwrap_or(f64::NAN);
                 eprintln!(
-                    "round {}/{ROUNDS}  {:<22} {:<9} {:>12} {}",
+                    "round {}/{rounds}  {:<22} {:<10} {:>12} {}",
                     round + 1,
                     case.name,
                     server.name,
-                    case.metric.show(measurement.value),
-                    case.metric.unit()
+                    headline.show(value),
+                    headline.unit()
                 );
                 results[index][which].push(measurement);
             }
@@ -75,7 +77,7 @@ pub(super) fn interleaved(bench: &Path, release: &Path, out: &Path) -> anyhow::R
     Ok(results)
 }
 
-/// Runs one case against one server and reads its figures.
+/// Runs one case against one server and reads its report.
 fn measure(bench: &Path, case: &Case, server: &mut Server) -> anyhow::Result<Measurement> {
     let mut command = Command::new(bench);
     command.args(case.args).args([
@@ -83,11 +85,10 @@ fn measure(bench: &Path, case: &Case, server: &mut Server) -> anyhow::Result<Mea
         server.addr("tcp"),
         "--json",
         "--label",
-        server.name,
+        &server.name,
+        "--server-pid",
+        &server.pid(),
     ]);
-    if case.fresh_server {
-        command.args(["--server-pid", &server.pid()]);
-    }
     let shown = show(&command);
     let output = command
         .stdin(Stdio::null())
@@ -101,15 +102,7 @@ fn measure(bench: &Path, case: &Case, server: &mut Server) -> anyhow::Result<Mea
     }
     let report: Report = serde_json::from_str(&line)
         .with_context(|| format!("`{shown}` printed no echo-bench report: {line}"))?;
-    let value = case
-        .metric
-        .read(&report)
-        .with_context(|| format!("`{shown}` printed no {} figure: {line}", case.metric.unit()))?;
-    Ok(Measurement {
-        value,
-        p99_us: report.p99_us,
-        report: line,
-    })
+    Ok(Measurement { report, line })
 }
 
 /// The middle value (the mean of the two middle ones for an even count); NaN for none.
@@ -123,10 +116,20 @@ pub(super) fn median(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
+/// The smallest and the largest value, the spread over rounds; NaNs for none.
+pub(super) fn spread(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values
+        .filter(|v| !v.is_nan())
+        .fold((f64::NAN, f64::NAN), |(low, high), v| {
+            (low.min(v), high.max(v))
+        })
+}
+
 /// The run whose headline figure is the median (the lower middle for an even count).
-pub(super) fn median_run(runs: &[Measurement]) -> Option<&Measurement> {
+pub(super) fn median_run<'a>(case: &Case, runs: &'a [Measurement]) -> Option<&'a Measurement> {
+    let headline = |run: &Measurement| case.figures[0].read(&run.report).unwrap_or(f64::NAN);
     let mut sorted: Vec<&Measurement> = runs.iter().collect();
-    sorted.sort_by(|a, b| a.value.total_cmp(&b.value));
+    sorted.sort_by(|a, b| headline(a).total_cmp(&headline(b)));
     sorted.get(sorted.len().saturating_sub(1) / 2).copied()
 }
 
@@ -135,19 +138,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn medians_take_the_middle() {
+    fn medians_take_the_middle_and_spreads_the_ends() {
         assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
         assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
         assert!(median(std::iter::empty()).is_nan());
-        let runs: Vec<Measurement> = [5.0, 1.0, 3.0]
-            .iter()
-            .map(|&value| Measurement {
-                value,
-                p99_us: 0.0,
-                report: value.to_string(),
-            })
-            .collect();
-        assert_eq!(median_run(&runs).map(|m| m.value), Some(3.0));
-        assert!(median_run(&[]).is_none());
+        assert_eq!(spread([3.0, f64::NAN, 1.0, 2.0].into_iter()), (1.0, 3.0));
+        let (low, high) = spread(std::iter::empty());
+        assert!(low.is_nan() && high.is_nan());
     }
 }
