@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -177,11 +177,18 @@ impl Write for Stream {
     }
 }
 
-/// The connection limit, shared by every listener.
+/// The most event loops a server runs: one bit each in [`Limit`]'s waiting set.
+pub(crate) const MAX_LOOPS: usize = 64;
+
+/// The connection limit, shared by every listener of every event loop.
 #[derive(Debug)]
 pub(crate) struct Limit {
     max: usize,
     taken: AtomicUsize,
+    /// One bit per event loop that stopped accepting at the limit.
+    waiting: AtomicU64,
+    /// How to wake each event loop, once they are all started.
+    loops: OnceLock<Vec<Arc<Control>>>,
 }
 
 impl Limit {
@@ -189,6 +196,8 @@ impl Limit {
         Limit {
             max: max.max(1),
             taken: AtomicUsize::new(0),
+            waiting: AtomicU64::new(0),
+            loops: OnceLock::new(),
         }
     }
 
@@ -201,8 +210,38 @@ impl Limit {
             .is_ok()
     }
 
-    fn give_back(&self) {
+    /// Takes a place, or marks event loop `me` as waiting for one; `true`
+    /// when a place was taken.
+    fn take_or_wait(&self, me: usize) -> bool {
+        if self.try_take() {
+            return true;
+        }
+        self.waiting.fetch_or(1 << me, Ordering::AcqRel);
+        // A place given back between the failed take and the mark found no
+        // one to wake: look once more, now that the mark is there.
+        if self.try_take() {
+            self.waiting.fetch_and(!(1 << me), Ordering::AcqRel);
+            return true;
+        }
+        false
+    }
+
+    /// Gives a place back, from event loop `me`, and wakes the other loops
+    /// that wait for one (`me` sees to its own listeners itself).
+    fn give_back(&self, me: usize) {
         self.taken.fetch_sub(1, Ordering::AcqRel);
+        if self.waiting.load(Ordering::Acquire) & !(1 << me) == 0 {
+            return;
+        }
+        let waiting = self.waiting.fetch_and(1 << me, Ordering::AcqRel) & !(1 << me);
+        if let Some(loops) = self.loops.get() {
+            for (index, control) in loops.iter().enumerate() {
+                if waiting & (1 << index) != 0 {
+                    control.place_freed.store(true, Ordering::Release);
+                    control.wake();
+                }
+            }
+        }
     }
 }
 
@@ -225,17 +264,23 @@ const DRAINING: u8 = 1;
 /// The grace period is over: close every connection and stop.
 const CUT: u8 = 2;
 
-/// What the rest of the server tells the event loop, and the waker that
+/// What the rest of the server tells an event loop, and the waker that
 /// makes it look.
 #[derive(Debug)]
-struct Control {
+pub(crate) struct Control {
     phase: AtomicU8,
+    /// Another loop gave a place back while this one waited for one.
+    place_freed: AtomicBool,
     waker: Waker,
 }
 
 impl Control {
     fn set(&self, phase: u8) {
         self.phase.fetch_max(phase, Ordering::AcqRel);
+        self.wake();
+    }
+
+    fn wake(&self) {
         if let Err(err) = self.waker.wake() {
             // Only an eventfd that cannot be written; the loop still looks
             // at its next event or sweep.
@@ -244,41 +289,74 @@ impl Control {
     }
 }
 
-/// The running event loop, as the rest of the server holds it.
+/// The running event loops, as the rest of the server holds them.
 #[derive(Debug)]
 pub(crate) struct Handle {
-    control: Arc<Control>,
-    finished: tokio::sync::oneshot::Receiver<()>,
+    controls: Vec<Arc<Control>>,
+    finished: Vec<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Handle {
     /// Closes the listeners (queued clients are then reset by the kernel);
     /// connections in flight go on.
     pub(crate) fn stop_accepting(&self) {
-        self.control.set(DRAINING);
+        for control in &self.controls {
+            control.set(DRAINING);
+        }
     }
 
-    /// Closes every connection still open and ends the loop.
+    /// Closes every connection still open and ends the loops.
     pub(crate) fn cut(&self) {
-        self.control.set(CUT);
+        for control in &self.controls {
+            control.set(CUT);
+        }
     }
 
-    /// Resolves once the loop has ended: drained, or cut.
+    /// Resolves once every loop has ended: drained, or cut.
     pub(crate) async fn finished(&mut self) {
-        // An error means the thread is gone without saying so: ended too.
-        let _ = (&mut self.finished).await;
+        for finished in &mut self.finished {
+            // An error means the thread is gone without saying so: ended too.
+            let _ = finished.await;
+        }
     }
 }
 
-/// Starts the event loop on a thread of its own, serving `listeners`.
+/// Starts one event loop per element of `listeners`, each on a thread of
+/// its own serving its listeners, all under one limit.
 ///
 /// # Errors
-/// The epoll set or its waker could not be made, or a listener could not be
-/// registered (out of descriptors or memory).
-pub(crate) fn start(listeners: Vec<StreamListener>, shared: Shared) -> io::Result<Handle> {
+/// An epoll set or its waker could not be made, or a listener could not be
+/// registered (out of descriptors or memory); no loop is left running then.
+pub(crate) fn start(listeners: Vec<Vec<StreamListener>>, shared: &Shared) -> io::Result<Handle> {
+    let mut prepared = Vec::with_capacity(listeners.len());
+    for (index, listeners) in listeners.into_iter().take(MAX_LOOPS).enumerate() {
+        prepared.push(prepare(index, listeners, shared.clone())?);
+    }
+    let controls: Vec<Arc<Control>> = prepared
+        .iter()
+        .map(|event_loop| Arc::clone(&event_loop.control))
+        .collect();
+    let _ = shared.limit.loops.set(controls.clone());
+    let mut finished = Vec::with_capacity(prepared.len());
+    for event_loop in prepared {
+        let (done, receiver) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("echo-streams-{}", event_loop.index))
+            .spawn(move || {
+                event_loop.run();
+                let _ = done.send(());
+            })?;
+        finished.push(receiver);
+    }
+    Ok(Handle { controls, finished })
+}
+
+/// Makes event loop `index` with its epoll set and listeners, not yet running.
+fn prepare(index: usize, listeners: Vec<StreamListener>, shared: Shared) -> io::Result<EventLoop> {
     let poll = Poll::new()?;
     let control = Arc::new(Control {
         phase: AtomicU8::new(SERVING),
+        place_freed: AtomicBool::new(false),
         waker: Waker::new(poll.registry(), WAKER)?,
     });
     let mut accepting = Vec::with_capacity(listeners.len());
@@ -293,8 +371,8 @@ pub(crate) fn start(listeners: Vec<StreamListener>, shared: Shared) -> io::Resul
         }));
     }
     let now = Instant::now();
-    let (done, finished) = tokio::sync::oneshot::channel();
-    let event_loop = EventLoop {
+    Ok(EventLoop {
+        index,
         poll,
         control: Arc::clone(&control),
         listeners: accepting,
@@ -307,14 +385,7 @@ pub(crate) fn start(listeners: Vec<StreamListener>, shared: Shared) -> io::Resul
         yielded: VecDeque::new(),
         waiting_for_place: false,
         now,
-    };
-    std::thread::Builder::new()
-        .name("echo-streams".into())
-        .spawn(move || {
-            event_loop.run();
-            let _ = done.send(());
-        })?;
-    Ok(Handle { control, finished })
+    })
 }
 
 fn listener_token(index: usize) -> Token {
@@ -361,6 +432,8 @@ enum Ending {
 
 #[derive(Debug)]
 struct EventLoop {
+    /// Which of the server's event loops this is.
+    index: usize,
     poll: Poll,
     control: Arc<Control>,
     /// `None` once closed.
@@ -410,7 +483,11 @@ impl EventLoop {
             self.now = Instant::now();
             for event in &events {
                 match event.token() {
-                    WAKER => {}
+                    WAKER => {
+                        if self.control.place_freed.swap(false, Ordering::AcqRel) {
+                            self.resume_accepting();
+                        }
+                    }
                     Token(token) if token >= LISTENERS_BELOW - self.listeners.len() => {
                         self.accept(LISTENERS_BELOW - 1 - token);
                     }
@@ -460,7 +537,7 @@ impl EventLoop {
             if accepting.paused_until.is_some() {
                 return;
             }
-            if !self.shared.limit.try_take() {
+            if !self.shared.limit.take_or_wait(self.index) {
                 self.waiting_for_place = true;
                 return;
             }
@@ -468,7 +545,7 @@ impl EventLoop {
             let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
-                    self.shared.limit.give_back();
+                    self.shared.limit.give_back(self.index);
                     if err.kind() == io::ErrorKind::WouldBlock {
                         accepting.backoff = ACCEPT_BACKOFF_START;
                         return;
@@ -526,7 +603,7 @@ impl EventLoop {
         if let Err(err) = registered {
             Stats::bump(&stats.failed);
             Stats::drop_one(&stats.active);
-            self.shared.limit.give_back();
+            self.shared.limit.give_back(self.index);
             debug!(%peer, error = %err, "connection not served: cannot register it");
             return;
         }
@@ -600,12 +677,17 @@ impl EventLoop {
         // deregistration, one system call.
         drop(connection);
         Stats::drop_one(&stats.active);
-        self.shared.limit.give_back();
+        self.shared.limit.give_back(self.index);
         if self.waiting_for_place {
-            self.waiting_for_place = false;
-            for index in 0..self.listeners.len() {
-                self.accept(index);
-            }
+            self.resume_accepting();
+        }
+    }
+
+    /// Accepts again on every listener, after the limit had stopped it.
+    fn resume_accepting(&mut self) {
+        self.waiting_for_place = false;
+        for index in 0..self.listeners.len() {
+            self.accept(index);
         }
     }
 
@@ -718,9 +800,11 @@ mod tests {
     fn the_limit_admits_exactly_its_size() {
         let limit = Limit::new(2);
         assert!(limit.try_take());
-        assert!(limit.try_take());
-        assert!(!limit.try_take());
-        limit.give_back();
+        assert!(limit.take_or_wait(0));
+        assert!(!limit.take_or_wait(1));
+        assert_eq!(limit.waiting.load(Ordering::Acquire), 0b10);
+        limit.give_back(0);
+        assert_eq!(limit.waiting.load(Ordering::Acquire), 0, "loop 1 was told");
         assert!(limit.try_take());
     }
 

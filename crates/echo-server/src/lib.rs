@@ -25,7 +25,8 @@ mod udp;
 
 pub use listen::{ListenError, Listener};
 pub use server::{
-    Config, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE, Server, ServerError, announce,
+    Config, DEFAULT_EVENT_LOOPS, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE, Server,
+    ServerError, announce,
 };
 pub use start::{Options, serve, server};
 pub use stats::{Stats, Totals};

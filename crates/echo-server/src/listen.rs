@@ -205,12 +205,48 @@ fn new_socket(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<So
 }
 
 fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    if addr.port() != 0 {
+        // SO_REUSEPORT, which lets each event loop have a listener of its own
+        // on the port, would also let a second server of the same user bind
+        // it unnoticed: first make sure, with a plain bind, that no one holds it.
+        let probe = new_socket(addr, Type::STREAM, Protocol::TCP)?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into())?;
+    }
+    let socket = tcp_socket(addr)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// A TCP listening socket as every one of ours is set up, not yet bound.
+fn tcp_socket(addr: SocketAddr) -> io::Result<Socket> {
     let socket = new_socket(addr, Type::STREAM, Protocol::TCP)?;
     // A restarted server must not wait out TIME_WAIT of its previous life.
     socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
     // Urgent (MSG_OOB) bytes are bytes too: inline, they are read and echoed
     // in their place instead of dropped. Accepted sockets inherit it.
     socket.set_out_of_band_inline(true)?;
+    Ok(socket)
+}
+
+/// Another listening socket on `listener`'s address, for another event
+/// loop: the kernel spreads new connections over them. Only listeners this
+/// server bound (with `SO_REUSEPORT`) can have one.
+///
+/// # Errors
+/// The listener does not allow it (an inherited socket, say), or the kernel
+/// is out of descriptors or memory.
+pub(crate) fn sibling(listener: &TcpListener) -> io::Result<TcpListener> {
+    if !socket2::SockRef::from(listener).reuse_port()? {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the listener does not allow SO_REUSEPORT",
+        ));
+    }
+    let addr = listener.local_addr()?;
+    let socket = tcp_socket(addr)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())

@@ -80,6 +80,17 @@ struct Cli {
           value_parser = parse_duration)]
     grace: Duration,
 
+    /// Event loops serving stream connections, each a thread of its own.
+    ///
+    /// One is the cheapest per operation; more spread connections over more
+    /// cores (each TCP listener then gets one socket per loop, and the kernel
+    /// deals new connections among them), at some cost per operation in
+    /// wake-ups. Unix and socket-activated listeners are served by the first.
+    // The default is echo_server::DEFAULT_EVENT_LOOPS (asserted below).
+    #[arg(long, value_name = "N", env = "ECHO_THREADS", default_value = "1",
+          value_parser = clap::value_parser!(u8).range(1..=64))]
+    threads: u8,
+
     /// How log lines on stderr are written: `human`, a line of text each, or
     /// `json`, one JSON object each, with the totals as numeric fields, for
     /// log shippers.
@@ -91,6 +102,8 @@ struct Cli {
     )]
     log_format: LogFormat,
 }
+
+const _: () = assert!(echo_server::DEFAULT_EVENT_LOOPS == 1);
 
 /// The `--log-format` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -155,6 +168,7 @@ fn main() -> ExitCode {
         idle_timeout: (!cli.idle_timeout.is_zero()).then_some(cli.idle_timeout),
         grace: cli.grace,
         udp_rate: cli.udp_rate,
+        event_loops: usize::from(cli.threads),
     };
     let status = match echo_server::serve(&options) {
         Ok(_) => ExitCode::SUCCESS,

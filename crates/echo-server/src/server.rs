@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::engine::{self, StreamListener};
 use crate::limits;
@@ -23,6 +23,9 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many UDP datagrams per second one source IP gets answered, by default.
 pub const DEFAULT_UDP_RATE: u32 = 1_000;
+/// How many event loops serve stream connections, by default: one is the
+/// cheapest per operation (see BENCHMARKS.md for what a second buys).
+pub const DEFAULT_EVENT_LOOPS: usize = 1;
 /// After the grace period, how long the cut connections get to be torn down.
 const TEARDOWN: Duration = Duration::from_secs(1);
 
@@ -39,6 +42,10 @@ pub struct Config {
     pub grace: Duration,
     /// UDP datagrams per second answered per source IP; 0 for no limit.
     pub udp_rate: u32,
+    /// Event loops serving stream connections, each a thread with its own
+    /// listener per TCP address; Unix and inherited listeners are served by
+    /// the first alone.
+    pub event_loops: usize,
 }
 
 impl Default for Config {
@@ -48,6 +55,7 @@ impl Default for Config {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             grace: DEFAULT_GRACE,
             udp_rate: DEFAULT_UDP_RATE,
+            event_loops: DEFAULT_EVENT_LOOPS,
         }
     }
 }
@@ -100,15 +108,31 @@ impl Server {
             .collect();
         let stop_udp = CancellationToken::new();
         let udp_tasks = TaskTracker::new();
-        let mut streams = Vec::new();
+        let loops = self.config.event_loops.clamp(1, engine::MAX_LOOPS);
+        let mut streams: Vec<Vec<StreamListener>> = (0..loops).map(|_| Vec::new()).collect();
         for listener in listeners {
             let name = listener.to_string();
             match listener {
-                Listener::Tcp(tcp) => streams.push(StreamListener::Tcp(
-                    mio::net::TcpListener::from_std(tcp),
-                    name,
-                )),
-                Listener::Unix(unix, socket_file) => streams.push(StreamListener::Unix {
+                Listener::Tcp(tcp) => {
+                    for (index, streams) in streams.iter_mut().enumerate().skip(1) {
+                        match crate::listen::sibling(&tcp) {
+                            Ok(sibling) => streams.push(StreamListener::Tcp(
+                                mio::net::TcpListener::from_std(sibling),
+                                name.clone(),
+                            )),
+                            Err(err) => {
+                                debug!(listener = %name, event_loop = index, error = %err,
+                                    "served by the first event loop alone");
+                                break;
+                            }
+                        }
+                    }
+                    streams[0].push(StreamListener::Tcp(
+                        mio::net::TcpListener::from_std(tcp),
+                        name,
+                    ));
+                }
+                Listener::Unix(unix, socket_file) => streams[0].push(StreamListener::Unix {
                     listener: mio::net::UnixListener::from_std(unix),
                     _file: socket_file,
                     name,
@@ -127,7 +151,7 @@ impl Server {
             }
         }
         udp_tasks.close();
-        let mut event_loop = if streams.is_empty() {
+        let mut event_loop = if streams[0].is_empty() {
             None
         } else {
             let shared = engine::Shared {
@@ -135,7 +159,7 @@ impl Server {
                 limit: Arc::new(engine::Limit::new(self.config.max_connections)),
                 idle_timeout: self.config.idle_timeout,
             };
-            Some(engine::start(streams, shared).map_err(ServerError::EventLoop)?)
+            Some(engine::start(streams, &shared).map_err(ServerError::EventLoop)?)
         };
 
         shutdown.await;

@@ -9,7 +9,8 @@ use tracing::info;
 
 use crate::listen;
 use crate::server::{
-    Config, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE, Server, ServerError, announce,
+    Config, DEFAULT_EVENT_LOOPS, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE, Server,
+    ServerError, announce,
 };
 use crate::stats::Totals;
 use crate::{limits, notify, signals};
@@ -31,6 +32,8 @@ pub struct Options {
     pub grace: Duration,
     /// See [`Config::udp_rate`].
     pub udp_rate: u32,
+    /// See [`Config::event_loops`].
+    pub event_loops: usize,
 }
 
 impl Default for Options {
@@ -42,6 +45,7 @@ impl Default for Options {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             grace: DEFAULT_GRACE,
             udp_rate: DEFAULT_UDP_RATE,
+            event_loops: DEFAULT_EVENT_LOOPS,
         }
     }
 }
@@ -87,6 +91,7 @@ pub fn serve(options: &Options) -> Result<Totals, ServerError> {
             idle_timeout: options.idle_timeout,
             grace: options.grace,
             udp_rate: options.udp_rate,
+            event_loops: options.event_loops,
         };
         let server = Server::new(config.clone());
         signals::report_on_sigusr1(server.stats()).map_err(ServerError::Signals)?;

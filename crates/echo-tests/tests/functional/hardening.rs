@@ -33,7 +33,16 @@ fn linger_zero(stream: &TcpStream) {
 
 #[test]
 fn at_the_connection_limit_the_next_client_waits_its_turn() {
-    let server = Server::start(&["--max-connections", "4"]);
+    the_next_client_waits_its_turn_at_the_limit("1");
+}
+
+#[test]
+fn the_connection_limit_holds_over_several_event_loops() {
+    the_next_client_waits_its_turn_at_the_limit("3");
+}
+
+fn the_next_client_waits_its_turn_at_the_limit(threads: &str) {
+    let server = Server::start(&["--max-connections", "4", "--threads", threads]);
     let mut held: Vec<TcpStream> = (0..4).map(|_| served_connection(&server)).collect();
 
     let mut fifth = TcpStream::connect(server.addr()).expect("the kernel queues the fifth client");
