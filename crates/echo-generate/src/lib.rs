@@ -42,7 +42,8 @@ pub struct Generate {
     /// With --generate: write into DIR (created if need be) under the file
     /// name man or the shell looks for, instead of to stdout, and print each
     /// path written; with man, a page for every subcommand too.
-    #[arg(long = "generate-dir", value_name = "DIR", requires = ARG_ID)]
+    #[arg(long = "generate-dir", value_name = "DIR", requires = ARG_ID,
+          value_hint = clap::ValueHint::DirPath)]
     pub dir: Option<PathBuf>,
 }
 
