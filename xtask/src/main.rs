@@ -2,9 +2,11 @@
 //!
 //! - `cargo xtask ci`: every check CI runs, in debug and then release.
 //! - `cargo xtask bench`: our server against the reference echo, side by side.
+//! - `cargo xtask dist`: release binaries, man pages and completions in `target/dist/`.
 
 mod bench;
 mod ci;
+mod dist;
 mod prerequisites;
 mod tidy;
 
@@ -24,6 +26,9 @@ tasks:
           side by side: throughput, p99 latency, server CPU per operation, memory per
           idle connection; medians and spreads of several rounds (about 3 minutes per
           reference)
+  dist    release binaries, man pages and shell completions laid out in target/dist/
+          as under an install prefix (bin/, share/man/man1/, share/bash-completion/,
+          share/zsh/, share/fish/, share/powershell/), with SHA256SUMS; no options
 
 bench options:
   --reference REF   a server to measure ours against; repeat for several (default: tokio)
@@ -45,6 +50,7 @@ fn main() -> ExitCode {
         match args.first().map(String::as_str) {
             Some("ci") => ci::run(&root),
             Some("bench") => bench::run(&root, &args[1..]),
+            Some("dist") => dist::run(&root, &args[1..]),
             Some("-h" | "--help" | "help") => {
                 println!("{USAGE}");
                 Ok(())

@@ -2,13 +2,14 @@
 //! the report as a table or a JSON line; `plot` turns JSON lines into an SVG.
 
 use std::io::{self, BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use echo_bench::plan::{parse_rate, time_limit};
 use echo_bench::progress::Progress;
 use echo_bench::size::parse_size;
@@ -26,16 +27,33 @@ use echo_proto::{Target, parse_duration};
 /// 10 ms at first and doubling up to a second. Every run ends at its duration or
 /// count, and a hung server is given up on after the timeout.
 #[derive(Debug, Parser)]
-#[command(version, after_help = AFTER_HELP)]
+#[command(
+    version,
+    after_help = AFTER_HELP,
+    arg_required_else_help = true,
+    // What clap would say were the scenario required, and the one way to do without.
+    override_usage = "echo-bench <COMMAND>\n       echo-bench --generate <KIND> [--generate-dir <DIR>]"
+)]
 struct Cli {
+    /// A scenario or plot: not needed with --generate alone.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+
+    #[command(flatten)]
+    generate: echo_generate::Generate,
 }
 
 const AFTER_HELP: &str = "\
 Exit status: 0 the run passed (or --dry-run); 1 the run met errors (mismatches,
 resets, timeouts, too much UDP loss, a rate short of --rate) or could not run
-(nothing listens, a name that does not resolve); 2 bad command line.";
+(nothing listens, a name that does not resolve); 2 bad command line.
+
+Manual and completions, without a scenario:
+  echo-bench --generate man | man -l -     this page; each scenario has its own,
+                                           written with --generate-dir DIR
+  echo-bench --generate complete-bash      bash's completions (also complete-zsh,
+                                           complete-fish, complete-powershell)
+  The README says where each goes; `cargo xtask dist` lays them all out.";
 
 /// What every scenario's --help ends with: where the load goes and what
 /// happens when nothing answers there.
@@ -210,7 +228,21 @@ struct PlotArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    if let Some(kind) = cli.generate.kind {
+        return generate(kind, cli.generate.dir.as_deref());
+    }
+    let Some(command) = cli.command else {
+        // A bare `echo-bench` gets the help (arg_required_else_help), and
+        // --generate-dir requires --generate, so only a future top-level flag
+        // could come here: a usage error all the same.
+        Cli::command()
+            .error(
+                ErrorKind::MissingSubcommand,
+                "a scenario (conn, persistent, bulk, idle, udp) or plot is needed",
+            )
+            .exit()
+    };
+    match run(command) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
@@ -226,9 +258,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--generate`: the man pages or a completion script, and nothing else.
+fn generate(kind: echo_generate::Kind, dir: Option<&Path>) -> ExitCode {
+    match echo_generate::write(Cli::command(), kind, dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`| head`) wanted no more.
+        Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(err) => {
+            // With stderr gone too there is no one left to tell: exit 1 all the same.
+            let _ = writeln!(io::stderr().lock(), "error: {:#}", anyhow::Error::from(err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs the command; `Ok(false)` means the run completed but did not pass.
-fn run(cli: Cli) -> anyhow::Result<bool> {
-    let (common, scenario, defaults, rate) = match cli.command {
+fn run(command: Command) -> anyhow::Result<bool> {
+    let (common, scenario, defaults, rate) = match command {
         Command::Plot(args) => return plot_reports(&args).map(|()| true),
         Command::Conn(paced) => (
             paced.common,
@@ -423,4 +469,28 @@ fn plot_reports(args: &PlotArgs) -> anyhow::Result<()> {
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.downcast_ref::<io::Error>()
         .is_some_and(|err| err.kind() == io::ErrorKind::BrokenPipe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn generate_is_a_flag_of_its_own() {
+        let cli =
+            Cli::try_parse_from(["echo-bench", "--generate", "complete-bash"]).expect("parses");
+        assert_eq!(cli.generate.kind, Some(echo_generate::Kind::CompleteBash));
+        assert!(cli.command.is_none(), "no scenario needed");
+        let err = Cli::try_parse_from(["echo-bench"]).expect_err("neither");
+        assert_eq!(
+            err.kind(),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
+        assert_eq!(err.exit_code(), 2);
+    }
 }

@@ -28,6 +28,12 @@
 
 #![warn(missing_docs)]
 
+// Unix sockets and Unix signals are part of what the client is.
+#[cfg(not(unix))]
+compile_error!(
+    "echo-client runs on Unix only: it uses Unix domain sockets and, for the command, Unix signals"
+);
+
 mod activity;
 mod connection;
 mod error;

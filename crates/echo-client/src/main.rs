@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::hash::{DefaultHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -47,7 +48,7 @@ struct Cli {
     /// The message to send, or `-` to stream stdin to the server and the reply
     /// to stdout. Put a message that starts with `-` after `--`. In probe mode,
     /// the payload of every probe.
-    #[arg(value_name = "MESSAGE", required_unless_present = "probe")]
+    #[arg(value_name = "MESSAGE", required_unless_present_any = ["probe", echo_generate::ARG_ID])]
     message: Option<OsString>,
 
     /// The server: HOST:PORT, IP:PORT, [IPV6]:PORT or unix:PATH; the port is
@@ -112,6 +113,9 @@ struct Cli {
     /// Print one JSON object per line, for each probe and for the summary.
     #[arg(long, requires = "probe", help_heading = "Probe mode")]
     json: bool,
+
+    #[command(flatten)]
+    generate: echo_generate::Generate,
 }
 
 /// How TCP probes use connections.
@@ -156,10 +160,19 @@ RUST_LOG=debug says which of a name's addresses answered, and why others failed.
 
 Exit status: 0 success, 1 failure (refused, timeout, reply differs), 2 bad command line.
 In probe mode, 0 only when every probe came back exactly once, byte for byte:
-stricter than ping, which is content with any reply.";
+stricter than ping, which is content with any reply.
+
+Manual and completions, without a MESSAGE:
+  echo-client --generate man | man -l -    this help as a man page
+  echo-client --generate complete-bash     bash's completions (also complete-zsh,
+                                           complete-fish, complete-powershell)
+  The README says where each goes; `cargo xtask dist` lays them all out.";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(kind) = cli.generate.kind {
+        return generate(kind, cli.generate.dir.as_deref());
+    }
     cli::logging::init();
     match run(cli) {
         Ok(code) => code,
@@ -168,6 +181,20 @@ fn main() -> ExitCode {
         Err(err) => {
             // With stderr gone too there is no one left to tell: exit 1 all the same.
             let _ = writeln!(io::stderr().lock(), "error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--generate`: the man page or a completion script, and nothing else.
+fn generate(kind: echo_generate::Kind, dir: Option<&Path>) -> ExitCode {
+    match echo_generate::write(Cli::command(), kind, dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`| head`) wanted no more.
+        Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(err) => {
+            // With stderr gone too there is no one left to tell: exit 1 all the same.
+            let _ = writeln!(io::stderr().lock(), "error: {:#}", anyhow::Error::from(err));
             ExitCode::FAILURE
         }
     }
@@ -407,6 +434,16 @@ mod tests {
 
         let cli = parse(&["ping"]).expect("parses");
         assert_eq!(probe_plan(&cli), None, "a message alone is one exchange");
+    }
+
+    #[test]
+    fn generate_needs_no_message_but_nothing_else_does_without_one() {
+        let cli = parse(&["--generate", "man"]).expect("parses");
+        assert_eq!(cli.generate.kind, Some(echo_generate::Kind::Man));
+        let err = parse(&[]).expect_err("no message");
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        let err = parse(&["--generate-dir", "/tmp", "hi"]).expect_err("a directory alone");
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
     }
 
     #[test]

@@ -8,5 +8,15 @@
 
 #![warn(missing_docs)]
 
+// What the crate reads (`/proc`) exists only on Linux: better one clear error
+// than a page of missing items.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "echo-os runs on Linux only: it reads a process's memory, CPU time and descriptors \
+     from /proc, so echo-server and echo-bench, which use it, are Linux-only too"
+);
+
+#[cfg(target_os = "linux")]
 pub mod fd_limit;
+#[cfg(target_os = "linux")]
 pub mod process;

@@ -1,10 +1,12 @@
 //! The `echo-server` command: parses flags, sets up logging, and hands over
 //! to the library's `serve`, the start-up path `server()` uses too.
 
+use std::io::{self, Write as _};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
 use echo_proto::{Endpoint, parse_duration};
 use echo_server::{Options, log};
 
@@ -101,6 +103,9 @@ struct Cli {
         default_value = "human"
     )]
     log_format: LogFormat,
+
+    #[command(flatten)]
+    generate: echo_generate::Generate,
 }
 
 const _: () = assert!(echo_server::DEFAULT_EVENT_LOOPS == 1);
@@ -147,13 +152,22 @@ Logging:
 Service manager:
   With NOTIFY_SOCKET set (systemd's Type=notify), the server sends READY=1
   once every listener is bound and announced, STOPPING=1 when the drain
-  starts, and STATUS= lines with the totals, also on SIGUSR1.";
+  starts, and STATUS= lines with the totals, also on SIGUSR1.
+
+Manual and completions:
+  echo-server --generate man | man -l -    this help as a man page
+  echo-server --generate complete-bash     bash's completions (also complete-zsh,
+                                           complete-fish, complete-powershell)
+  The README says where each goes; `cargo xtask dist` lays them all out.";
 
 /// How long the server waits at exit for its last log lines to be written.
 const EXIT_LOG_FLUSH: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(kind) = cli.generate.kind {
+        return generate(kind, cli.generate.dir.as_deref());
+    }
     let format = match cli.log_format {
         LogFormat::Human => log::Format::Human,
         LogFormat::Json => log::Format::Json,
@@ -183,4 +197,36 @@ fn main() -> ExitCode {
     };
     log::flush(EXIT_LOG_FLUSH);
     status
+}
+
+/// `--generate`: the man page or a completion script, and nothing else, so
+/// before logging starts and without a socket.
+fn generate(kind: echo_generate::Kind, dir: Option<&Path>) -> ExitCode {
+    match echo_generate::write(Cli::command(), kind, dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`| head`) wanted no more.
+        Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(err) => {
+            // With stderr gone too there is no one left to tell: exit 1 all the same.
+            let _ = writeln!(io::stderr().lock(), "error: {:#}", anyhow::Error::from(err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn generate_is_a_flag_of_its_own() {
+        let cli =
+            Cli::try_parse_from(["echo-server", "--generate", "complete-bash"]).expect("parses");
+        assert_eq!(cli.generate.kind, Some(echo_generate::Kind::CompleteBash));
+    }
 }

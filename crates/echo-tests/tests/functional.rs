@@ -1,4 +1,5 @@
-//! Functional tests: the real `echo-server` and `echo-client` binaries as
+//! Functional tests: the real `echo-server` and `echo-client` binaries (and,
+//! for what ships beside them, `echo-bench`) as
 //! processes, on loopback, in one test binary that links once.
 
 mod functional {
@@ -13,5 +14,6 @@ mod functional {
     pub mod listeners;
     pub mod messages;
     pub mod operations;
+    pub mod shipping;
     pub mod udp;
 }
