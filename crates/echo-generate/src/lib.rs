@@ -208,6 +208,24 @@ fn man_pages(command: Command, pages: &mut Vec<Output>) {
     }
 }
 
+/// Runs `--generate kind` for a binary's `main` and says how it should exit:
+/// 0 when written (or when stdout's reader went away, as `| head` does), 1
+/// after one `error: ...` line on stderr otherwise.
+pub fn run(command: Command, kind: Kind, dir: Option<&Path>) -> std::process::ExitCode {
+    match write(command, kind, dir) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) if err.is_broken_pipe() => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            let cause = std::error::Error::source(&err)
+                .map(|source| format!(": {source}"))
+                .unwrap_or_default();
+            // With stderr gone too there is no one left to tell: exit 1 all the same.
+            let _ = writeln!(io::stderr().lock(), "error: {err}{cause}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Carries out `--generate kind`: the command's own page or script to
 /// stdout, or with `dir` every file into `dir`, each path written then
 /// printed on a line of stdout.

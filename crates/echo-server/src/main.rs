@@ -1,7 +1,6 @@
 //! The `echo-server` command: parses flags, sets up logging, and hands over
 //! to the library's `serve`, the start-up path `server()` uses too.
 
-use std::io::{self, Write as _};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -199,19 +198,10 @@ fn main() -> ExitCode {
     status
 }
 
-/// `--generate`: the man page or a completion script, and nothing else, so
+/// `--generate`: the man pages or a completion script, and nothing else, so
 /// before logging starts and without a socket.
 fn generate(kind: echo_generate::Kind, dir: Option<&Path>) -> ExitCode {
-    match echo_generate::write(Cli::command(), kind, dir) {
-        Ok(()) => ExitCode::SUCCESS,
-        // A reader that went away (`| head`) wanted no more.
-        Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
-        Err(err) => {
-            // With stderr gone too there is no one left to tell: exit 1 all the same.
-            let _ = writeln!(io::stderr().lock(), "error: {:#}", anyhow::Error::from(err));
-            ExitCode::FAILURE
-        }
-    }
+    echo_generate::run(Cli::command(), kind, dir)
 }
 
 #[cfg(test)]
