@@ -4,7 +4,7 @@
 
 #![warn(missing_docs)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -273,7 +273,12 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if thread::panicking() {
-            eprintln!("--- echo-server stderr ---\n{}--- end ---", self.stderr());
+            // A panic inside a drop aborts: a stderr that cannot take this is ignored.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "--- echo-server stderr ---\n{}--- end ---",
+                self.stderr()
+            );
         }
     }
 }
