@@ -23,7 +23,7 @@ use tracing::{debug, error, warn};
 
 use crate::connection::{Echo, Look, MAX_PIPES, Readiness, Scratch, Socket, Step};
 use crate::listen::SocketFile;
-use crate::send_queue::SendQueue;
+use crate::send_queue;
 use crate::stats::Stats;
 
 /// The first pause after a resource error from `accept`, doubled each time it repeats.
@@ -118,10 +118,11 @@ enum Stream {
 }
 
 impl Stream {
-    fn send_queue(&self) -> SendQueue {
+    /// Bytes written and not yet taken by the peer, as the kernel counts them.
+    fn unsent(&self) -> Option<u64> {
         match self {
-            Stream::Tcp(stream) => SendQueue::of(stream),
-            Stream::Unix(stream) => SendQueue::of(stream),
+            Stream::Tcp(stream) => send_queue::unsent(stream),
+            Stream::Unix(stream) => send_queue::unsent(stream),
         }
     }
 
@@ -739,7 +740,7 @@ impl EventLoop {
                 continue;
             }
             // The kernel is asked only now, so the fast path costs nothing.
-            let look = connection.stream.send_queue().unsent().map(|unsent| Look {
+            let look = connection.stream.unsent().map(|unsent| Look {
                 written: connection.echo.written(),
                 unsent,
             });
@@ -760,7 +761,7 @@ impl EventLoop {
 /// bytes to the unsent ones: with its input unread, the close is a reset,
 /// and the kernel throws the queue away.
 fn forget_unsent(connection: &Connection, stats: &Stats) {
-    if let Some(unsent) = connection.stream.send_queue().unsent() {
+    if let Some(unsent) = connection.stream.unsent() {
         // A Unix socket counts buffer sizes, not bytes: never more than was written.
         stats.unsend(unsent.min(connection.echo.written()));
     }
