@@ -2,7 +2,7 @@
 //! could feed a reflection loop or the sender exceeds its rate.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -32,6 +32,53 @@ pub const REPEATS_ANSWERED: u32 = 8;
 /// checker sending the same probe every second or slower is answered forever.
 const REPEAT_GAP: Duration = Duration::from_secs(1);
 
+/// A table of what is known of each source, bounded under a flood of
+/// spoofed ones: when full, the entries older than `window` are swept out,
+/// at most once a window (a flood costs a sweep a second, not one per
+/// datagram), and a new source that still finds no room is not answered.
+#[derive(Debug)]
+struct Sources<K, V> {
+    seen: HashMap<K, V>,
+    last_sweep: Option<Instant>,
+    window: Duration,
+}
+
+impl<K: Eq + Hash, V> Sources<K, V> {
+    fn new(window: Duration) -> Self {
+        Sources {
+            seen: HashMap::new(),
+            last_sweep: None,
+            window,
+        }
+    }
+
+    /// The entry of `key`, made with `new` if it has none; `None` when the
+    /// table is full of sources seen within the window (`last_seen` says when).
+    fn entry(
+        &mut self,
+        key: K,
+        now: Instant,
+        last_seen: impl Fn(&V) -> Instant,
+        new: impl FnOnce() -> V,
+    ) -> Option<&mut V> {
+        if self.seen.len() >= RATE_TABLE_SWEEP_AT && !self.seen.contains_key(&key) {
+            if self
+                .last_sweep
+                .is_none_or(|at| now.duration_since(at) >= self.window)
+            {
+                let window = self.window;
+                self.seen
+                    .retain(|_, value| now.duration_since(last_seen(value)) < window);
+                self.last_sweep = Some(now);
+            }
+            if self.seen.len() >= RATE_TABLE_SWEEP_AT {
+                return None;
+            }
+        }
+        Some(self.seen.entry(key).or_insert_with(new))
+    }
+}
+
 /// Counts datagrams per source IP in fixed one-second windows.
 ///
 /// Keyed by IP rather than IP and port: a spoofing attacker picks ports freely,
@@ -39,10 +86,8 @@ const REPEAT_GAP: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub(crate) struct RateLimit {
     per_window: u32,
-    seen: HashMap<IpAddr, (Instant, u32)>,
-    /// When stale sources were last swept out: at most once a window, so a
-    /// flood of new sources costs a sweep a second, not one per datagram.
-    last_sweep: Option<Instant>,
+    /// When each source's window started, and its datagrams in it.
+    sources: Sources<IpAddr, (Instant, u32)>,
 }
 
 impl RateLimit {
@@ -50,8 +95,7 @@ impl RateLimit {
     pub(crate) fn new(per_second: u32) -> Self {
         RateLimit {
             per_window: per_second,
-            seen: HashMap::new(),
-            last_sweep: None,
+            sources: Sources::new(RATE_WINDOW),
         }
     }
 
@@ -60,22 +104,14 @@ impl RateLimit {
         if self.per_window == 0 {
             return true;
         }
-        if self.seen.len() >= RATE_TABLE_SWEEP_AT && !self.seen.contains_key(&source) {
-            if self
-                .last_sweep
-                .is_none_or(|at| now.duration_since(at) >= RATE_WINDOW)
-            {
-                self.seen
-                    .retain(|_, (start, _)| now.duration_since(*start) < RATE_WINDOW);
-                self.last_sweep = Some(now);
-            }
-            if self.seen.len() >= RATE_TABLE_SWEEP_AT {
-                // More live sources than we track, as under a spoofed flood:
-                // a source we cannot count is not answered.
-                return false;
-            }
-        }
-        let (start, count) = self.seen.entry(source).or_insert((now, 0));
+        // More live sources than we track, as under a spoofed flood: a
+        // source we cannot count is not answered.
+        let Some((start, count)) =
+            self.sources
+                .entry(source, now, |(start, _)| *start, || (now, 0))
+        else {
+            return false;
+        };
         if now.duration_since(*start) >= RATE_WINDOW {
             *start = now;
             *count = 0;
@@ -89,11 +125,10 @@ impl RateLimit {
 /// from the same address (IP and port), again and again, in quick succession.
 #[derive(Debug)]
 pub(crate) struct Repeats {
-    seen: HashMap<SocketAddr, Streak>,
+    streaks: Sources<SocketAddr, Streak>,
     /// Keyed afresh in each process, so a sender cannot craft two different
     /// datagrams that look the same here.
     hasher: RandomState,
-    last_sweep: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -106,9 +141,8 @@ struct Streak {
 impl Repeats {
     pub(crate) fn new() -> Self {
         Repeats {
-            seen: HashMap::new(),
+            streaks: Sources::new(REPEAT_GAP),
             hasher: RandomState::new(),
-            last_sweep: None,
         }
     }
 
@@ -116,26 +150,20 @@ impl Repeats {
     /// answered: not once it is the same datagram more than
     /// [`REPEATS_ANSWERED`] times in a row, each within [`REPEAT_GAP`].
     pub(crate) fn allow(&mut self, source: SocketAddr, datagram: &[u8], now: Instant) -> bool {
-        if self.seen.len() >= RATE_TABLE_SWEEP_AT && !self.seen.contains_key(&source) {
-            if self
-                .last_sweep
-                .is_none_or(|at| now.duration_since(at) >= REPEAT_GAP)
-            {
-                self.seen
-                    .retain(|_, streak| now.duration_since(streak.last) < REPEAT_GAP);
-                self.last_sweep = Some(now);
-            }
-            if self.seen.len() >= RATE_TABLE_SWEEP_AT {
-                // As with the rate: a source we cannot follow is not answered.
-                return false;
-            }
-        }
         let fingerprint = self.hasher.hash_one(datagram);
-        let streak = self.seen.entry(source).or_insert(Streak {
-            fingerprint,
-            count: 0,
-            last: now,
-        });
+        // As with the rate: a source we cannot follow is not answered.
+        let Some(streak) = self.streaks.entry(
+            source,
+            now,
+            |streak| streak.last,
+            || Streak {
+                fingerprint,
+                count: 0,
+                last: now,
+            },
+        ) else {
+            return false;
+        };
         if streak.fingerprint == fingerprint && now.duration_since(streak.last) < REPEAT_GAP {
             streak.count = streak.count.saturating_add(1);
         } else {
@@ -292,9 +320,9 @@ mod tests {
             limit.allow(IpAddr::from(n.to_be_bytes()), later);
         }
         assert!(
-            limit.seen.len() <= RATE_TABLE_SWEEP_AT,
+            limit.sources.seen.len() <= RATE_TABLE_SWEEP_AT,
             "{}",
-            limit.seen.len()
+            limit.sources.seen.len()
         );
     }
 
