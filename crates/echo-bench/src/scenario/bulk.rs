@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::connect::connect_within;
-use super::stream::{ReadHalf, WriteHalf};
+use super::stream::{ReadHalf, WriteHalf, split};
 use super::workers::run_workers;
 use super::{Shared, seed};
 use crate::check::Stream;
@@ -52,7 +52,7 @@ async fn worker(id: usize, share: u64, shared: Arc<Shared>) -> Tally {
         }
     };
     let pattern = Stream::new(seed(id, 0));
-    let (reader, writer) = stream.split();
+    let (reader, writer) = split(&mut stream);
     let (marks, marks_back) = mpsc::unbounded_channel();
     // Both halves run in this one task, so a write's mark is always queued
     // before its bytes can be read back. The first failure drops the other half.

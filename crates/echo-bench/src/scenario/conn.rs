@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::connect::{Spread, connect, connect_from};
-use super::stream::Stream;
+use super::stream::{Stream, split};
 use super::workers::run_budgeted;
 use super::{Shared, alternating_messages};
 use crate::host;
@@ -102,7 +102,7 @@ pub(super) async fn exchange_on(
     message: &[u8],
     reply: &mut Vec<u8>,
 ) -> Result<(), ExchangeError> {
-    let (mut reader, mut writer) = stream.split();
+    let (mut reader, mut writer) = split(stream);
     let send = async {
         writer.write_all(message).await?;
         writer.shutdown().await

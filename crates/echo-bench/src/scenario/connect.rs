@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use echo_proto::Endpoint;
 use tokio::net::{TcpSocket, TcpStream, UnixStream};
+use tokio_util::either::Either;
 
 use super::stream::Stream;
 use crate::error::Unanswered;
@@ -25,11 +26,11 @@ pub(crate) async fn connect(endpoint: &Endpoint) -> Result<Stream, ExchangeError
             stream
                 .set_nodelay(true)
                 .map_err(ExchangeError::io("setting TCP_NODELAY"))?;
-            Ok(Stream::Tcp(stream))
+            Ok(Either::Left(stream))
         }
         Endpoint::Unix(path) => UnixStream::connect(path)
             .await
-            .map(Stream::Unix)
+            .map(Either::Right)
             .map_err(ExchangeError::Connect),
     }
 }
@@ -54,7 +55,7 @@ pub(crate) async fn connect_from(source: IpAddr, target: SocketAddr) -> io::Resu
     socket.bind(SocketAddr::new(source, 0))?;
     let stream = socket.connect(target).await?;
     stream.set_nodelay(true)?;
-    Ok(Stream::Tcp(stream))
+    Ok(Either::Left(stream))
 }
 
 /// Connects within `timeout`.
@@ -239,7 +240,7 @@ mod tests {
         let (stream, accepted) = tokio::join!(connecting, listener.accept());
         let (_, peer) = accepted.expect("accept");
         assert_eq!(peer.ip(), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 6)));
-        let Ok(Stream::Tcp(stream)) = stream else {
+        let Ok(Either::Left(stream)) = stream else {
             panic!("a TCP connection");
         };
         assert_eq!(stream.peer_addr().expect("peer"), target);

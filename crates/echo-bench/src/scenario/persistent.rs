@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::connect::connect_within;
-use super::stream::Stream;
+use super::stream::{Stream, split};
 use super::workers::run_budgeted;
 use super::{Shared, alternating_messages};
 use crate::tally::{ExchangeError, FailureKind, Outcome, Recorder, Tally};
@@ -88,7 +88,7 @@ pub(super) async fn exchange(
     message: &[u8],
     reply: &mut [u8],
 ) -> Result<(), ExchangeError> {
-    let (mut reader, mut writer) = stream.split();
+    let (mut reader, mut writer) = split(stream);
     let (sent, received) = tokio::join!(writer.write_all(message), reader.read_exact(reply));
     sent.map_err(ExchangeError::io("sending the message"))?;
     received.map_err(ExchangeError::io("reading the reply"))?;
