@@ -25,6 +25,8 @@ const QUEUE_LINES: usize = 1024;
 
 /// The process's log queue, once [`init`] has run.
 static QUEUE: OnceLock<Arc<Queue>> = OnceLock::new();
+/// The format [`init`] was given, which [`error_line`] follows too.
+static FORMAT: OnceLock<Format> = OnceLock::new();
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,6 +56,7 @@ pub fn init(format: Format) {
     if QUEUE.set(Arc::clone(&queue)).is_err() {
         return;
     }
+    let _ = FORMAT.set(format);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -70,13 +73,16 @@ pub fn init(format: Format) {
     };
 }
 
-/// Queues one line of plain text (an `error: ...` line, say) behind the log
-/// lines already queued; without [`init`], writes it to stderr directly,
-/// ignoring a failure, since there is nowhere left to report it.
-pub fn line(text: &str) {
-    let mut bytes = Vec::with_capacity(text.len() + 1);
-    bytes.extend_from_slice(text.as_bytes());
-    bytes.push(b'\n');
+/// Reports the error that ends the process, behind the log lines already
+/// queued: as the `error: MESSAGE` line of every command, or in JSON as an
+/// error event like every other line. Without [`init`], the line goes to
+/// stderr directly, a failure ignored, since there is nowhere left to report it.
+pub fn error_line(message: &str) {
+    if FORMAT.get() == Some(&Format::Json) {
+        tracing::error!("{message}");
+        return;
+    }
+    let bytes = format!("error: {message}\n").into_bytes();
     match QUEUE.get() {
         Some(queue) => queue.push(bytes),
         None => {

@@ -186,11 +186,7 @@ fn main() -> ExitCode {
     let status = match echo_server::serve(&options) {
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
-            let message = format!("{:#}", anyhow::Error::from(err));
-            match format {
-                log::Format::Human => log::line(&format!("error: {message}")),
-                log::Format::Json => tracing::error!("{message}"),
-            }
+            log::error_line(&format!("{:#}", anyhow::Error::from(err)));
             ExitCode::FAILURE
         }
     };
