@@ -1,5 +1,7 @@
 //! What the load cost the server in CPU time, per exchange and per GiB, to no
-//! more digits than the kernel's clock ticks can carry.
+//! more digits than the kernel's clock ticks can carry; and what it cost the
+//! load generator itself, which on a machine it shares with the server is
+//! often what sets the rate.
 //!
 //! The kernel counts a process's CPU time in whole ticks (10 ms on Linux,
 //! whatever the scheduler's own frequency), so a run that cost the server
@@ -62,6 +64,42 @@ impl ServerCpu {
         let resolution = self.resolution()?;
         Some(round(value, decimals(value, resolution)))
     }
+}
+
+/// The load generator's own CPU time over the load (all its threads, user
+/// and system).
+///
+/// It is read to the microsecond, so its figures are limited by the run's
+/// noise rather than a clock, and are given to three significant digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientCpu {
+    /// The CPU time used between the readings before and after the load.
+    pub used: Duration,
+}
+
+impl ClientCpu {
+    /// Microseconds of the client's CPU per exchange; `None` with no exchange.
+    pub fn per_exchange_us(&self, exchanges: u64) -> Option<f64> {
+        (exchanges > 0).then(|| significant(self.used.as_secs_f64() * 1e6 / exchanges as f64))
+    }
+
+    /// Seconds of the client's CPU per GiB echoed; `None` with no bytes.
+    pub fn per_gib_s(&self, bytes: u64) -> Option<f64> {
+        (bytes > 0).then(|| significant(self.used.as_secs_f64() / (bytes as f64 / GIB)))
+    }
+
+    /// How many cores the client kept busy on average over `elapsed`.
+    pub fn cores(&self, elapsed: Duration) -> Option<f64> {
+        (!elapsed.is_zero()).then(|| round(self.used.as_secs_f64() / elapsed.as_secs_f64(), 2))
+    }
+}
+
+/// `value` to three significant digits.
+fn significant(value: f64) -> f64 {
+    if !value.is_normal() {
+        return value;
+    }
+    round(value, 2 - value.abs().log10().floor() as i32)
 }
 
 /// The decimals worth printing of `value` known to a relative `resolution`:
@@ -129,6 +167,22 @@ mod tests {
         let run = cpu(500);
         assert_eq!(run.per_gib_s(2 << 30), Some(0.25));
         assert_eq!(run.per_gib_s(0), None);
+    }
+
+    #[test]
+    fn the_clients_cost_keeps_three_digits() {
+        let client = ClientCpu {
+            used: Duration::from_micros(1_523_456),
+        };
+        assert_eq!(client.per_exchange_us(100_000), Some(15.2));
+        assert_eq!(client.per_exchange_us(0), None);
+        assert_eq!(client.per_gib_s(1 << 30), Some(1.52));
+        assert_eq!(client.per_gib_s(3 << 30), Some(0.508));
+        assert_eq!(client.per_gib_s(0), None);
+        assert_eq!(client.cores(Duration::from_secs(2)), Some(0.76));
+        assert_eq!(client.cores(Duration::ZERO), None);
+        assert_eq!(significant(123_456.0), 123_000.0);
+        assert_eq!(significant(0.0), 0.0);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The client's own descriptor budget, and the server's memory and CPU time,
+//! The client's own descriptor budget and CPU time, and the server's memory and CPU time,
 //! in the terms of this crate's errors; the reading itself is echo-os's.
 
 use std::time::Duration;
@@ -34,6 +34,12 @@ pub fn resident_kib(pid: u32) -> Result<u64, BenchError> {
 /// [`BenchError::Cpu`] when the process does not exist or its stat cannot be read.
 pub fn cpu_time(pid: u32) -> Result<Duration, BenchError> {
     echo_os::process::cpu_time(pid).map_err(|source| BenchError::Cpu { pid, source })
+}
+
+/// The CPU time this process has used so far, to the microsecond; `None`
+/// in the unheard-of case that the kernel will not say.
+pub fn own_cpu_time() -> Option<Duration> {
+    echo_os::process::own_cpu_time().ok()
 }
 
 /// The kernel's clock tick, the resolution of [`cpu_time`].

@@ -67,6 +67,11 @@ at once with one error line. During the run, a worker whose connection is
 refused waits before it tries again: 10 ms, doubling up to 1s, and 10 ms
 again after a success.
 
+Every report gives echo-bench's own CPU time per exchange and the cores it
+kept busy: on a machine it shares with the server, the rate measures the
+client as much as the server, and --server-pid's cost per exchange tells
+servers apart better.
+
 Exit status: 0 the run passed (or --dry-run); 1 it met errors, fell short of
 --rate or could not run; 2 bad command line.";
 

@@ -134,6 +134,21 @@ pub struct Report {
     /// CPU time measured, in percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cpu_resolution_pct: Option<f64>,
+    /// CPU seconds (user and system, all threads) this load generator used
+    /// during the load, to the microsecond.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cpu_s: Option<f64>,
+    /// Microseconds of the client's own CPU per exchange (`bulk`: per write
+    /// timed), three significant digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cpu_per_op_us: Option<f64>,
+    /// Seconds of the client's own CPU per GiB echoed, three significant digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cpu_per_gib_s: Option<f64>,
+    /// Cores the client kept busy on average over the run: near the
+    /// machine's count, the rate measured the client rather than the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cores: Option<f64>,
     /// Whether the run passed: no errors, loss within its limit, something exchanged.
     pub ok: bool,
     /// Why the run did not pass, one reason each.
@@ -211,6 +226,14 @@ impl Report {
                 .server_cpu
                 .and_then(|cpu| cpu.resolution())
                 .map(|resolution| resolution * 100.0),
+            client_cpu_s: outcome.client_cpu.map(|cpu| cpu.used.as_secs_f64()),
+            client_cpu_per_op_us: outcome
+                .client_cpu
+                .and_then(|cpu| cpu.per_exchange_us(tally.exchanges)),
+            client_cpu_per_gib_s: outcome
+                .client_cpu
+                .and_then(|cpu| cpu.per_gib_s(tally.bytes)),
+            client_cores: outcome.client_cpu.and_then(|cpu| cpu.cores(elapsed)),
             ok: true,
             failures: Vec::new(),
         };
@@ -412,6 +435,7 @@ impl fmt::Display for Report {
             }
         }
         self.fmt_server_cpu(f)?;
+        self.fmt_client_cpu(f)?;
         if self.errors == 0 {
             writeln!(f, "  errors        none")?;
         } else {
@@ -470,6 +494,24 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The load generator's own CPU line: per exchange (and per GiB for
+    /// bulk), and the cores it kept busy.
+    fn fmt_client_cpu(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (Some(used), Some(cores)) = (self.client_cpu_s, self.client_cores) else {
+            return Ok(());
+        };
+        write!(f, "  client CPU    ")?;
+        if let (Some(per_gib), "bulk") = (self.client_cpu_per_gib_s, self.scenario.as_str()) {
+            write!(f, "{per_gib} s/GiB, ")?;
+        }
+        if let Some(per_op) = self.client_cpu_per_op_us {
+            write!(f, "{per_op} µs/{}, ", exchange_word(&self.scenario))?;
+        }
+        writeln!(f, "{used:.2} s: {cores:.2} cores busy on average")
+    }
+}
+
 /// What one exchange of `scenario` is, as the report's lines call it.
 fn exchange_word(scenario: &str) -> &'static str {
     match scenario {
@@ -484,7 +526,7 @@ fn exchange_word(scenario: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cost::ServerCpu;
+    use crate::cost::{ClientCpu, ServerCpu};
     use crate::tally::{ExchangeError, Tally};
 
     fn plan(scenario: Scenario) -> Plan {
@@ -640,6 +682,41 @@ mod tests {
             Duration::from_secs(2),
         );
         assert!(closed_loop.ok && closed_loop.rate_asked.is_none());
+    }
+
+    #[test]
+    fn the_clients_own_cpu_is_given_per_exchange_and_as_cores() {
+        let mut measured = outcome(100_000);
+        measured.tally.bytes = 1 << 30;
+        measured.client_cpu = Some(ClientCpu {
+            used: Duration::from_micros(1_523_456),
+        });
+        let report = Report::new(
+            &plan(Scenario::Persistent),
+            &measured,
+            Duration::from_secs(2),
+        );
+        assert_eq!(report.client_cpu_s, Some(1.523456));
+        assert_eq!(report.client_cpu_per_op_us, Some(15.2));
+        assert_eq!(report.client_cores, Some(0.76));
+        let table = report.to_string();
+        assert!(
+            table.contains("  client CPU    15.2 µs/message, 1.52 s: 0.76 cores busy on average\n"),
+            "{table}"
+        );
+        let bulk = Report::new(
+            &plan(Scenario::Bulk { total: 1 << 30 }),
+            &measured,
+            Duration::from_secs(2),
+        );
+        assert!(
+            bulk.to_string()
+                .contains("  client CPU    1.52 s/GiB, 15.2 µs/write, 1.52 s:"),
+            "{bulk}"
+        );
+        let unmeasured = Report::new(&plan(Scenario::Conn), &outcome(10), Duration::from_secs(1));
+        assert_eq!(unmeasured.client_cpu_s, None);
+        assert!(!unmeasured.to_string().contains("client CPU"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A run as a whole: the target reached once before the load, the plan
-//! checked, its scenario driven, the server's memory and CPU time read around
-//! it, and what was measured turned into a [`Report`].
+//! checked, its scenario driven, the server's memory and CPU time and the
+//! client's own CPU time read around it, and what was measured turned into a
+//! [`Report`].
 //!
 //! This is the one module that knows both how scenarios run and how runs are
 //! reported; neither of those knows the other.
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::cost::ServerCpu;
+use crate::cost::{ClientCpu, ServerCpu};
 use crate::error::BenchError;
 use crate::limits;
 use crate::plan::{Plan, Scenario};
@@ -71,6 +72,7 @@ pub async fn run(plan: &Plan, live: Arc<Live>) -> Result<Report, BenchError> {
     plan.validate()?;
     let rss_before = plan.server_pid.map(limits::resident_kib).transpose()?;
     let cpu_before = plan.server_pid.map(limits::cpu_time).transpose()?;
+    let own_before = limits::own_cpu_time();
     let started = Instant::now();
     let mut outcome = match &plan.scenario {
         Scenario::Conn => conn::run(Shared::new(plan, live, started)?).await,
@@ -82,6 +84,11 @@ pub async fn run(plan: &Plan, live: Arc<Live>) -> Result<Report, BenchError> {
     let elapsed = started.elapsed();
     // Read at once, before the server does anything more, such as closing.
     let cpu_after = plan.server_pid.map(limits::cpu_time).transpose()?;
+    if let (Some(before), Some(after)) = (own_before, limits::own_cpu_time()) {
+        outcome.client_cpu = Some(ClientCpu {
+            used: after.saturating_sub(before),
+        });
+    }
     outcome.rss_before_kib = rss_before;
     if outcome.rss_after_kib.is_none() {
         outcome.rss_after_kib = plan.server_pid.map(limits::resident_kib).transpose()?;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::cost::ServerCpu;
+use crate::cost::{ClientCpu, ServerCpu};
 
 /// The longest latency the histogram tells apart; longer ones are recorded as this.
 /// Every exchange has a timeout far below it.
@@ -248,6 +248,8 @@ pub struct Outcome {
     pub rss_after_kib: Option<u64>,
     /// The server's CPU time over the load.
     pub server_cpu: Option<ServerCpu>,
+    /// This process's own CPU time over the load.
+    pub client_cpu: Option<ClientCpu>,
 }
 
 /// A worker's tally together with the run's live counters, kept in step.

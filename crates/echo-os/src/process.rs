@@ -82,6 +82,23 @@ pub fn cpu_time(pid: u32) -> Result<Duration, ProcessError> {
     Ok(tick * u32::try_from(ticks).map_err(|_| missing("utime and stime"))?)
 }
 
+/// The CPU time (user and system) this process has used so far, to the
+/// microsecond: a process's own time comes from `getrusage(2)`, which the
+/// kernel keeps exactly, not in the clock ticks `/proc` gives of others.
+///
+/// # Errors
+/// `getrusage(2)` failed, which it does only for an argument it does not know.
+pub fn own_cpu_time() -> io::Result<Duration> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF)?;
+    let time = |value: nix::sys::time::TimeVal| {
+        let seconds = u64::try_from(value.tv_sec()).unwrap_or(0);
+        let micros = u64::try_from(value.tv_usec()).unwrap_or(0);
+        Duration::from_secs(seconds) + Duration::from_micros(micros)
+    };
+    Ok(time(usage.user_time()) + time(usage.system_time()))
+}
+
 /// The length of one clock tick, the unit of [`cpu_time`]'s counts.
 pub fn clock_tick() -> Duration {
     let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
@@ -180,5 +197,29 @@ mod tests {
             resident_kib(u32::MAX),
             Err(ProcessError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn our_own_cpu_time_advances_in_steps_finer_than_a_tick() {
+        // Spins until the reading has moved on several times; a clock that
+        // counted in ticks could only ever move by 10 ms at once.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut last = own_cpu_time().expect("getrusage");
+        let mut smallest_step = Duration::MAX;
+        let mut steps = 0;
+        while steps < 100 && std::time::Instant::now() < deadline {
+            let now = own_cpu_time().expect("getrusage");
+            assert!(now >= last, "{now:?} after {last:?}");
+            if now > last {
+                smallest_step = smallest_step.min(now - last);
+                steps += 1;
+            }
+            last = now;
+        }
+        assert_eq!(steps, 100, "the CPU time stopped advancing");
+        assert!(
+            smallest_step < Duration::from_millis(1),
+            "{smallest_step:?}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The standard cases: the echo-bench command line of each, the figures it
 //! is judged by (throughput, latency, the server's CPU per operation, its
-//! memory per idle connection), how each is read from echo-bench's report and
+//! memory per idle connection, and the load generator's own CPU per operation,
+//! which explains the rates), how each is read from echo-bench's report and
 //! how it is written.
 //!
 //! Figures are read through echo-bench's own [`Report`] type rather than by
@@ -26,6 +27,10 @@ pub(super) enum Figure {
     CpuPerExchange(&'static str),
     /// The server's CPU time per GiB echoed, seconds.
     CpuPerGib,
+    /// The load generator's own CPU time per exchange, microseconds, under this unit name.
+    ClientCpuPerExchange(&'static str),
+    /// The load generator's own CPU time per GiB echoed, seconds.
+    ClientCpuPerGib,
     /// Growth of the server's resident memory per idle connection, in bytes.
     BytesPerConnection,
 }
@@ -34,11 +39,14 @@ impl Figure {
     /// The figure's unit, as the table's figure column names it.
     pub(super) fn unit(self) -> &'static str {
         match self {
-            Figure::Rate(unit) | Figure::CpuPerExchange(unit) => unit,
+            Figure::Rate(unit)
+            | Figure::CpuPerExchange(unit)
+            | Figure::ClientCpuPerExchange(unit) => unit,
             Figure::Megabytes => "MB/s",
             Figure::Gigabytes => "GB/s",
             Figure::P99 => "p99 µs",
             Figure::CpuPerGib => "server CPU s/GiB",
+            Figure::ClientCpuPerGib => "client CPU s/GiB",
             Figure::BytesPerConnection => "B/idle conn",
         }
     }
@@ -52,6 +60,8 @@ impl Figure {
             Figure::P99 => Some(report.p99_us),
             Figure::CpuPerExchange(_) => report.server_cpu_per_op_us,
             Figure::CpuPerGib => report.server_cpu_per_gib_s,
+            Figure::ClientCpuPerExchange(_) => report.client_cpu_per_op_us,
+            Figure::ClientCpuPerGib => report.client_cpu_per_gib_s,
             Figure::BytesPerConnection => report.rss_per_connection,
         }
     }
@@ -62,7 +72,11 @@ impl Figure {
             return "-".to_owned();
         }
         match self {
-            Figure::Gigabytes | Figure::CpuPerExchange(_) | Figure::CpuPerGib => {
+            Figure::Gigabytes
+            | Figure::CpuPerExchange(_)
+            | Figure::CpuPerGib
+            | Figure::ClientCpuPerExchange(_)
+            | Figure::ClientCpuPerGib => {
                 format!("{value:.2}")
             }
             Figure::Megabytes => format!("{value:.1}"),
@@ -96,6 +110,7 @@ pub(super) const CASES: [Case; 5] = [
             Figure::Rate("conn/s"),
             Figure::P99,
             Figure::CpuPerExchange("server CPU µs/conn"),
+            Figure::ClientCpuPerExchange("client CPU µs/conn"),
         ],
         fresh_server: false,
     },
@@ -106,6 +121,7 @@ pub(super) const CASES: [Case; 5] = [
             Figure::Rate("msg/s"),
             Figure::P99,
             Figure::CpuPerExchange("server CPU µs/msg"),
+            Figure::ClientCpuPerExchange("client CPU µs/msg"),
         ],
         fresh_server: false,
     },
@@ -116,13 +132,19 @@ pub(super) const CASES: [Case; 5] = [
             Figure::Megabytes,
             Figure::P99,
             Figure::CpuPerExchange("server CPU µs/msg"),
+            Figure::ClientCpuPerExchange("client CPU µs/msg"),
         ],
         fresh_server: false,
     },
     Case {
         name: "bulk 1 GiB × 1",
         args: &["bulk", "--total", "1GiB", "-c", "1", "-d", "20s"],
-        figures: &[Figure::Gigabytes, Figure::P99, Figure::CpuPerGib],
+        figures: &[
+            Figure::Gigabytes,
+            Figure::P99,
+            Figure::CpuPerGib,
+            Figure::ClientCpuPerGib,
+        ],
         fresh_server: false,
     },
     Case {
@@ -152,7 +174,7 @@ mod tests {
     use super::*;
 
     /// Lines echo-bench printed with `--json`.
-    const PERSISTENT: &str = r#"{"scenario":"persistent","title":"persistent 64 B × 2","addr":"127.0.0.1:35921","workers":2,"size":64,"elapsed_s":0.012713668,"exchanges":100,"bytes":6400,"rate":7865.550681361194,"bytes_per_s":503395.2436071164,"count_reached":true,"p50_us":91.775,"p90_us":128.575,"p99_us":4407.295,"p999_us":4481.023,"max_us":4481.023,"mean_us":185.61360000000002,"percentiles":[[50.0,91.775],[75.0,119.551],[90.0,128.575],[95.0,158.463],[99.0,4407.295],[99.5,4481.023],[99.9,4481.023],[99.95,4481.023],[99.99,4481.023],[100.0,4481.023]],"errors":0,"error_counts":{"mismatch":0,"reset":0,"timeout":0,"connect":0,"other":0},"error_samples":[],"ok":true,"failures":[]}"#;
+    const PERSISTENT: &str = r#"{"scenario":"persistent","title":"persistent 64 B × 2","addr":"127.0.0.1:35921","workers":2,"size":64,"elapsed_s":0.012713668,"exchanges":100,"bytes":6400,"rate":7865.550681361194,"bytes_per_s":503395.2436071164,"count_reached":true,"client_cpu_s":0.00123,"client_cpu_per_op_us":12.3,"client_cores":0.1,"p50_us":91.775,"p90_us":128.575,"p99_us":4407.295,"p999_us":4481.023,"max_us":4481.023,"mean_us":185.61360000000002,"percentiles":[[50.0,91.775],[75.0,119.551],[90.0,128.575],[95.0,158.463],[99.0,4407.295],[99.5,4481.023],[99.9,4481.023],[99.95,4481.023],[99.99,4481.023],[100.0,4481.023]],"errors":0,"error_counts":{"mismatch":0,"reset":0,"timeout":0,"connect":0,"other":0},"error_samples":[],"ok":true,"failures":[]}"#;
     const IDLE: &str = r#"{"scenario":"idle","title":"idle 20","addr":"127.0.0.1:35921","workers":4,"size":64,"elapsed_s":0.116786682,"exchanges":20,"bytes":1280,"rate":1798.131507606501,"bytes_per_s":115080.41648681606,"count_reached":false,"p50_us":397.311,"p90_us":3557.375,"p99_us":5197.823,"p999_us":5197.823,"max_us":5197.823,"mean_us":1164.8383999999999,"percentiles":[[50.0,397.311],[75.0,695.807],[90.0,3557.375],[95.0,3581.951],[99.0,5197.823],[99.5,5197.823],[99.9,5197.823],[99.95,5197.823],[99.99,5197.823],[100.0,5197.823]],"errors":0,"error_counts":{"mismatch":0,"reset":0,"timeout":0,"connect":0,"other":0},"error_samples":[],"connections":20,"held":20,"hold_s":0.1,"source_addresses":1,"server_pid":32610,"rss_before_kib":8228,"rss_after_kib":8244,"rss_per_connection":819.2,"ok":true,"failures":[]}"#;
 
     #[test]
@@ -173,6 +195,11 @@ mod tests {
         assert_eq!(Figure::P99.read(&persistent), Some(4407.295));
         assert_eq!(Figure::BytesPerConnection.read(&persistent), None);
         assert_eq!(Figure::CpuPerGib.read(&persistent), None);
+        assert_eq!(
+            Figure::ClientCpuPerExchange("client CPU µs/msg").read(&persistent),
+            Some(12.3)
+        );
+        assert_eq!(Figure::ClientCpuPerGib.read(&persistent), None);
         let idle: Report = serde_json::from_str(IDLE).expect("an idle report");
         assert_eq!(Figure::BytesPerConnection.read(&idle), Some(819.2));
     }

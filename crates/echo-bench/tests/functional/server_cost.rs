@@ -1,5 +1,6 @@
 //! `--server-pid`: the server's CPU time per exchange and per GiB, with the
-//! resolution its clock ticks give, and no figure when the run is too short.
+//! resolution its clock ticks give, and no figure when the run is too short;
+//! and the client's own CPU time, which every run reports.
 //!
 //! The servers here run inside the test process, so its pid is theirs; its
 //! CPU time includes the other tests running beside them, which makes the
@@ -134,5 +135,59 @@ async fn a_run_too_short_to_measure_says_so() {
         ),
         "{}",
         show(&table)
+    );
+}
+
+/// The load generator's own cost comes with every run, asked for or not:
+/// on a machine it shares with the server it is often what sets the rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_run_reports_the_clients_own_cpu_time() {
+    let addr = tcp_server(Behaviour::Faithful).await.to_string();
+    let args = [
+        "bulk", "--addr", &addr, "--total", "256MiB", "-c", "2", "-d", "5s",
+    ];
+    let output = echo_bench(&[&args[..], &["--json"]].concat()).await;
+    assert!(output.status.success(), "{}", show(&output));
+    let report = report(&output);
+    let field = |name: &str| {
+        report[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {name}: {}", show(&output)))
+    };
+    let used = field("client_cpu_s");
+    let elapsed = field("elapsed_s");
+    let bytes = field("bytes");
+    // Checking every byte of 256 MiB takes CPU; far more than a tick's worth.
+    assert!(used > 0.01, "{used} s: {}", show(&output));
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    assert!(
+        field("client_cores") > 0.0 && field("client_cores") <= cores + 0.05,
+        "{} cores busy of {cores}: {}",
+        field("client_cores"),
+        show(&output)
+    );
+    let per_gib = used / (bytes / f64::from(1u32 << 30));
+    assert!(
+        (field("client_cpu_per_gib_s") - per_gib).abs() <= per_gib * 0.006,
+        "{per_gib} s/GiB: {}",
+        show(&output)
+    );
+    assert!(
+        (field("client_cores") - used / elapsed).abs() <= 0.0051,
+        "{}",
+        show(&output)
+    );
+    assert!(report.get("server_cpu_s").is_none(), "no --server-pid");
+
+    let output = echo_bench(&args).await;
+    assert!(output.status.success(), "{}", show(&output));
+    let table = String::from_utf8_lossy(&output.stdout);
+    let line = table
+        .lines()
+        .find(|line| line.trim_start().starts_with("client CPU"))
+        .unwrap_or_else(|| panic!("no client CPU line: {}", show(&output)));
+    assert!(
+        line.contains(" s/GiB, ") && line.ends_with(" cores busy on average"),
+        "{line}"
     );
 }
