@@ -256,6 +256,8 @@ pub(crate) struct Shared {
     /// Close a connection once it has read nothing and its peer taken
     /// nothing for this long; `None` never does.
     pub idle_timeout: Option<Duration>,
+    /// Bulk connections may splice (see [`crate::Config::splice`]).
+    pub splice: bool,
 }
 
 /// The phase the rest of the server has put the event loop in.
@@ -378,7 +380,8 @@ fn prepare(index: usize, listeners: Vec<StreamListener>, shared: Shared) -> io::
         control: Arc::clone(&control),
         listeners: accepting,
         connections: Slab::new(),
-        scratch: Scratch::new(MAX_PIPES),
+        // Without pipes to take, every connection copies.
+        scratch: Scratch::new(if shared.splice { MAX_PIPES } else { 0 }),
         next_sweep: shared
             .idle_timeout
             .map(|timeout| now + sweep_every(timeout)),

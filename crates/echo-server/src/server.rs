@@ -46,6 +46,10 @@ pub struct Config {
     /// listener per TCP address; Unix and inherited listeners are served by
     /// the first alone.
     pub event_loops: usize,
+    /// Let a TCP connection that keeps filling the read buffer move its bytes
+    /// with `splice(2)` through a pipe, inside the kernel; `false` copies
+    /// every byte through user space, as small exchanges always do.
+    pub splice: bool,
 }
 
 impl Default for Config {
@@ -56,6 +60,7 @@ impl Default for Config {
             grace: DEFAULT_GRACE,
             udp_rate: DEFAULT_UDP_RATE,
             event_loops: DEFAULT_EVENT_LOOPS,
+            splice: true,
         }
     }
 }
@@ -158,6 +163,7 @@ impl Server {
                 stats: Arc::clone(&self.stats),
                 limit: Arc::new(engine::Limit::new(self.config.max_connections)),
                 idle_timeout: self.config.idle_timeout,
+                splice: self.config.splice,
             };
             Some(engine::start(streams, &shared).map_err(ServerError::EventLoop)?)
         };

@@ -34,6 +34,8 @@ pub struct Options {
     pub udp_rate: u32,
     /// See [`Config::event_loops`].
     pub event_loops: usize,
+    /// See [`Config::splice`].
+    pub splice: bool,
 }
 
 impl Default for Options {
@@ -46,6 +48,7 @@ impl Default for Options {
             grace: DEFAULT_GRACE,
             udp_rate: DEFAULT_UDP_RATE,
             event_loops: DEFAULT_EVENT_LOOPS,
+            splice: true,
         }
     }
 }
@@ -92,6 +95,7 @@ pub fn serve(options: &Options) -> Result<Totals, ServerError> {
             grace: options.grace,
             udp_rate: options.udp_rate,
             event_loops: options.event_loops,
+            splice: options.splice,
         };
         let server = Server::new(config.clone());
         signals::report_on_sigusr1(server.stats()).map_err(ServerError::Signals)?;

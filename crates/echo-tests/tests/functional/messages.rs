@@ -1,4 +1,5 @@
-//! The seed's four message cases, and many clients at once, through the client library.
+//! The seed's four message cases, many clients at once, and a bulk message
+//! spliced or copied, through the client library.
 
 use std::net::SocketAddr;
 use std::thread;
@@ -119,5 +120,38 @@ fn the_server_serves_a_thousand_connections_in_a_row() {
             .echo_text(&message)
             .expect("the exchange succeeds");
         assert_eq!(reply, message);
+    }
+}
+
+/// The pipes process `pid` holds open: its stdout and stderr when a test
+/// reads them, and the pipes a splicing server keeps for bulk streams.
+fn pipes_open(pid: u32) -> usize {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("the server's descriptors");
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("pipe:"))
+        .count()
+}
+
+#[test]
+fn a_bulk_message_comes_back_whole_spliced_or_copied() {
+    let message = pattern(11, 16 << 20);
+    for (args, splices) in [(&[][..], true), (&["--splice", "never"][..], false)] {
+        let server = Server::start(args);
+        let before = pipes_open(server.pid());
+        let reply = client(server.addr()).echo(&message).expect("echo");
+        assert!(
+            reply == message,
+            "{args:?}: the reply differs from the message"
+        );
+        // A splicing server keeps the pipes it used as spares for the next
+        // bulk stream; a copying one never opened any.
+        let after = pipes_open(server.pid());
+        assert_eq!(
+            after > before,
+            splices,
+            "{args:?}: {before} pipes before, {after} after"
+        );
     }
 }
