@@ -1,6 +1,7 @@
-//! The growing pause of a worker whose connections fail, so that a dead
-//! target costs almost nothing and the error counts say how often it was
-//! tried, not how fast the machine can be refused.
+//! The growing pause of a worker whose exchanges fail, so that a dead
+//! target, or one that accepts and resets, costs almost nothing and the
+//! error counts say how often it was tried, not how fast the machine can be
+//! refused.
 
 use std::time::Duration;
 

@@ -21,7 +21,7 @@ use super::stream::{Stream, split};
 use super::workers::run_budgeted;
 use super::{Shared, alternating_messages};
 use crate::host;
-use crate::tally::{ExchangeError, FailureKind, Outcome, Recorder, Tally};
+use crate::tally::{ExchangeError, Outcome, Recorder, Tally};
 
 /// How many source addresses (127.0.0.1, 127.0.0.2, ... for an IPv4 loopback
 /// target) the workers spread over at most.
@@ -67,9 +67,9 @@ async fn worker(id: usize, shared: Arc<Shared>, spread: Arc<Spread>) -> Tally {
             }
             Err(err) => {
                 recorder.failed(&err);
-                if err.kind() == FailureKind::Connect {
-                    shared.pause(backoff.failed()).await;
-                }
+                // Refused, reset or wrong alike: a target that fails every
+                // exchange at once must not be hammered.
+                shared.pause(backoff.failed()).await;
             }
         }
     }

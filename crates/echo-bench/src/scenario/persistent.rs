@@ -13,7 +13,7 @@ use super::connect::connect_within;
 use super::stream::{Stream, split};
 use super::workers::run_budgeted;
 use super::{Shared, alternating_messages};
-use crate::tally::{ExchangeError, FailureKind, Outcome, Recorder, Tally};
+use crate::tally::{ExchangeError, Outcome, Recorder, Tally};
 
 /// Runs `persistent` for `shared`'s plan until its budget is spent.
 pub(crate) async fn run(shared: Arc<Shared>) -> Outcome {
@@ -32,15 +32,10 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
         let mut stream = match connection.take() {
             Some(stream) => stream,
             None => match connect_within(&shared.addr, plan.timeout).await {
-                Ok(stream) => {
-                    backoff.succeeded();
-                    stream
-                }
+                Ok(stream) => stream,
                 Err(err) => {
                     recorder.failed(&err);
-                    if err.kind() == FailureKind::Connect {
-                        shared.pause(backoff.failed()).await;
-                    }
+                    shared.pause(backoff.failed()).await;
                     continue;
                 }
             },
@@ -59,12 +54,18 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
             }));
         match result {
             Ok(()) => {
+                // Only an echo proves the target well: one that accepts and
+                // then resets must not reset the pauses with every connect.
+                backoff.succeeded();
                 recorder.succeeded(message.len() as u64, started.elapsed());
                 connection = Some(stream);
             }
             // The connection's state is unknown after a failure: the next
-            // exchange starts on a new one.
-            Err(err) => recorder.failed(&err),
+            // exchange starts on a new one, after a pause.
+            Err(err) => {
+                recorder.failed(&err);
+                shared.pause(backoff.failed()).await;
+            }
         }
     }
     if let Some(stream) = connection {

@@ -1,13 +1,13 @@
 //! A target where nothing listens: the command stops at once with one
-//! `error:` line, and a run that meets refusals anyway backs off instead of
-//! hammering the target.
+//! `error:` line, and a run that meets refusals anyway, or a target that
+//! accepts and resets, backs off instead of hammering the target.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use echo_bench::{Live, Plan, Scenario};
 
-use super::util::{TempDir, echo_bench, refusing_address, show};
+use super::util::{Behaviour, TempDir, echo_bench, refusing_address, show, tcp_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_listening_ends_the_run_at_once_with_one_error_line() {
@@ -86,5 +86,38 @@ async fn refused_workers_back_off_instead_of_hammering() {
             scenario.name()
         );
         assert_eq!(report.errors, refused, "{report}");
+    }
+}
+
+/// A target that accepts every connection and resets it at once (an
+/// overloaded proxy, say) gets the same pauses as one that refuses: a
+/// connection made is no success until an echo comes back over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_reset_at_once_back_off_too() {
+    let addr = tcp_server(Behaviour::Resets).await;
+    for scenario in [Scenario::Conn, Scenario::Persistent] {
+        let plan = Plan {
+            workers: 4,
+            duration: Duration::from_secs(1),
+            ..Plan::local(scenario.clone(), addr)
+        };
+        let started = Instant::now();
+        let report = echo_bench::run(&plan, Arc::new(Live::default()))
+            .await
+            .expect("the run starts");
+        assert!(!report.ok, "{report}");
+        eprintln!(
+            "{}: {} failed exchanges in {:?}: {:?}",
+            scenario.name(),
+            report.errors,
+            started.elapsed(),
+            report.error_counts
+        );
+        assert_eq!(report.exchanges, 0, "{report}");
+        assert!(
+            (4..=4 * 10).contains(&report.errors),
+            "{} failed exchanges: {report}",
+            scenario.name()
+        );
     }
 }

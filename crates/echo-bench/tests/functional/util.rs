@@ -23,6 +23,8 @@ pub enum Behaviour {
     FlipByte,
     /// Reads and never answers.
     Silent,
+    /// Accepts, then resets the connection at once, as an overloaded proxy may.
+    Resets,
 }
 
 /// The stream offsets a [`Behaviour::FlipByte`] server corrupts.
@@ -40,6 +42,14 @@ pub fn tcp_server_on(listener: TcpListener, behaviour: Behaviour) -> SocketAddr 
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            if behaviour == Behaviour::Resets {
+                // Closed with lingering off, a socket sends a reset, not a FIN.
+                socket2::SockRef::from(&stream)
+                    .set_linger(Some(std::time::Duration::ZERO))
+                    .expect("linger off");
+                drop(stream);
+                continue;
+            }
             tokio::spawn(serve(stream, behaviour));
         }
     });
@@ -91,6 +101,10 @@ async fn serve_gated<S: AsyncRead + AsyncWrite + Unpin>(
     behaviour: Behaviour,
     gate: Gate,
 ) {
+    if behaviour == Behaviour::Resets {
+        // A stream other than TCP has no reset to send: it just closes.
+        return;
+    }
     let mut buffer = vec![0u8; 16 * 1024];
     let mut offset = 0u64;
     loop {
@@ -109,7 +123,7 @@ async fn serve_gated<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 }
             }
-            Behaviour::Faithful => {}
+            Behaviour::Faithful | Behaviour::Resets => {}
         }
         offset += n as u64;
         gate.wait().await;
