@@ -52,6 +52,22 @@ async fn a_missing_socket_file_is_named_as_such() {
     );
 }
 
+/// A one-second run of `scenario` by four workers against `addr`, through
+/// the library's `run` alone (without the first connection's check), which
+/// must fail.
+async fn failing_run(scenario: &Scenario, addr: std::net::SocketAddr) -> echo_bench::Report {
+    let plan = Plan {
+        workers: 4,
+        duration: Duration::from_secs(1),
+        ..Plan::local(scenario.clone(), addr)
+    };
+    let report = echo_bench::run(&plan, Arc::new(Live::default()))
+        .await
+        .expect("the run starts");
+    assert!(!report.ok, "{report}");
+    report
+}
+
 /// Without the first connection's check (the library's `run` alone), every
 /// attempt is refused; the backoff keeps them to a few per worker and second
 /// (10 ms doubling: 0, 10, 30, 70, 150, 310, 630 ms), where a worker that
@@ -64,16 +80,8 @@ async fn refused_workers_back_off_instead_of_hammering() {
         Scenario::Persistent,
         Scenario::Udp { max_loss: 1.0 },
     ] {
-        let plan = Plan {
-            workers: 4,
-            duration: Duration::from_secs(1),
-            ..Plan::local(scenario.clone(), addr)
-        };
         let started = Instant::now();
-        let report = echo_bench::run(&plan, Arc::new(Live::default()))
-            .await
-            .expect("the run starts");
-        assert!(!report.ok, "{report}");
+        let report = failing_run(&scenario, addr).await;
         let refused = report.error_counts.connect;
         eprintln!(
             "{}: {refused} refusals in {:?}",
@@ -96,16 +104,8 @@ async fn refused_workers_back_off_instead_of_hammering() {
 async fn workers_reset_at_once_back_off_too() {
     let addr = tcp_server(Behaviour::Resets).await;
     for scenario in [Scenario::Conn, Scenario::Persistent] {
-        let plan = Plan {
-            workers: 4,
-            duration: Duration::from_secs(1),
-            ..Plan::local(scenario.clone(), addr)
-        };
         let started = Instant::now();
-        let report = echo_bench::run(&plan, Arc::new(Live::default()))
-            .await
-            .expect("the run starts");
-        assert!(!report.ok, "{report}");
+        let report = failing_run(&scenario, addr).await;
         eprintln!(
             "{}: {} failed exchanges in {:?}: {:?}",
             scenario.name(),
