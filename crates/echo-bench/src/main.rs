@@ -143,7 +143,8 @@ struct Common {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
 
-    /// Print one JSON object on one line instead of the table.
+    /// Print one JSON object on one line instead of the table (with
+    /// --dry-run, the plan's: its fields carry the report's names).
     #[arg(long)]
     json: bool,
 
@@ -353,7 +354,13 @@ fn run(command: Command) -> anyhow::Result<bool> {
     runtime.shutdown_background();
     let Some(report) = report? else {
         let mut stdout = io::stdout().lock();
-        write!(stdout, "{plan}")?;
+        if common.json {
+            // A struct of plain fields always serializes.
+            let json = serde_json::to_string(&plan.dry_run()).unwrap_or_default();
+            writeln!(stdout, "{json}")?;
+        } else {
+            write!(stdout, "{plan}")?;
+        }
         stdout.flush()?;
         return Ok(true);
     };

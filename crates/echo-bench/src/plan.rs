@@ -1,6 +1,7 @@
 //! What to run: a [`Plan`] names the scenario, its target and the addresses
 //! it resolved to, and the shape of its load; it checks before anything is
-//! sent that it can be run, and describes itself for `--dry-run`.
+//! sent that it can be run, and describes itself for `--dry-run`, as text or
+//! as one JSON object ([`DryRun`]).
 //!
 //! The plan knows nothing of how scenarios run or how runs are reported, and
 //! does no I/O: resolving its target is `resolve`'s.
@@ -9,6 +10,7 @@ use std::fmt;
 use std::time::Duration;
 
 use echo_proto::{Endpoint, Target};
+use serde::{Deserialize, Serialize};
 
 use crate::check::SEQUENCE_LEN;
 use crate::error::BenchError;
@@ -373,6 +375,97 @@ impl fmt::Display for Plan {
             writeln!(f, "  leaves host   yes, to {}", off.join(", "))?;
         }
         Ok(())
+    }
+}
+
+/// The plan as `--dry-run --json` prints it: one JSON object with every
+/// figure a run would use, under the names a run's report gives them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DryRun {
+    /// Always true: tells this object from a run's report.
+    pub dry_run: bool,
+    /// `conn`, `persistent`, `bulk`, `idle` or `udp`.
+    pub scenario: String,
+    /// The target as given.
+    pub target: String,
+    /// What it resolved to, in the order they would be tried.
+    pub addresses: Vec<PlannedAddress>,
+    /// Whether any of those addresses is off this machine.
+    pub leaves_host: bool,
+    /// Concurrent workers.
+    pub workers: usize,
+    /// Bytes per message (`bulk`: per write).
+    pub size: u64,
+    /// `bulk`: bytes to stream over all connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// `idle`: connections to hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    /// `udp`: the unanswered share, in percent, past which the run fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_loss_pct: Option<f64>,
+    /// How long the load would go on (`idle`: how long connections are held).
+    pub duration_s: f64,
+    /// The exchanges it would stop after, if the duration had not ended first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Exchanges per second asked, for a fixed rate; absent for a closed loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_asked: Option<f64>,
+    /// The longest wait for one exchange.
+    pub timeout_s: f64,
+    /// The server process that would be measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_pid: Option<u32>,
+    /// The run's name, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// One address a dry run would try.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedAddress {
+    /// The address, or `unix:PATH`.
+    pub addr: String,
+    /// Whether it is on this machine.
+    pub on_this_host: bool,
+}
+
+impl Plan {
+    /// The plan as `--dry-run --json` describes it.
+    pub fn dry_run(&self) -> DryRun {
+        let (total, connections, max_loss_pct) = match self.scenario {
+            Scenario::Bulk { total } => (Some(total), None, None),
+            Scenario::Idle { connections } => (None, Some(connections), None),
+            Scenario::Udp { max_loss } => (None, None, Some(max_loss)),
+            Scenario::Conn | Scenario::Persistent => (None, None, None),
+        };
+        DryRun {
+            dry_run: true,
+            scenario: self.scenario.name().to_owned(),
+            target: self.target.to_string(),
+            addresses: self
+                .addrs
+                .iter()
+                .map(|destination| PlannedAddress {
+                    addr: destination.endpoint.to_string(),
+                    on_this_host: destination.on_this_host,
+                })
+                .collect(),
+            leaves_host: !self.off_host().is_empty(),
+            workers: self.workers,
+            size: self.size as u64,
+            total,
+            connections,
+            max_loss_pct,
+            duration_s: self.duration.as_secs_f64(),
+            count: self.count,
+            rate_asked: self.rate,
+            timeout_s: self.timeout.as_secs_f64(),
+            server_pid: self.server_pid,
+            label: self.label.clone(),
+        }
     }
 }
 

@@ -153,6 +153,72 @@ async fn a_dry_run_sends_nothing() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_in_json_is_the_plan_as_one_object() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let tcp = listener.local_addr().expect("addr").to_string();
+    let args = [
+        "bulk",
+        "--dry-run",
+        "--json",
+        "--addr",
+        &tcp,
+        "-c",
+        "2",
+        "--total",
+        "1MiB",
+        "-d",
+        "3s",
+        "--label",
+        "ours",
+    ];
+    let output = echo_bench(&args).await;
+    assert!(output.status.success(), "{}", show(&output));
+    assert!(output.stderr.is_empty(), "{}", show(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{}", show(&output));
+    let plan: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    assert_eq!(
+        plan,
+        serde_json::json!({
+            "dry_run": true,
+            "scenario": "bulk",
+            "target": tcp,
+            "addresses": [{"addr": tcp, "on_this_host": true}],
+            "leaves_host": false,
+            "workers": 2,
+            "size": 65536,
+            "total": 1048576,
+            "duration_s": 3.0,
+            "timeout_s": 5.0,
+            "label": "ours",
+        }),
+        "{}",
+        show(&output)
+    );
+    let udp = [
+        "udp",
+        "--dry-run",
+        "--json",
+        "--addr",
+        &tcp,
+        "--rate",
+        "100",
+    ];
+    let output = echo_bench(&udp).await;
+    assert!(output.status.success(), "{}", show(&output));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(plan["rate_asked"], 100.0, "{}", show(&output));
+    assert!(plan["max_loss_pct"].is_number(), "{}", show(&output));
+    assert!(plan.get("total").is_none(), "{}", show(&output));
+    assert_eq!(
+        listener.accept().map(|_| ()).map_err(|err| err.kind()),
+        Err(ErrorKind::WouldBlock),
+        "a dry run connected"
+    );
+}
+
 /// Whether util-linux's `unshare` can make the namespaces named by `flags` here.
 fn can_unshare(flags: &[&str]) -> bool {
     Command::new("unshare")
