@@ -11,47 +11,33 @@
 #![warn(missing_docs)]
 
 // Better one clear error than a page of missing items.
-#[cfg(not(target_os = "linux"))]
-compile_error!(
-    "echo-server runs on Linux only: it uses epoll (through mio's Linux backend), \
-     splice(2), SIOCOUTQ, /proc and Linux's errno values"
-);
+cfg_if::cfg_if! {
+    if #[cfg(target_os = "linux")] {
+        pub mod connection;
+        mod engine;
+        pub mod limits;
+        pub mod listen;
+        pub mod log;
+        pub mod notify;
+        pub mod send_queue;
+        mod server;
+        pub mod signals;
+        mod start;
+        pub mod stats;
+        mod udp;
 
-#[cfg(target_os = "linux")]
-pub mod connection;
-#[cfg(target_os = "linux")]
-mod engine;
-#[cfg(target_os = "linux")]
-pub mod limits;
-#[cfg(target_os = "linux")]
-pub mod listen;
-#[cfg(target_os = "linux")]
-pub mod log;
-#[cfg(target_os = "linux")]
-pub mod notify;
-#[cfg(target_os = "linux")]
-pub mod send_queue;
-#[cfg(target_os = "linux")]
-mod server;
-#[cfg(target_os = "linux")]
-pub mod signals;
-#[cfg(target_os = "linux")]
-mod start;
-#[cfg(target_os = "linux")]
-pub mod stats;
-#[cfg(target_os = "linux")]
-mod udp;
-
-#[cfg(target_os = "linux")]
-pub use listen::{ListenError, Listener};
-#[cfg(target_os = "linux")]
-pub use server::{
-    Config, DEFAULT_EVENT_LOOPS, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE, Server,
-    ServerError, announce,
-};
-#[cfg(target_os = "linux")]
-pub use start::{Options, serve, server};
-#[cfg(target_os = "linux")]
-pub use stats::{Stats, Totals};
-#[cfg(target_os = "linux")]
-pub use udp::REPEATS_ANSWERED;
+        pub use listen::{ListenError, Listener};
+        pub use server::{
+            Config, DEFAULT_EVENT_LOOPS, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE,
+            Server, ServerError, announce,
+        };
+        pub use start::{Options, serve, server};
+        pub use stats::{Stats, Totals};
+        pub use udp::REPEATS_ANSWERED;
+    } else {
+        compile_error!(
+            "echo-server runs on Linux only: it uses epoll (through mio's Linux backend), \
+            splice(2), SIOCOUTQ, /proc and Linux's errno values"
+        );
+    }
+}
