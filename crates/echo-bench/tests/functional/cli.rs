@@ -1,6 +1,6 @@
 //! The command as a user meets it: output forms, exit codes, usage errors, plots.
 
-use super::util::{Behaviour, echo_bench, show, tcp_server};
+use super::util::{Behaviour, echo_bench, json_report, show, tcp_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_run_prints_a_table_and_nothing_on_stderr() {
@@ -34,7 +34,7 @@ async fn json_is_one_parseable_line_per_run() {
     assert!(output.status.success(), "{}", show(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(stdout.lines().count(), 1, "{}", show(&output));
-    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let report = json_report(&output);
     assert_eq!(report["ok"], true);
     assert_eq!(report["exchanges"], 50);
     assert_eq!(report["bytes"], 50 * 1024);

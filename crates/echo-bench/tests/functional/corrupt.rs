@@ -1,7 +1,7 @@
 //! A server that corrupts one byte must fail the run: the command exits
 //! non-zero and says so on stdout and stderr, whatever the scenario.
 
-use super::util::{Behaviour, echo_bench, show, tcp_server, udp_server};
+use super::util::{Behaviour, echo_bench, json_report, show, tcp_server, udp_server};
 
 async fn assert_caught(scenario: &str, addr: std::net::SocketAddr, extra: &[&str]) {
     let addr = addr.to_string();
@@ -48,7 +48,7 @@ async fn the_json_line_says_so_too() {
     assert_eq!(output.status.code(), Some(1), "{}", show(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(stdout.lines().count(), 1, "{}", show(&output));
-    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let report = json_report(&output);
     assert_eq!(report["ok"], false);
     assert_eq!(report["error_counts"]["mismatch"], 10);
 }

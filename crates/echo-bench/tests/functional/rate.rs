@@ -3,13 +3,8 @@
 //! because latency counts from when each exchange was due.
 
 use super::util::{
-    Behaviour, echo_bench, show, slow_server, stalling_server, tcp_server, udp_server,
+    Behaviour, echo_bench, json_report, show, slow_server, stalling_server, tcp_server, udp_server,
 };
-
-fn report(output: &std::process::Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("{err}: {}", show(output)))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_keeps_to_2000_a_second() {
@@ -26,7 +21,7 @@ async fn persistent_keeps_to_2000_a_second() {
     ])
     .await;
     assert!(output.status.success(), "{}", show(&output));
-    let report = report(&output);
+    let report = json_report(&output);
     let achieved = report["rate"].as_f64().expect("rate");
     eprintln!(
         "asked 2000/s, achieved {achieved:.1}/s, {} exchanges, p99 {} µs",
@@ -49,7 +44,7 @@ async fn conn_and_udp_keep_to_their_rate_too() {
         ])
         .await;
         assert!(output.status.success(), "{scenario}: {}", show(&output));
-        let report = report(&output);
+        let report = json_report(&output);
         let achieved = report["rate"].as_f64().expect("rate");
         eprintln!("{scenario}: asked 500/s, achieved {achieved:.1}/s");
         assert!(
@@ -78,7 +73,7 @@ async fn a_rate_the_server_cannot_reach_fails_with_the_shortfall() {
     ])
     .await;
     assert_eq!(output.status.code(), Some(1), "{}", show(&output));
-    let report = report(&output);
+    let report = json_report(&output);
     assert_eq!(report["ok"], false);
     assert_eq!(report["errors"], 0, "slow is not wrong: {}", show(&output));
     let achieved = report["rate"].as_f64().expect("rate");
@@ -123,7 +118,7 @@ async fn a_stall_shows_in_the_percentiles_at_a_fixed_rate() {
     ])
     .await;
     assert!(output.status.success(), "{}", show(&output));
-    let at_rate = report(&output);
+    let at_rate = json_report(&output);
     let p99 = at_rate["p99_us"].as_f64().expect("p99");
     let shown = show(&output);
 
@@ -140,7 +135,7 @@ async fn a_stall_shows_in_the_percentiles_at_a_fixed_rate() {
     ])
     .await;
     assert!(output.status.success(), "{}", show(&output));
-    let closed_loop = report(&output);
+    let closed_loop = json_report(&output);
     eprintln!(
         "a 500 ms stall: p99 {p99:.0} µs at --rate 1000 ({} exchanges), \
          p99 {} µs in a closed loop ({} exchanges, max {} µs)",

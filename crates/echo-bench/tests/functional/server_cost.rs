@@ -9,12 +9,7 @@
 
 use std::process::{Command, Stdio};
 
-use super::util::{Behaviour, echo_bench, show, tcp_server};
-
-fn report(output: &std::process::Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("{err}: {}", show(output)))
-}
+use super::util::{Behaviour, echo_bench, json_report, show, tcp_server};
 
 /// Checks the CPU fields of a report measured well above ten ticks.
 fn assert_measured(report: &serde_json::Value, output: &std::process::Output) {
@@ -64,7 +59,7 @@ async fn conn_and_bulk_report_the_servers_cpu_time_with_its_resolution() {
     ];
     let output = echo_bench(&[&conn[..], &["--json"]].concat()).await;
     assert!(output.status.success(), "{}", show(&output));
-    assert_measured(&report(&output), &output);
+    assert_measured(&json_report(&output), &output);
 
     let bulk = [
         "bulk",
@@ -81,7 +76,7 @@ async fn conn_and_bulk_report_the_servers_cpu_time_with_its_resolution() {
     ];
     let output = echo_bench(&[&bulk[..], &["--json"]].concat()).await;
     assert!(output.status.success(), "{}", show(&output));
-    let bulk_report = report(&output);
+    let bulk_report = json_report(&output);
     assert_measured(&bulk_report, &output);
 
     // The table says what the figure is worth.
@@ -118,7 +113,7 @@ async fn a_run_too_short_to_measure_says_so() {
     let _ = idle.wait();
 
     assert!(json.status.success(), "{}", show(&json));
-    let report = report(&json);
+    let report = json_report(&json);
     assert_eq!(report["server_cpu_s"], 0.0, "{}", show(&json));
     for field in [
         "server_cpu_per_op_us",
@@ -148,7 +143,7 @@ async fn every_run_reports_the_clients_own_cpu_time() {
     ];
     let output = echo_bench(&[&args[..], &["--json"]].concat()).await;
     assert!(output.status.success(), "{}", show(&output));
-    let report = report(&output);
+    let report = json_report(&output);
     let field = |name: &str| {
         report[name]
             .as_f64()

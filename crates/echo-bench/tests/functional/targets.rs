@@ -11,14 +11,9 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::{Command, Output};
 
 use super::util::{
-    Behaviour, TempDir, binary, echo_bench, refusing_address, run_bounded, show, tcp_server,
-    unix_server,
+    Behaviour, TempDir, binary, echo_bench, json_report, refusing_address, run_bounded, show,
+    tcp_server, unix_server,
 };
-
-fn report(output: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("{err}: {}", show(output)))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_stream_scenario_runs_over_a_unix_socket() {
@@ -33,7 +28,7 @@ async fn every_stream_scenario_runs_over_a_unix_socket() {
     ] {
         let output = echo_bench(&[args, &["--addr", &addr, "-c", "2", "--json"]].concat()).await;
         assert!(output.status.success(), "{args:?}: {}", show(&output));
-        let report = report(&output);
+        let report = json_report(&output);
         assert_eq!(report["addr"], addr.as_str(), "{args:?}");
         assert_eq!(report["leaves_host"], false, "{args:?}");
         assert!(
@@ -67,7 +62,7 @@ async fn a_host_name_from_etc_hosts_is_resolved_and_loaded() {
     ])
     .await;
     assert!(output.status.success(), "{}", show(&output));
-    let report = report(&output);
+    let report = json_report(&output);
     assert_eq!(report["target"], target.as_str());
     assert_eq!(report["addr"], addr.to_string().as_str());
     assert_eq!(report["leaves_host"], false);
@@ -178,7 +173,7 @@ async fn a_dry_run_in_json_is_the_plan_as_one_object() {
     assert!(output.stderr.is_empty(), "{}", show(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(stdout.lines().count(), 1, "{}", show(&output));
-    let plan: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    let plan = json_report(&output);
     assert_eq!(
         plan,
         serde_json::json!({
@@ -208,7 +203,7 @@ async fn a_dry_run_in_json_is_the_plan_as_one_object() {
     ];
     let output = echo_bench(&udp).await;
     assert!(output.status.success(), "{}", show(&output));
-    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let plan = json_report(&output);
     assert_eq!(plan["rate_asked"], 100.0, "{}", show(&output));
     assert!(plan["max_loss_pct"].is_number(), "{}", show(&output));
     assert!(plan.get("total").is_none(), "{}", show(&output));
@@ -349,7 +344,7 @@ async fn a_name_loads_its_first_address_that_answers() {
         return;
     };
     assert!(output.status.success(), "{}", show(&output));
-    let report = report(&output);
+    let report = json_report(&output);
     assert_eq!(
         report["addr"],
         addr.to_string().as_str(),

@@ -316,3 +316,9 @@ pub fn show(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// A command's stdout read as one JSON value (a report, or a dry run's
+/// plan), or a panic that shows the whole output.
+pub fn json_report(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("{err}: {}", show(output)))
+}
