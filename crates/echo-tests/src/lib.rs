@@ -309,6 +309,26 @@ pub fn cpu_time(pid: u32) -> Duration {
     echo_os::process::cpu_time(pid).unwrap_or_else(|err| panic!("{err}"))
 }
 
+/// A loopback address that refuses every TCP connection for as long as the
+/// returned socket lives: it is bound there but does not listen, so no other
+/// test can take the port meanwhile. UDP on the same port is refused too,
+/// unless another test happens to bind that very number for UDP.
+///
+/// # Panics
+/// If no socket can be bound on 127.0.0.1.
+pub fn refusing_address() -> (socket2::Socket, SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("literal");
+    socket.bind(&any.into()).expect("bind");
+    let addr = socket
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("an IP address");
+    (socket, addr)
+}
+
 /// Polls `condition` until it holds or `limit` passes; returns whether it held.
 ///
 /// For states that only the kernel can tell about (descriptors closed,

@@ -157,23 +157,6 @@ pub async fn closed_port() -> SocketAddr {
     listener.local_addr().expect("local addr")
 }
 
-/// A loopback address that refuses every TCP connection for as long as the
-/// returned socket lives: it is bound there but does not listen, so no other
-/// test can take the port meanwhile. UDP on the same port is refused too,
-/// unless another test happens to bind that very number for UDP.
-pub fn refusing_address() -> (socket2::Socket, SocketAddr) {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    let any: SocketAddr = "127.0.0.1:0".parse().expect("literal");
-    socket.bind(&any.into()).expect("bind");
-    let addr = socket
-        .local_addr()
-        .expect("address")
-        .as_socket()
-        .expect("an IP address");
-    (socket, addr)
-}
-
 /// When a [`stalling_server`] stalls and for how long.
 #[derive(Debug)]
 struct Stall {
@@ -255,7 +238,7 @@ async fn gated_server(gate: Gate) -> SocketAddr {
 }
 
 /// A fresh temporary directory, removed with the guard: the workspace's test harness's.
-pub use echo_tests::TempDir;
+pub use echo_tests::{TempDir, refusing_address};
 
 /// Starts a Unix-socket echo server in `dir`, serving until the test's
 /// runtime ends, and returns its socket's path.

@@ -7,7 +7,7 @@ use std::thread;
 
 use assert_cmd::Command as Cmd;
 use echo_proto::pattern;
-use echo_tests::{Server, WAIT, binary, openbsd_netcat};
+use echo_tests::{Server, WAIT, binary, openbsd_netcat, refusing_address};
 use predicates::prelude::*;
 
 /// `echo-client` with a bounded run and no settings from the environment.
@@ -39,22 +39,6 @@ fn corrupting_server() -> SocketAddr {
         }
     });
     addr
-}
-
-/// An address where a socket is bound but not listening: connecting there is
-/// refused for certain, and no other test can take the port meanwhile.
-pub fn refusing_address() -> (socket2::Socket, SocketAddr) {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    socket
-        .bind(&"127.0.0.1:0".parse::<SocketAddr>().expect("literal").into())
-        .expect("bind");
-    let addr = socket
-        .local_addr()
-        .expect("address")
-        .as_socket()
-        .expect("an IP address");
-    (socket, addr)
 }
 
 #[test]

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use echo_client::{Client, DEFAULT_TIMEOUT, Error};
 use echo_proto::pattern;
-use echo_tests::{TempDir, WAIT, binary};
+use echo_tests::{TempDir, WAIT, binary, refusing_address};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::client_cli::{echo_client, refusing_address};
+use super::client_cli::echo_client;
 
 /// A server that answers its first connection with bytes that never end:
 /// only the client can stop the exchange.

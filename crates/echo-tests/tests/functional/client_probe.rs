@@ -10,11 +10,9 @@ use std::sync::mpsc;
 use std::thread;
 
 use assert_cmd::Command as Cmd;
-use echo_tests::{Server, WAIT, binary};
+use echo_tests::{Server, WAIT, binary, refusing_address};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-
-use super::client_cli::refusing_address;
 
 /// `echo-client` with a bounded run and no settings from the environment.
 pub fn echo_client() -> Cmd {

@@ -257,6 +257,24 @@ fn echo_on_ipv4(port: u16) -> Option<()> {
     Some(())
 }
 
+/// Sends "hi" with `args` to [`DUAL`]`:port`, whose `[::1]` the test has made
+/// fail and whose 127.0.0.1 echoes, and checks that the echo came back from
+/// 127.0.0.1; returns the client's debug log, or `None` where the test cannot
+/// give the client hosts of its own (skipped).
+fn echoed_by_ipv4(port: u16, args: &[&str]) -> Option<String> {
+    let target = format!("{DUAL}:{port}");
+    let args = [&["-a", target.as_str()][..], args, &["hi"]].concat();
+    let output = with_hosts(&dual_hosts(), &args, &[("RUST_LOG", "debug")])?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(output.stdout, b"hi\n");
+    assert!(
+        stderr.contains(&format!("connected address=127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    Some(stderr)
+}
+
 #[test]
 fn a_black_holed_first_address_costs_one_attempt_delay_not_the_timeout() {
     // The black hole's port is random; the echo must get the same one on IPv4.
@@ -268,23 +286,12 @@ fn a_black_holed_first_address_costs_one_attempt_delay_not_the_timeout() {
         .expect("a black hole on [::1] with the same port free on 127.0.0.1");
     // One attempt after the other, the black hole would take all of the 5 s
     // and leave nothing for the second address.
-    let Some(output) = with_hosts(
-        &dual_hosts(),
-        &["-a", &format!("{DUAL}:{port}"), "--timeout", "5s", "hi"],
-        &[("RUST_LOG", "debug")],
-    ) else {
+    let Some(stderr) = echoed_by_ipv4(port, &["--timeout", "5s"]) else {
         return;
     };
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert_eq!(output.stdout, b"hi\n");
     assert!(
         stderr.contains(&format!("addresses=[[::1]:{port}, 127.0.0.1:{port}]")),
         "the black hole is not tried first:\n{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("connected address=127.0.0.1:{port}")),
-        "{stderr}"
     );
 }
 
@@ -301,29 +308,18 @@ fn a_refusing_first_address_is_logged_and_the_next_one_answers() {
             echo_on_ipv4(port).map(|()| (socket, port))
         })
         .expect("a refusing [::1] port with the same port free on 127.0.0.1");
-    let Some(output) = with_hosts(
-        &dual_hosts(),
-        &["-a", &format!("{DUAL}:{port}"), "hi"],
-        &[("RUST_LOG", "debug")],
-    ) else {
+    let Some(stderr) = echoed_by_ipv4(port, &[]) else {
         return;
     };
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert_eq!(output.stdout, b"hi\n");
     assert!(
         stderr.contains(&format!("connection attempt failed address=[::1]:{port}")),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("connected address=127.0.0.1:{port}")),
         "{stderr}"
     );
 }
 
 #[test]
 fn when_every_address_fails_each_is_named_on_the_one_error_line() {
-    let (_refusing, addr) = super::client_cli::refusing_address();
+    let (_refusing, addr) = echo_tests::refusing_address();
     let port = addr.port();
     // The name's only address refuses.
     let Some(output) = with_hosts(
