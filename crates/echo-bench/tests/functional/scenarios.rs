@@ -228,47 +228,64 @@ async fn ipv6_loopback_works_where_available() {
     }
 }
 
+/// Runs the `setup` commands (each a program and its arguments), then
+/// `load` on a current-thread runtime, on a thread of its own inside a new
+/// network namespace, so that the rest of the tests stay where they are.
+/// `None` when the namespace or a setup command cannot be had here (no root,
+/// no iproute2), for the test to say so and pass.
+fn in_own_network<T, F>(setup: &[&[&str]], load: impl FnOnce() -> F + Send + 'static) -> Option<T>
+where
+    F: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    let setup: Vec<Vec<String>> = setup
+        .iter()
+        .map(|command| command.iter().map(|&word| word.to_owned()).collect())
+        .collect();
+    std::thread::spawn(move || {
+        // Namespaces belong to the thread.
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+        for command in &setup {
+            let (program, args) = command.split_first()?;
+            let status = std::process::Command::new(program).args(args).status();
+            if !status.is_ok_and(|status| status.success()) {
+                return None;
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        Some(runtime.block_on(load()))
+    })
+    .join()
+    .expect("namespace thread")
+}
+
 /// Runs on a thread of its own in a new network namespace whose ephemeral port
 /// range is 128 ports wide, so 400 connections must come from several source
 /// addresses. Needs the right to make namespaces (root, as in CI); without it
 /// the test says so and passes.
 #[test]
 fn idle_spreads_over_source_addresses_when_ports_run_out() {
-    let outcome = std::thread::spawn(|| {
-        // Namespaces belong to the thread: the rest of the tests stay where they are.
-        if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
-            return None;
-        }
-        let run_ok = |program: &str, args: &[&str]| {
-            std::process::Command::new(program)
-                .args(args)
-                .status()
-                .is_ok_and(|status| status.success())
-        };
-        if !run_ok("ip", &["link", "set", "lo", "up"])
-            || !run_ok(
-                "sysctl",
-                &["-q", "-w", "net.ipv4.ip_local_port_range=40000 40127"],
-            )
-        {
-            return None;
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        Some(runtime.block_on(async {
-            let addr = tcp_server(Behaviour::Faithful).await;
-            run(&Plan {
-                workers: 8,
-                duration: Duration::from_millis(50),
-                ..plan(Scenario::Idle { connections: 400 }, addr)
-            })
-            .await
-        }))
-    })
-    .join()
-    .expect("namespace thread");
+    let setup: &[&[&str]] = &[
+        &["ip", "link", "set", "lo", "up"],
+        &[
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv4.ip_local_port_range=40000 40127",
+        ],
+    ];
+    let outcome = in_own_network(setup, || async {
+        let addr = tcp_server(Behaviour::Faithful).await;
+        run(&Plan {
+            workers: 8,
+            duration: Duration::from_millis(50),
+            ..plan(Scenario::Idle { connections: 400 }, addr)
+        })
+        .await
+    });
     let Some(report) = outcome else {
         eprintln!("skipped: cannot make a network namespace with its own port range here");
         return;
@@ -286,47 +303,54 @@ fn idle_spreads_over_source_addresses_when_ports_run_out() {
 #[test]
 fn conn_spreads_over_this_machines_own_ipv6_addresses() {
     const OWN: [&str; 3] = ["fd00:e::1", "fd00:e::2", "fd00:e::3"];
-    let outcome = std::thread::spawn(|| {
-        if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
-            return None;
-        }
-        let run_ok = |args: &[&str]| {
-            std::process::Command::new("ip")
-                .args(args)
-                .status()
-                .is_ok_and(|status| status.success())
-        };
-        if !run_ok(&["link", "set", "lo", "up"]) {
-            return None;
-        }
-        for own in OWN {
-            let address = format!("{own}/128");
-            if !run_ok(&["-6", "addr", "add", &address, "dev", "lo", "nodad"]) {
-                return None;
-            }
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        Some(runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("[fd00:e::1]:0")
-                .await
-                .expect("bind an own address");
-            let (addr, peers) = tcp_server_noting_peers(listener);
-            let report = run(&Plan {
-                workers: 6,
-                count: Some(60),
-                duration: Duration::from_secs(30),
-                ..plan(Scenario::Conn, addr)
-            })
-            .await;
-            let peers = peers.lock().expect("peers lock").clone();
-            (report, peers)
-        }))
-    })
-    .join()
-    .expect("namespace thread");
+    let setup: &[&[&str]] = &[
+        &["ip", "link", "set", "lo", "up"],
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:e::1/128",
+            "dev",
+            "lo",
+            "nodad",
+        ],
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:e::2/128",
+            "dev",
+            "lo",
+            "nodad",
+        ],
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:e::3/128",
+            "dev",
+            "lo",
+            "nodad",
+        ],
+    ];
+    let outcome = in_own_network(setup, || async {
+        let listener = tokio::net::TcpListener::bind("[fd00:e::1]:0")
+            .await
+            .expect("bind an own address");
+        let (addr, peers) = tcp_server_noting_peers(listener);
+        let report = run(&Plan {
+            workers: 6,
+            count: Some(60),
+            duration: Duration::from_secs(30),
+            ..plan(Scenario::Conn, addr)
+        })
+        .await;
+        let peers = peers.lock().expect("peers lock").clone();
+        (report, peers)
+    });
     let Some((report, peers)) = outcome else {
         eprintln!("skipped: cannot make a network namespace with IPv6 addresses of its own here");
         return;
