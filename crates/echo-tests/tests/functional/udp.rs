@@ -89,21 +89,26 @@ fn the_largest_ipv6_datagram_comes_back_whole() {
     );
 }
 
-#[test]
-fn the_client_command_speaks_udp() {
-    let server = udp_server(&[]);
+/// `echo-client --udp --check` sends `message` to `server`'s UDP listener
+/// and prints exactly what came back.
+fn assert_client_echoes_over_udp(server: &Server, message: &str) {
     Cmd::new(binary("echo-client"))
         .args([
             "--udp",
             "--check",
             "--addr",
             &server.listener_addr("udp", 0).to_string(),
-            "über UDP",
+            message,
         ])
         .timeout(WAIT)
         .assert()
         .success()
-        .stdout("über UDP\n");
+        .stdout(format!("{message}\n"));
+}
+
+#[test]
+fn the_client_command_speaks_udp() {
+    assert_client_echoes_over_udp(&udp_server(&[]), "über UDP");
 }
 
 #[test]
@@ -112,18 +117,7 @@ fn the_client_command_sends_the_largest_ipv6_datagram() {
     // Printable, since it goes through the command line; under the 128 KiB
     // the kernel allows one argument.
     let message = "x".repeat(echo_proto::udp::MAX_DATAGRAM_V6);
-    Cmd::new(binary("echo-client"))
-        .args([
-            "--udp",
-            "--check",
-            "--addr",
-            &server.listener_addr("udp", 0).to_string(),
-            &message,
-        ])
-        .timeout(WAIT)
-        .assert()
-        .success()
-        .stdout(format!("{message}\n"));
+    assert_client_echoes_over_udp(&server, &message);
 }
 
 #[test]
