@@ -303,39 +303,13 @@ fn idle_spreads_over_source_addresses_when_ports_run_out() {
 #[test]
 fn conn_spreads_over_this_machines_own_ipv6_addresses() {
     const OWN: [&str; 3] = ["fd00:e::1", "fd00:e::2", "fd00:e::3"];
-    let setup: &[&[&str]] = &[
-        &["ip", "link", "set", "lo", "up"],
-        &[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            "fd00:e::1/128",
-            "dev",
-            "lo",
-            "nodad",
-        ],
-        &[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            "fd00:e::2/128",
-            "dev",
-            "lo",
-            "nodad",
-        ],
-        &[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            "fd00:e::3/128",
-            "dev",
-            "lo",
-            "nodad",
-        ],
-    ];
+    let own = |address| ["ip", "-6", "addr", "add", address, "dev", "lo", "nodad"];
+    let (first, second, third) = (
+        own("fd00:e::1/128"),
+        own("fd00:e::2/128"),
+        own("fd00:e::3/128"),
+    );
+    let setup: &[&[&str]] = &[&["ip", "link", "set", "lo", "up"], &first, &second, &third];
     let outcome = in_own_network(setup, || async {
         let listener = tokio::net::TcpListener::bind("[fd00:e::1]:0")
             .await

@@ -110,36 +110,52 @@ fn a_name_that_does_not_resolve_is_one_error_line_and_exit_1() {
 /// `None` (after saying so) where that cannot be done: it needs root and
 /// util-linux's `unshare`.
 fn offline(args: &[&str]) -> Option<std::process::Output> {
+    let nsswitch = ("/etc/nsswitch.conf", "hosts: files\n");
+    client_unshared(&["--mount", "--net"], nsswitch, args, &[])
+}
+
+/// Runs `echo-client args` with `env` under `unshare namespaces` (a mount
+/// namespace among them), with `file`'s path of `/etc` showing the given
+/// contents to it alone; `None` (after saying so) where `unshare` cannot.
+fn client_unshared(
+    namespaces: &[&str],
+    (path, contents): (&str, &str),
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Option<std::process::Output> {
     let usable = Command::new("unshare")
-        .args(["--mount", "--net", "true"])
+        .args(namespaces)
+        .arg("true")
         .output()
         .is_ok_and(|output| output.status.success());
     if !usable {
-        eprintln!("skipped: an offline lookup needs root and unshare (util-linux)");
+        eprintln!("skipped: unshare {namespaces:?} needs root and util-linux");
         return None;
     }
-    let dir = TempDir::new("offline");
-    let nsswitch = dir.path().join("nsswitch.conf");
-    std::fs::write(&nsswitch, "hosts: files\n").expect("write nsswitch.conf");
-    let output = Cmd::new("unshare")
+    let dir = TempDir::new("etc");
+    let stand_in = dir.path().join("file");
+    std::fs::write(&stand_in, contents).expect("write the stand-in file");
+    let mut command = Cmd::new("unshare");
+    command
+        .args(namespaces)
         .args([
-            "--mount",
-            "--net",
             "sh",
             "-c",
-            r#"mount --bind "$0" /etc/nsswitch.conf && exec "$@""#,
+            r#"mount --bind "$0" "$1" && shift && exec "$@""#,
         ])
-        .arg(&nsswitch)
+        .arg(&stand_in)
+        .arg(path)
         .arg(binary("echo-client"))
         .args(args)
         .env_remove("ECHO_ADDR")
         .env_remove("ECHO_TIMEOUT")
         .env_remove("ECHO_UDP")
         .env_remove("RUST_LOG")
-        .timeout(WAIT)
-        .output()
-        .expect("unshare runs");
-    Some(output)
+        .timeout(WAIT);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Some(command.output().expect("unshare runs"))
 }
 
 #[test]
@@ -207,40 +223,10 @@ fn black_hole() -> Option<(socket2::Socket, Vec<socket2::Socket>, u16)> {
 /// `/etc/hosts` is this machine's plus `extra`; `None` (after saying so)
 /// where that cannot be done: it needs root and util-linux's `unshare`.
 fn with_hosts(extra: &str, args: &[&str], env: &[(&str, &str)]) -> Option<std::process::Output> {
-    let usable = Command::new("unshare")
-        .args(["--mount", "true"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !usable {
-        eprintln!("skipped: a private /etc/hosts needs root and unshare (util-linux)");
-        return None;
-    }
-    let dir = TempDir::new("hosts");
-    let hosts = dir.path().join("hosts");
-    let mut text = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    text.push('\n');
-    text.push_str(extra);
-    std::fs::write(&hosts, text).expect("write the hosts file");
-    let mut command = Cmd::new("unshare");
-    command
-        .args([
-            "--mount",
-            "sh",
-            "-c",
-            r#"mount --bind "$0" /etc/hosts && exec "$@""#,
-        ])
-        .arg(&hosts)
-        .arg(binary("echo-client"))
-        .args(args)
-        .env_remove("ECHO_ADDR")
-        .env_remove("ECHO_TIMEOUT")
-        .env_remove("ECHO_UDP")
-        .env_remove("RUST_LOG")
-        .timeout(WAIT);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    Some(command.output().expect("unshare runs"))
+    let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    hosts.push('\n');
+    hosts.push_str(extra);
+    client_unshared(&["--mount"], ("/etc/hosts", &hosts), args, env)
 }
 
 /// A name whose first address is `[::1]:PORT` and second `127.0.0.1:PORT`.
