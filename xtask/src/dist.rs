@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
+use clap::ValueEnum as _;
 use echo_generate::Kind;
 use sha2::{Digest as _, Sha256};
 
@@ -65,10 +66,10 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
             .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
     }
     for binary in BINARIES {
-        for kind in Kind::ALL {
+        for &kind in Kind::value_variants() {
             let mut generate = Command::new(bin.join(binary));
             generate
-                .args(["--generate", kind.name(), "--generate-dir"])
+                .args(["--generate", &kind.name(), "--generate-dir"])
                 .arg(dist.join(directory(kind)));
             // A setting meant for a run (a bad ECHO_ADDR, say) has no say here.
             for (key, _) in std::env::vars_os() {

@@ -63,24 +63,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Every kind, in the order `--help` lists them.
-    pub const ALL: [Kind; 5] = [
-        Kind::Man,
-        Kind::CompleteBash,
-        Kind::CompleteZsh,
-        Kind::CompleteFish,
-        Kind::CompletePowershell,
-    ];
-
-    /// The value `--generate` takes for this kind: `man`, `complete-bash`, ...
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Man => "man",
-            Kind::CompleteBash => "complete-bash",
-            Kind::CompleteZsh => "complete-zsh",
-            Kind::CompleteFish => "complete-fish",
-            Kind::CompletePowershell => "complete-powershell",
-        }
+    /// The value `--generate` takes for this kind (`man`, `complete-bash`,
+    /// ...), as clap derives it; every kind is `Kind::value_variants()`.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|value| value.get_name().to_owned())
+            .unwrap_or_default()
     }
 
     /// The file name the reader of this kind looks for, for a command called
@@ -332,8 +320,9 @@ mod tests {
 
     #[test]
     fn kind_names_are_what_the_flag_takes() {
-        for kind in Kind::ALL {
-            assert_eq!(Kind::from_str(kind.name(), false), Ok(kind));
+        assert_eq!(Kind::CompleteBash.name(), "complete-bash");
+        for &kind in Kind::value_variants() {
+            assert_eq!(Kind::from_str(&kind.name(), false), Ok(kind));
         }
     }
 }

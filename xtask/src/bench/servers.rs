@@ -111,14 +111,12 @@ impl Contender {
                     .args(["--listen", "127.0.0.1:0"]),
                 &log,
             ),
-            Launch::CFloor => {
-                let program = out.join("echo_floor");
-                connectable(
-                    &self.name,
-                    &format!("{} {{port}} 1", program.display()),
-                    &log,
-                )
-            }
+            // The floor takes port 0 and announces its port as echo-server does.
+            Launch::CFloor => announced(
+                &self.name,
+                Command::new(out.join("echo_floor")).args(["0", "1"]),
+                &log,
+            ),
             Launch::Command(command) => connectable(&self.name, command, &log),
         }
     }
