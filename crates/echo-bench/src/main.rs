@@ -23,7 +23,7 @@ use echo_proto::{Target, parse_duration};
 /// leaves this machine, a note on stderr says so, and --dry-run shows the
 /// plan without sending anything to the server. One connection before the load proves a
 /// server is there, so a target where nothing listens fails at once; during
-/// the run a worker whose exchange fails (refused, reset, wrong or timed out)
+/// the run a worker whose exchange gets no answer (refused, reset, timed out)
 /// waits before it tries again, 10 ms at first and doubling up to a second. Every run ends at its duration or
 /// count, and a hung server is given up on after the timeout.
 #[derive(Debug, Parser)]
@@ -63,9 +63,10 @@ not one of its own addresses, not a Unix socket), one line on stderr says so
 before anything is sent, and the run goes on; --dry-run prints the plan and
 sends nothing to the server. One connection before the load (udp: one
 datagram) checks that a server is there: if nothing listens, the command ends
-at once with one error line. During the run, a worker whose exchange fails
-(refused, reset, wrong or timed out) waits before it tries again: 10 ms,
-doubling up to 1s, and 10 ms again after an echo comes back.
+at once with one error line. During the run, a worker whose exchange gets
+no answer (refused, reset, timed out; a wrong reply is no reason) waits
+before it tries again: 10 ms, doubling up to 1s, and 10 ms again after an
+echo comes back. A bulk stream that fails ends its worker.
 
 Every report gives echo-bench's own CPU time per exchange and the cores it
 kept busy: on a machine it shares with the server, the rate measures the

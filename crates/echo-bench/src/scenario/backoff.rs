@@ -5,6 +5,10 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
+use crate::tally::{ExchangeError, FailureKind};
+
 /// The pause after a first failure.
 pub(crate) const FIRST_PAUSE: Duration = Duration::from_millis(10);
 /// The longest pause, however many failures in a row.
@@ -34,6 +38,19 @@ impl Backoff {
     pub(crate) fn succeeded(&mut self) {
         self.next = FIRST_PAUSE;
     }
+}
+
+/// Whether `err` makes its worker pause before the next exchange: every
+/// failure of the target to answer does (refused, reset, timed out, any
+/// other I/O error); a wrong answer does not, since the target is there and
+/// answering, and the run fails on it anyway.
+pub(crate) fn pauses_after(err: &ExchangeError) -> bool {
+    err.kind() != FailureKind::Mismatch
+}
+
+/// Sleeps for `pause`, or until `end` if that comes first.
+pub(crate) async fn pause_until(pause: Duration, end: Instant) {
+    tokio::time::sleep_until((Instant::now() + pause).min(end)).await;
 }
 
 #[cfg(test)]

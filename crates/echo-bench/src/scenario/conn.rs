@@ -15,7 +15,7 @@ use echo_proto::{Endpoint, verify};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::backoff::Backoff;
+use super::backoff::{Backoff, pauses_after};
 use super::connect::{Spread, connect, connect_from};
 use super::stream::{Stream, split};
 use super::workers::run_budgeted;
@@ -67,9 +67,11 @@ async fn worker(id: usize, shared: Arc<Shared>, spread: Arc<Spread>) -> Tally {
             }
             Err(err) => {
                 recorder.failed(&err);
-                // Refused, reset or wrong alike: a target that fails every
-                // exchange at once must not be hammered.
-                shared.pause(backoff.failed()).await;
+                // A target that fails every exchange at once, refusing or
+                // resetting, must not be hammered.
+                if pauses_after(&err) {
+                    shared.pause(backoff.failed()).await;
+                }
             }
         }
     }

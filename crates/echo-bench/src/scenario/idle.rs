@@ -15,14 +15,14 @@ use std::time::Duration;
 use echo_proto::{Endpoint, pattern};
 use tokio::time::Instant;
 
-use super::backoff::Backoff;
+use super::backoff::{Backoff, pause_until, pauses_after};
 use super::connect::{Spread, connect, connect_from};
 use super::stream::Stream;
 use super::workers::run_workers_with;
 use super::{HARD_GRACE, conn, first_address, persistent, seed};
 use crate::error::BenchError;
 use crate::plan::Plan;
-use crate::tally::{ExchangeError, FailureKind, Live, Outcome, Recorder, Tally};
+use crate::tally::{ExchangeError, Live, Outcome, Recorder, Tally};
 use crate::{host, limits};
 
 /// The longest the opening of all connections may take.
@@ -133,15 +133,17 @@ async fn open(
             }
             Ok(Err(err)) => {
                 recorder.failed(&err);
-                if err.kind() == FailureKind::Connect {
-                    let pause = backoff.failed();
-                    tokio::time::sleep_until((Instant::now() + pause).min(phase.deadline)).await;
+                if pauses_after(&err) {
+                    pause_until(backoff.failed(), phase.deadline).await;
                 }
             }
-            Err(_) => recorder.failed(&ExchangeError::Timeout {
-                during: "opening a connection and echoing a first message",
-                after: limit - started,
-            }),
+            Err(_) => {
+                recorder.failed(&ExchangeError::Timeout {
+                    during: "opening a connection and echoing a first message",
+                    after: limit - started,
+                });
+                pause_until(backoff.failed(), phase.deadline).await;
+            }
         }
     }
     (recorder.finish(), streams)

@@ -112,7 +112,7 @@ impl Shared {
 
     /// Sleeps for `pause`, or until the run's end if that comes first.
     pub(crate) async fn pause(&self, pause: Duration) {
-        tokio::time::sleep_until((Instant::now() + pause).min(self.budget.end)).await;
+        backoff::pause_until(pause, self.budget.end).await;
     }
 }
 

@@ -8,7 +8,7 @@ use echo_proto::verify;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::backoff::Backoff;
+use super::backoff::{Backoff, pauses_after};
 use super::connect::connect_within;
 use super::stream::{Stream, split};
 use super::workers::run_budgeted;
@@ -61,10 +61,12 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
                 connection = Some(stream);
             }
             // The connection's state is unknown after a failure: the next
-            // exchange starts on a new one, after a pause.
+            // exchange starts on a new one.
             Err(err) => {
                 recorder.failed(&err);
-                shared.pause(backoff.failed()).await;
+                if pauses_after(&err) {
+                    shared.pause(backoff.failed()).await;
+                }
             }
         }
     }

@@ -14,13 +14,13 @@ use echo_proto::udp::MAX_DATAGRAM_V6;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use super::backoff::Backoff;
+use super::backoff::{Backoff, pauses_after};
 use super::connect::unanswered;
 use super::workers::run_budgeted;
 use super::{Shared, seed};
 use crate::check::{Datagrams, Reply};
 use crate::error::Unanswered;
-use crate::tally::{ExchangeError, FailureKind, Outcome, Recorder, Tally};
+use crate::tally::{ExchangeError, Outcome, Recorder, Tally};
 
 /// The longest the datagram sent before the load waits for its answer: a
 /// refusal comes at once where the target's host says no one listens, and a
@@ -98,7 +98,7 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
         if let Err(err) = socket.send(datagram).await {
             let err = ExchangeError::io("sending a datagram")(err);
             recorder.failed(&err);
-            if err.kind() == FailureKind::Connect {
+            if pauses_after(&err) {
                 shared.pause(backoff.failed()).await;
             }
             continue;
@@ -119,7 +119,7 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
                     // saying no one listens: back off as a refused connect would.
                     let err = ExchangeError::io("receiving a datagram")(err);
                     recorder.failed(&err);
-                    if err.kind() == FailureKind::Connect {
+                    if pauses_after(&err) {
                         shared.pause(backoff.failed()).await;
                     }
                     break;
