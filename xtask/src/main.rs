@@ -23,9 +23,9 @@ tasks:
   ci      fmt check, clippy -D warnings, and the whole test suite in debug then release,
           with a one-second smoke run of every echo-bench scenario
   bench   release build of our server and the references, the standard scenarios
-          side by side: throughput, p99 latency, server CPU per operation, memory per
-          idle connection; medians and spreads of several rounds (about 3 minutes per
-          reference)
+          side by side: throughput, p99 latency, server and client CPU per operation,
+          memory per idle connection; medians and spreads of several rounds (about a
+          minute per server with the default five rounds)
   dist    release binaries, man pages and shell completions laid out in target/dist/
           as under an install prefix (bin/, share/man/man1/, share/bash-completion/,
           share/zsh/, share/fish/, share/powershell/), with SHA256SUMS; no options

@@ -145,7 +145,7 @@ struct Common {
     timeout: Option<Duration>,
 
     /// Print one JSON object on one line instead of the table (with
-    /// --dry-run, the plan's: its fields carry the report's names).
+    /// --dry-run, the plan's, named as in a report where the two share a figure).
     #[arg(long)]
     json: bool,
 

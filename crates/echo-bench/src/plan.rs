@@ -10,7 +10,7 @@ use std::fmt;
 use std::time::Duration;
 
 use echo_proto::{Endpoint, Target};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::check::SEQUENCE_LEN;
 use crate::error::BenchError;
@@ -379,8 +379,8 @@ impl fmt::Display for Plan {
 }
 
 /// The plan as `--dry-run --json` prints it: one JSON object with every
-/// figure a run would use, under the names a run's report gives them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// figure a run would use, named as in a run's report where the two share one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DryRun {
     /// Always true: tells this object from a run's report.
     pub dry_run: bool,
@@ -424,7 +424,7 @@ pub struct DryRun {
 }
 
 /// One address a dry run would try.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlannedAddress {
     /// The address, or `unix:PATH`.
     pub addr: String,

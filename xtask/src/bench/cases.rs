@@ -100,8 +100,8 @@ pub(super) struct Case {
     pub(super) fresh_server: bool,
 }
 
-/// The standard set, each short enough that five rounds against two servers
-/// stay within about three minutes on two cores.
+/// The standard set, each short enough that five rounds
+/// take about a minute per server on two cores.
 pub(super) const CASES: [Case; 5] = [
     Case {
         name: "conn 64 B × 50",
