@@ -178,8 +178,9 @@ pub struct Echo {
     /// The pipe it splices through, during a turn, or while the pipe holds
     /// bytes the peer has not taken; never while the connection waits for input.
     pipe: Option<Pipe>,
-    /// The kernel refused to splice this socket: copy from now on.
-    splice_refused: bool,
+    /// Every byte is copied, none spliced: splicing is off, the stream has
+    /// nothing to splice through, or the kernel refused it for this socket.
+    copy_only: bool,
 }
 
 #[derive(Debug)]
@@ -199,8 +200,10 @@ pub struct Turn {
 
 impl Echo {
     /// A connection that has moved nothing yet; `short_read_drains` as for
-    /// [`Echo`]'s field: true for TCP streams, false for others.
-    pub fn new(short_read_drains: bool) -> Self {
+    /// [`Echo`]'s field (true for TCP streams, false for others), and
+    /// `may_splice` whether a bulk stream may splice: a TCP stream, with
+    /// splicing not turned off.
+    pub fn new(short_read_drains: bool, may_splice: bool) -> Self {
         Echo {
             rest: None,
             short_read_drains,
@@ -208,7 +211,7 @@ impl Echo {
             written: 0,
             bulk: false,
             pipe: None,
-            splice_refused: false,
+            copy_only: !may_splice,
         }
     }
 
@@ -231,7 +234,7 @@ impl Echo {
 
     /// Moves bytes between `stream`'s two directions until it would block,
     /// the turn's budget is spent, or the echo is over, with the event
-    /// loop's `scratch`; `moved` hears of every write's size once it is done.
+    /// loop's `scratch`; [`Echo::written`] counts what it wrote back.
     ///
     /// Safe to call at any time: without readiness it finds `WouldBlock`.
     ///
@@ -242,9 +245,8 @@ impl Echo {
         stream: &mut S,
         scratch: &mut Scratch,
         ready: Readiness,
-        mut moved: impl FnMut(usize),
     ) -> io::Result<Turn> {
-        let result = self.turn(stream, scratch, ready, &mut moved);
+        let result = self.turn(stream, scratch, ready);
         // A connection waiting for input holds no pipe: idle ones must not
         // tie up descriptors.
         if self.pipe.as_ref().is_some_and(|pipe| pipe.held == 0) {
@@ -258,7 +260,6 @@ impl Echo {
         stream: &mut S,
         scratch: &mut Scratch,
         ready: Readiness,
-        moved: &mut impl FnMut(usize),
     ) -> io::Result<Turn> {
         let mut turn = Turn {
             step: Step::Wait,
@@ -272,7 +273,7 @@ impl Echo {
         }
         let mut budget = CHUNKS_PER_TURN;
         loop {
-            if !self.write_held(stream, &mut turn, moved)? {
+            if !self.write_held(stream, &mut turn)? {
                 return Ok(turn);
             }
             if budget == 0 {
@@ -280,7 +281,7 @@ impl Echo {
                 return Ok(turn);
             }
             budget -= 1;
-            if self.bulk && self.pipe.is_none() && !self.splice_refused && !ready.urgent {
+            if self.bulk && self.pipe.is_none() && !self.copy_only && !ready.urgent {
                 self.pipe = scratch.pipes.take();
             }
             // Urgent data: splicing stops at its mark, reading takes it inline.
@@ -310,7 +311,7 @@ impl Echo {
                 Some(Err(nix::Error::EAGAIN)) => return Ok(turn),
                 Some(Err(nix::Error::EINTR)) => continue,
                 Some(Err(nix::Error::EINVAL | nix::Error::ENOSYS)) => {
-                    self.splice_refused = true;
+                    self.copy_only = true;
                     self.release(scratch);
                 }
                 Some(Err(err)) => return Err(err.into()),
@@ -336,7 +337,6 @@ impl Echo {
                     Ok(w) => {
                         done += w;
                         self.written += w as u64;
-                        moved(w);
                     }
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                     Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -361,12 +361,7 @@ impl Echo {
 
     /// Writes back what the connection holds (a short write's rest, or the
     /// pipe's bytes); `false` when the peer cannot take more now.
-    fn write_held<S: Socket>(
-        &mut self,
-        stream: &mut S,
-        turn: &mut Turn,
-        moved: &mut impl FnMut(usize),
-    ) -> io::Result<bool> {
+    fn write_held<S: Socket>(&mut self, stream: &mut S, turn: &mut Turn) -> io::Result<bool> {
         if let Some(rest) = &mut self.rest {
             while rest.done < rest.bytes.len() {
                 match stream.write(&rest.bytes[rest.done..]) {
@@ -375,7 +370,6 @@ impl Echo {
                         rest.done += n;
                         self.written += n as u64;
                         turn.moved = true;
-                        moved(n);
                     }
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                     Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -392,7 +386,6 @@ impl Echo {
                         pipe.held -= n;
                         self.written += n as u64;
                         turn.moved = true;
-                        moved(n);
                     }
                     Err(nix::Error::EAGAIN) => return Ok(false),
                     Err(nix::Error::EINTR) => {}
@@ -558,11 +551,10 @@ mod tests {
             edge: true,
             ..Choppy::new(VecDeque::new(), window, 1)
         };
-        let mut echo = Echo::new(short_read_drains);
+        let mut echo = Echo::new(short_read_drains, false);
         let mut scratch = Scratch::new(0);
         let mut sent = 0;
         let mut reply = Vec::new();
-        let mut counted = 0;
         let mut pending_yield = false;
         for _round in 0..2_000_000 {
             // The client: sends a piece, half-closes at the end, takes a piece.
@@ -591,7 +583,7 @@ mod tests {
                     urgent: false,
                 };
                 let turn = echo
-                    .advance(&mut stream, &mut scratch, ready, |n| counted += n)
+                    .advance(&mut stream, &mut scratch, ready)
                     .map_err(|err| err.to_string())?;
                 if let Some(rest) = &echo.rest {
                     stream.largest_rest = stream.largest_rest.max(rest.bytes.len());
@@ -599,6 +591,7 @@ mod tests {
                 pending_yield = turn.step == Step::Yield;
                 if turn.step == Step::Finished {
                     reply.extend(stream.outbound.drain(..));
+                    let counted = usize::try_from(echo.written()).expect("in memory");
                     return Ok((reply, counted, stream.largest_rest));
                 }
             } else if sent == message.len()
@@ -659,10 +652,10 @@ mod tests {
             1000,
             BUFFER_SIZE,
         );
-        let mut echo = Echo::new(true);
+        let mut echo = Echo::new(true, false);
         let mut scratch = Scratch::new(0);
         for _ in 0..100 {
-            echo.advance(&mut stream, &mut scratch, Readiness::ANY, |_| {})
+            echo.advance(&mut stream, &mut scratch, Readiness::ANY)
                 .expect("no failure");
         }
         assert_eq!(stream.outbound.len(), 1000, "the window is full");
@@ -681,10 +674,10 @@ mod tests {
             usize::MAX,
             BUFFER_SIZE,
         );
-        let mut echo = Echo::new(true);
+        let mut echo = Echo::new(true, false);
         let mut scratch = Scratch::new(0);
         let turn = echo
-            .advance(&mut stream, &mut scratch, Readiness::ANY, |_| {})
+            .advance(&mut stream, &mut scratch, Readiness::ANY)
             .expect("no failure");
         assert_eq!(turn.step, Step::Yield);
         assert_eq!(stream.outbound.len(), CHUNKS_PER_TURN * BUFFER_SIZE);
@@ -707,10 +700,10 @@ mod tests {
                 Ok(())
             }
         }
-        let mut echo = Echo::new(true);
+        let mut echo = Echo::new(true, false);
         let mut scratch = Scratch::new(0);
         let turn = echo
-            .advance(&mut Refuses, &mut scratch, Readiness::default(), |_| {})
+            .advance(&mut Refuses, &mut scratch, Readiness::default())
             .expect("no failure");
         assert_eq!(
             turn,
@@ -799,7 +792,7 @@ mod tests {
             })
         };
 
-        let mut echo = Echo::new(true);
+        let mut echo = Echo::new(true, true);
         let mut scratch = Scratch::new(MAX_PIPES);
         let mut events = mio::Events::with_capacity(16);
         let mut most_pipes = 0;
@@ -827,7 +820,7 @@ mod tests {
             yielded = false;
             for ready in turns {
                 let turn = echo
-                    .advance(&mut server, &mut scratch, ready, |_| {})
+                    .advance(&mut server, &mut scratch, ready)
                     .expect("no failure");
                 most_pipes = most_pipes.max(scratch.pipes_open());
                 match turn.step {

@@ -380,8 +380,7 @@ fn prepare(index: usize, listeners: Vec<StreamListener>, shared: Shared) -> io::
         control: Arc::clone(&control),
         listeners: accepting,
         connections: Slab::new(),
-        // Without pipes to take, every connection copies.
-        scratch: Scratch::new(if shared.splice { MAX_PIPES } else { 0 }),
+        scratch: Scratch::new(MAX_PIPES),
         next_sweep: shared
             .idle_timeout
             .map(|timeout| now + sweep_every(timeout)),
@@ -612,10 +611,11 @@ impl EventLoop {
             return;
         }
         debug!(%peer, "connection opened");
-        let short_read_drains = matches!(stream, Stream::Tcp(_));
+        // TCP streams splice when bulk; Unix ones have nothing to splice through.
+        let tcp = matches!(stream, Stream::Tcp(_));
         entry.insert(Connection {
             stream,
-            echo: Echo::new(short_read_drains),
+            echo: Echo::new(tcp, tcp && self.shared.splice),
             last_progress: self.now,
             last_look: None,
         });
@@ -627,12 +627,18 @@ impl EventLoop {
             // An event for a connection closed earlier in the same batch.
             return;
         };
-        let stats = &self.shared.stats;
+        let before = connection.echo.written();
         let turn = connection
             .echo
-            .advance(&mut connection.stream, &mut self.scratch, ready, |n| {
-                Stats::add(&stats.stream_bytes, n)
-            });
+            .advance(&mut connection.stream, &mut self.scratch, ready);
+        // One count per turn, not per write: the totals are shared by every loop.
+        let written = connection.echo.written() - before;
+        if written > 0 {
+            self.shared
+                .stats
+                .stream_bytes
+                .fetch_add(written, Ordering::Relaxed);
+        }
         match turn {
             Ok(turn) => {
                 if turn.moved {
