@@ -29,15 +29,25 @@ pub fn raise_fd_limit() -> Option<u64> {
     }
 }
 
+/// Descriptors each event loop may hold besides its connections: its epoll
+/// set and waker, and with splicing on, both ends of every pipe its pool
+/// may open.
+pub fn loop_fds(splice: bool) -> u64 {
+    let pipes = if splice { crate::connection::MAX_PIPES as u64 } else { 0 };
+    2 + 2 * pipes
+}
+
 /// The default connection limit for a descriptor limit: every descriptor
-/// but [`RESERVED_FDS`] may be a connection.
-pub fn max_connections_for(fd_limit: Option<u64>) -> usize {
-    match fd_limit {
-        Some(limit) => {
-            usize::try_from(limit.saturating_sub(RESERVED_FDS).max(1)).unwrap_or(usize::MAX)
-        }
-        None => DEFAULT_MAX_CONNECTIONS,
-    }
+/// but [`RESERVED_FDS`] and `event_loops` times [`loop_fds`] may be a
+/// connection, so that neither `accept` nor a bulk stream's pipe runs out of
+/// descriptors below the limit.
+pub fn max_connections_for(fd_limit: Option<u64>, event_loops: usize, splice: bool) -> usize {
+    let Some(limit) = fd_limit else {
+        return DEFAULT_MAX_CONNECTIONS;
+    };
+    let loops = u64::try_from(event_loops).unwrap_or(u64::MAX);
+    let reserved = RESERVED_FDS.saturating_add(loops.saturating_mul(loop_fds(splice)));
+    usize::try_from(limit.saturating_sub(reserved).max(1)).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]
@@ -46,8 +56,11 @@ mod tests {
 
     #[test]
     fn the_limit_leaves_room_for_the_server_itself() {
-        assert_eq!(max_connections_for(Some(1024)), 992);
-        assert_eq!(max_connections_for(Some(10)), 1);
-        assert_eq!(max_connections_for(None), DEFAULT_MAX_CONNECTIONS);
+        // 32 kept back, and one loop's epoll set, waker and 64 pipes.
+        assert_eq!(max_connections_for(Some(1024), 1, true), 1024 - 32 - 130);
+        assert_eq!(max_connections_for(Some(1024), 1, false), 1024 - 32 - 2);
+        assert_eq!(max_connections_for(Some(1024), 2, true), 1024 - 32 - 260);
+        assert_eq!(max_connections_for(Some(10), 1, true), 1);
+        assert_eq!(max_connections_for(None, 1, true), DEFAULT_MAX_CONNECTIONS);
     }
 }

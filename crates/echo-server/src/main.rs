@@ -62,7 +62,9 @@ struct Cli {
     /// At the limit the server stops accepting: further clients wait in the
     /// kernel's queue and are served as connections finish; none is refused
     /// while the server runs.
-    /// Default: the open-files limit (raised to its hard limit at start) minus 32.
+    /// Default: the open-files limit (raised to its hard limit at start) minus
+    /// 32, and minus 130 per event loop for its own descriptors and pipes (2
+    /// with --splice never).
     #[arg(long, value_name = "N", env = "ECHO_MAX_CONNECTIONS",
           value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
