@@ -340,18 +340,26 @@ pub(crate) fn start(listeners: Vec<Vec<StreamListener>>, shared: &Shared) -> io:
         .map(|event_loop| Arc::clone(&event_loop.control))
         .collect();
     let _ = shared.limit.loops.set(controls.clone());
-    let mut finished = Vec::with_capacity(prepared.len());
+    let mut handle = Handle {
+        controls,
+        finished: Vec::with_capacity(prepared.len()),
+    };
     for event_loop in prepared {
         let (done, receiver) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(format!("echo-streams-{}", event_loop.index))
             .spawn(move || {
                 event_loop.run();
                 let _ = done.send(());
-            })?;
-        finished.push(receiver);
+            });
+        if let Err(err) = spawned {
+            // The loops already running stop at once, before serving anyone.
+            handle.cut();
+            return Err(err);
+        }
+        handle.finished.push(receiver);
     }
-    Ok(Handle { controls, finished })
+    Ok(handle)
 }
 
 /// Makes event loop `index` with its epoll set and listeners, not yet running.

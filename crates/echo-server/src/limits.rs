@@ -33,7 +33,11 @@ pub fn raise_fd_limit() -> Option<u64> {
 /// set and waker, and with splicing on, both ends of every pipe its pool
 /// may open.
 pub fn loop_fds(splice: bool) -> u64 {
-    let pipes = if splice { crate::connection::MAX_PIPES as u64 } else { 0 };
+    let pipes = if splice {
+        crate::connection::MAX_PIPES as u64
+    } else {
+        0
+    };
     2 + 2 * pipes
 }
 

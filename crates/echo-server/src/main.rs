@@ -40,9 +40,9 @@ struct Cli {
     ///
     /// Datagrams from the ports of services that answer automatically
     /// (7, 9, 11, 13, 15, 17, 19, 37, 53, 69, 123, 137, 138, 161, 162), from
-    /// port 0, from broadcast or multicast addresses, and from the port of any
-    /// of this server's UDP listeners are never answered, so the server cannot
-    /// be made to talk to itself or to a well-known responder.
+    /// port 0, from broadcast, multicast or unspecified addresses, and from
+    /// the port of any of this server's UDP listeners are never answered, so
+    /// the server cannot be made to talk to itself or to a well-known responder.
     /// In the environment, 1, yes, on or true (0, no, off, false) turn it on (off).
     #[arg(long, env = "ECHO_UDP", value_parser = clap::builder::BoolishValueParser::new())]
     udp: bool,
@@ -172,7 +172,8 @@ Logging:
 Service manager:
   With NOTIFY_SOCKET set (systemd's Type=notify), the server sends READY=1
   once every listener is bound and announced, STOPPING=1 when the drain
-  starts, and STATUS= lines with the totals, also on SIGUSR1.
+  starts, each with a STATUS= line of what it is doing, and the totals as
+  STATUS= on SIGUSR1.
 
 Manual and completions:
   echo-server --generate man | man -l -    this help as a man page

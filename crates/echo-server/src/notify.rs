@@ -1,6 +1,7 @@
 //! Telling a service manager how the server is doing, by systemd's notify
 //! protocol: `READY=1` once every listener is bound and announced,
-//! `STOPPING=1` when the drain starts, and `STATUS=` lines with the totals.
+//! `STOPPING=1` when the drain starts, and `STATUS=` lines: at both, and
+//! the totals on SIGUSR1.
 //!
 //! It speaks only when `NOTIFY_SOCKET` is set, and leaves that variable in
 //! place. A message that cannot be sent is logged, never fatal: the server

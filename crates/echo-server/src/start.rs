@@ -86,11 +86,9 @@ pub fn serve(options: &Options) -> Result<Totals, ServerError> {
         };
         // Only once bound: a server that cannot start says one line, the error.
         let fd_limit = limits::raise_fd_limit();
-        let max_connections = options
-            .max_connections
-            .unwrap_or_else(|| {
-                limits::max_connections_for(fd_limit, options.event_loops, options.splice)
-            });
+        let max_connections = options.max_connections.unwrap_or_else(|| {
+            limits::max_connections_for(fd_limit, options.event_loops, options.splice)
+        });
         let config = Config {
             max_connections,
             idle_timeout: options.idle_timeout,

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use tracing::info;
 
-/// Counters shared by every listener and connection task.
+/// Counters shared by every listener, event loop and UDP task.
 ///
 /// Each is a relaxed atomic: they are independent tallies read only for
 /// reporting, so no ordering between them is needed.
