@@ -205,7 +205,7 @@ impl Client {
                     &results,
                 );
             });
-            // Leaving the scope joins the writer; on failure `exchange` has
+            // Leaving the scope joins the writer; on failure `finish` has
             // shut the socket down, so the writer cannot stay blocked.
             finish(
                 &connection,

@@ -52,8 +52,10 @@ struct Cli {
     message: Option<OsString>,
 
     /// The server: HOST:PORT, IP:PORT, [IPV6]:PORT or unix:PATH; the port is
-    /// always needed. A host name's addresses are tried IPv6 and IPv4 in turn,
-    /// a new attempt every 250 ms until one connects, all within --timeout.
+    /// always needed. A host name's addresses are raced over TCP, IPv6 and IPv4
+    /// in turn from the resolver's first choice, a new attempt 250 ms after
+    /// the last (at once if it failed), all within --timeout; over UDP they
+    /// are tried one after the other, and in probe mode only the first is used.
     #[arg(
         short,
         long,
@@ -90,7 +92,8 @@ struct Cli {
 
     /// The time from the start of one probe to the start of the next
     /// [default: 1s]. TCP probes go one at a time, so a slow one delays
-    /// the next; UDP probes go out on time whatever came back.
+    /// the next; UDP probes go out on time whatever came back, except at
+    /// 0s, where each waits for the one before to be answered or lost.
     #[arg(short = 'i', long, value_name = "DURATION", value_parser = parse_duration,
           help_heading = "Probe mode")]
     interval: Option<Duration>,
