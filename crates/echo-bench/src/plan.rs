@@ -254,21 +254,20 @@ impl Plan {
                         self.target
                     ));
                 }
-                for destination in &self.addrs {
-                    let Endpoint::Ip(addr) = destination.endpoint else {
-                        continue;
-                    };
-                    let max = echo_proto::udp::max_datagram(addr);
-                    if !(SEQUENCE_LEN..=max).contains(&self.size) {
-                        return invalid(format!(
-                            "udp datagrams carry an 8-byte sequence number: the size must be 8 to {max} bytes"
-                        ));
-                    }
-                }
-                if !(SEQUENCE_LEN..=echo_proto::udp::MAX_DATAGRAM_V6).contains(&self.size) {
+                // The smallest limit of the addresses resolved so far (before
+                // resolving, IPv6's, the largest there is).
+                let max = self
+                    .addrs
+                    .iter()
+                    .filter_map(|destination| match destination.endpoint {
+                        Endpoint::Ip(addr) => Some(echo_proto::udp::max_datagram(addr)),
+                        Endpoint::Unix(_) => None,
+                    })
+                    .min()
+                    .unwrap_or(echo_proto::udp::MAX_DATAGRAM_V6);
+                if !(SEQUENCE_LEN..=max).contains(&self.size) {
                     return invalid(format!(
-                        "udp datagrams carry an 8-byte sequence number: the size must be 8 to {} bytes",
-                        echo_proto::udp::MAX_DATAGRAM_V6
+                        "udp datagrams carry an 8-byte sequence number: the size must be 8 to {max} bytes"
                     ));
                 }
                 if !(0.0..=100.0).contains(max_loss) {

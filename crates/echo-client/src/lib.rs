@@ -369,11 +369,6 @@ impl Client {
         debug!(host, ?addresses, "resolved");
         Ok(addresses.into())
     }
-
-    /// The timeout, `None` when there is none.
-    pub(crate) fn timeout_setting(&self) -> Option<Duration> {
-        self.timeout
-    }
 }
 
 /// A failed connect in terms of the endpoint: a timeout only if one was set.

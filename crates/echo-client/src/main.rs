@@ -259,6 +259,10 @@ fn probe_plan(cli: &Cli) -> Option<Plan> {
         (None, Some(size)) => Payload::Size(size as usize),
         (None, None) => Payload::Size(DEFAULT_PROBE_SIZE),
     };
+    let empty = match &payload {
+        Payload::Size(size) => *size == 0,
+        Payload::Message(message) => message.is_empty(),
+    };
     match (&payload, transport) {
         (Payload::Size(size), Transport::Udp) if *size < UDP_HEADER => usage_error(
             ErrorKind::ValueValidation,
@@ -271,11 +275,7 @@ fn probe_plan(cli: &Cli) -> Option<Plan> {
             ErrorKind::ValueValidation,
             &format!("a UDP probe is at most {MAX_DATAGRAM_V6} bytes; --size {size} is too large"),
         ),
-        (Payload::Size(0), Transport::Persistent) => usage_error(
-            ErrorKind::ValueValidation,
-            "a persistent probe needs at least one byte: an empty one would measure nothing",
-        ),
-        (Payload::Message(message), Transport::Persistent) if message.is_empty() => usage_error(
+        (_, Transport::Persistent) if empty => usage_error(
             ErrorKind::ValueValidation,
             "a persistent probe needs at least one byte: an empty one would measure nothing",
         ),

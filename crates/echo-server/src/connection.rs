@@ -62,7 +62,8 @@ impl Scratch {
     }
 
     /// Pipes open now, in use or spare.
-    pub fn pipes_open(&self) -> usize {
+    #[cfg(test)]
+    fn pipes_open(&self) -> usize {
         self.pipes.open
     }
 }

@@ -13,17 +13,17 @@
 // Better one clear error than a page of missing items.
 cfg_if::cfg_if! {
     if #[cfg(target_os = "linux")] {
-        pub mod connection;
+        mod connection;
         mod engine;
-        pub mod limits;
+        mod limits;
         pub mod listen;
         pub mod log;
-        pub mod notify;
-        pub mod send_queue;
+        mod notify;
+        mod send_queue;
         mod server;
-        pub mod signals;
+        mod signals;
         mod start;
-        pub mod stats;
+        mod stats;
         mod udp;
 
         pub use listen::{ListenError, Listener};

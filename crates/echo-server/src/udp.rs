@@ -21,7 +21,7 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// bounds its memory under a flood of spoofed addresses.
 const RATE_TABLE_SWEEP_AT: usize = 16_384;
 /// How many times in a row one source address gets the same datagram
-/// answered, when each copy comes within [`REPEAT_GAP`] of the last.
+/// answered, when each copy comes within `REPEAT_GAP` of the last.
 ///
 /// Two echo services made to answer each other (one spoofed datagram is
 /// enough) send the same datagram back and forth at the speed of the path;
@@ -148,7 +148,7 @@ impl Repeats {
 
     /// Records `datagram` from `source` at `now`, and says whether it may be
     /// answered: not once it is the same datagram more than
-    /// [`REPEATS_ANSWERED`] times in a row, each within [`REPEAT_GAP`].
+    /// [`REPEATS_ANSWERED`] times in a row, each within `REPEAT_GAP`.
     pub(crate) fn allow(&mut self, source: SocketAddr, datagram: &[u8], now: Instant) -> bool {
         let fingerprint = self.hasher.hash_one(datagram);
         // As with the rate: a source we cannot follow is not answered.

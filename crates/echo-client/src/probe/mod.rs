@@ -241,9 +241,7 @@ impl Prober {
             Some(socket) => udp::run(
                 socket,
                 &self.plan,
-                self.client
-                    .timeout_setting()
-                    .unwrap_or(crate::DEFAULT_UDP_TIMEOUT),
+                self.client.timeout.unwrap_or(crate::DEFAULT_UDP_TIMEOUT),
                 on_event,
             ),
             None => {

@@ -65,9 +65,12 @@ impl<'a> Session<'a> {
                 Err(error) => return Event::Failed { seq, error },
             },
         };
-        let timeout = self.client.timeout_setting();
+        let timeout = self.client.timeout;
+        // Copied for the writer thread before the clock starts, so a large
+        // probe's copy is not counted as round-trip time.
+        let job: Arc<[u8]> = payload.into();
         let started = Instant::now();
-        match link.exchange(payload, timeout) {
+        match link.exchange(job, timeout) {
             Ok(reply) => {
                 let rtt = started.elapsed();
                 let check = verify(payload, &reply);
@@ -121,7 +124,7 @@ struct Job {
 impl Link {
     fn open(client: &Client) -> Result<Link, Error> {
         let (connection, peer) = client.connect()?;
-        let timeout = client.timeout_setting();
+        let timeout = client.timeout;
         let writer_side = connection
             .try_clone()
             .map_err(|source| io_error(&peer, timeout, source))?;
@@ -150,7 +153,7 @@ impl Link {
 
     /// Writes `payload` (on the writer thread) and reads back exactly its
     /// length, through the one inactivity timeout.
-    fn exchange(&self, payload: &[u8], timeout: Option<Duration>) -> Result<Vec<u8>, Error> {
+    fn exchange(&self, payload: Arc<[u8]>, timeout: Option<Duration>) -> Result<Vec<u8>, Error> {
         let activity = Arc::new(Activity::new());
         let writer_gone = || {
             io_error(
@@ -159,14 +162,15 @@ impl Link {
                 io::Error::other("the writer thread ended"),
             )
         };
+        let len = payload.len();
         self.jobs
             .send(Job {
-                payload: payload.into(),
+                payload,
                 activity: Arc::clone(&activity),
             })
             .map_err(|_| writer_gone())?;
         let mut reader = Patience::new(&self.connection, Direction::Receive, &activity, timeout);
-        let mut reply = vec![0u8; payload.len()];
+        let mut reply = vec![0u8; len];
         let mut filled = 0;
         while filled < reply.len() {
             match reader.attempt(|connection| connection.read_some(&mut reply[filled..])) {
