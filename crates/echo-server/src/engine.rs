@@ -324,15 +324,16 @@ impl Handle {
     }
 }
 
-/// Starts one event loop per element of `listeners`, each on a thread of
-/// its own serving its listeners, all under one limit.
+/// Starts one event loop per element of `listeners` (at most [`MAX_LOOPS`],
+/// as the caller clamps them), each on a thread of its own serving its
+/// listeners, all under one limit.
 ///
 /// # Errors
 /// An epoll set or its waker could not be made, or a listener could not be
 /// registered (out of descriptors or memory); no loop is left running then.
 pub(crate) fn start(listeners: Vec<Vec<StreamListener>>, shared: &Shared) -> io::Result<Handle> {
     let mut prepared = Vec::with_capacity(listeners.len());
-    for (index, listeners) in listeners.into_iter().take(MAX_LOOPS).enumerate() {
+    for (index, listeners) in listeners.into_iter().enumerate() {
         prepared.push(prepare(index, listeners, shared.clone())?);
     }
     let controls: Vec<Arc<Control>> = prepared

@@ -156,7 +156,11 @@ impl Server {
             }
         }
         udp_tasks.close();
-        let mut event_loop = if streams[0].is_empty() {
+        // A loop that got no listener (Unix or inherited ones only, or a
+        // sibling refused) would only wait: it is not started. Those left are
+        // the first ones, in order.
+        streams.retain(|listeners| !listeners.is_empty());
+        let mut event_loop = if streams.is_empty() {
             None
         } else {
             let shared = engine::Shared {
