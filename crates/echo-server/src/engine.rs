@@ -228,13 +228,14 @@ impl Limit {
     }
 
     /// Gives a place back, from event loop `me`, and wakes the other loops
-    /// that wait for one (`me` sees to its own listeners itself).
+    /// that wait for one (`me` sees to its own listeners itself). Every mark
+    /// is cleared: a loop that finds the limit still reached marks itself again.
     fn give_back(&self, me: usize) {
         self.taken.fetch_sub(1, Ordering::AcqRel);
-        if self.waiting.load(Ordering::Acquire) & !(1 << me) == 0 {
+        if self.waiting.load(Ordering::Acquire) == 0 {
             return;
         }
-        let waiting = self.waiting.fetch_and(1 << me, Ordering::AcqRel) & !(1 << me);
+        let waiting = self.waiting.swap(0, Ordering::AcqRel) & !(1 << me);
         if let Some(loops) = self.loops.get() {
             for (index, control) in loops.iter().enumerate() {
                 if waiting & (1 << index) != 0 {
