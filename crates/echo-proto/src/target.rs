@@ -6,10 +6,9 @@
 
 use std::fmt;
 use std::net::{Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, EndpointError};
 
 /// The longest host name DNS can carry, without its trailing dot.
 const MAX_HOST_NAME: usize = 253;
@@ -85,16 +84,16 @@ impl FromStr for Target {
     type Err = TargetError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let trimmed = text.trim();
-        if let Some(path) = trimmed.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err(TargetError::EmptyUnixPath(text.to_owned()));
+        // An address or a socket path is an endpoint as `Endpoint` reads it;
+        // only what it refuses may be a host name.
+        match text.parse::<Endpoint>() {
+            Ok(endpoint) => return Ok(Target::Endpoint(endpoint)),
+            Err(EndpointError::EmptyUnixPath(text)) => {
+                return Err(TargetError::EmptyUnixPath(text));
             }
-            return Ok(Target::Endpoint(Endpoint::Unix(PathBuf::from(path))));
+            Err(EndpointError::Invalid(_)) => {}
         }
-        if let Ok(addr) = trimmed.parse::<SocketAddr>() {
-            return Ok(Target::Endpoint(Endpoint::Ip(addr)));
-        }
+        let trimmed = text.trim();
         let invalid_host = |host: &str| TargetError::InvalidHost {
             text: text.to_owned(),
             host: host.to_owned(),
@@ -216,7 +215,7 @@ mod tests {
         assert_eq!("[::1]:7".parse(), Ok(ip("[::1]:7")));
         assert_eq!(
             "unix:/run/echo.sock".parse(),
-            Ok(Target::Endpoint(Endpoint::Unix(PathBuf::from(
+            Ok(Target::Endpoint(Endpoint::Unix(std::path::PathBuf::from(
                 "/run/echo.sock"
             ))))
         );
