@@ -48,15 +48,18 @@ pub enum Error {
         /// The server that closed.
         endpoint: Endpoint,
     },
-    /// The server sent back more bytes than the message has, which no echo
-    /// does: [`Client::echo`] stops reading there rather than hold a reply
-    /// that may never end.
+    /// The server sent back more bytes than it was sent, which no echo does:
+    /// more than the message has (a UDP reply included), or, for
+    /// [`Client::stream`](crate::Client::stream), more than had gone out so
+    /// far. The client stops reading there rather than take a reply that
+    /// may never end.
     #[error("{endpoint} sent more than the {sent} bytes of the message")]
     ReplyTooLong {
         /// The server that sent too much.
         endpoint: Endpoint,
-        /// The message's length, which the reply exceeded.
-        sent: usize,
+        /// The bytes sent, which the reply exceeded: the message's length,
+        /// or a stream's length so far.
+        sent: u64,
     },
     /// Reading the message from its source (stdin, say) failed.
     #[error("cannot read the message")]

@@ -3,6 +3,7 @@
 //! one inactivity timeout, and their two outcomes become one.
 
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -20,8 +21,31 @@ pub struct Transfer {
     pub received: u64,
 }
 
-/// Copies the reply to `output` until the server closes, or past
-/// `limit` bytes, then combines that with the writer's outcome,
+/// How many bytes the reply may have at any moment: an echo never sends back
+/// a byte before it has received it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ceiling<'a> {
+    /// A message whose length is known before it goes out.
+    Message(u64),
+    /// A stream's bytes as the writer counts them in [`send`]: a ceiling that
+    /// rises while the stream goes out, and is the stream's length once it ended.
+    Stream(&'a AtomicU64),
+}
+
+impl Ceiling<'_> {
+    fn now(self) -> u64 {
+        match self {
+            Ceiling::Message(len) => len,
+            // The writer raised the count before it wrote the bytes, and the
+            // server can echo them only after that write, so every byte read
+            // here by now is covered; Acquire pairs with that Release.
+            Ceiling::Stream(offered) => offered.load(Ordering::Acquire),
+        }
+    }
+}
+
+/// Copies the reply to `output` until the server closes, or until it goes
+/// past the `ceiling`, then combines that with the writer's outcome,
 /// preferring the error that explains the other; on failure, shuts the
 /// connection down so that the writer cannot stay blocked.
 pub(crate) fn finish<W: Write + ?Sized>(
@@ -30,10 +54,10 @@ pub(crate) fn finish<W: Write + ?Sized>(
     timeout: Option<Duration>,
     writer_outcome: &mpsc::Receiver<Result<u64, Failure>>,
     output: &mut W,
-    limit: Option<usize>,
+    ceiling: Ceiling<'_>,
 ) -> Result<Transfer, Failure> {
     let mut reader = Patience::new(connection, Direction::Receive, activity, timeout);
-    let read = receive(&mut reader, output, limit);
+    let read = receive(&mut reader, output, ceiling);
     // The writer reports before it half-closes, so when the server closed
     // after our half-close the report is already here; when it closed
     // earlier, the writer's report may not have come yet: closed early.
@@ -65,17 +89,23 @@ pub(crate) enum Failure {
     Input(io::Error),
     Output(io::Error),
     ClosedEarly,
-    ReplyTooLong { sent: usize },
+    ReplyTooLong { sent: u64 },
     WriterLost,
 }
 
 /// Writes all of `input` to the connection, reports, then half-closes: the
 /// half-close is what tells the server the message is complete.
+///
+/// `offered` counts the bytes handed to the socket, each piece before it is
+/// written, so that it is never below what the server can have received:
+/// the reader, which checks the reply against it, would otherwise see the
+/// echo of a write that has not been counted yet.
 pub(crate) fn send<R: Read + ?Sized>(
     connection: &Connection,
     activity: &Activity,
     timeout: Option<Duration>,
     input: &mut R,
+    offered: &AtomicU64,
     outcome: &mpsc::SyncSender<Result<u64, Failure>>,
 ) {
     let mut writer = Patience::new(connection, Direction::Send, activity, timeout);
@@ -88,6 +118,7 @@ pub(crate) fn send<R: Read + ?Sized>(
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => break Err(Failure::Input(err)),
         };
+        offered.fetch_add(n as u64, Ordering::Release);
         if let Err(err) = write_all(&mut writer, &buffer[..n]) {
             break Err(Failure::Network(err));
         }
@@ -118,31 +149,34 @@ pub(crate) fn write_all(writer: &mut Patience<'_>, mut bytes: &[u8]) -> io::Resu
     Ok(())
 }
 
-/// Copies everything the server sends to `output` until it closes; fails
-/// as soon as more than `limit` bytes have come, without keeping the excess.
+/// Copies everything the server sends to `output` until it closes, each
+/// piece flushed as it arrives; fails at the first byte beyond the
+/// `ceiling`, having passed on the bytes before it and none after.
 fn receive<W: Write + ?Sized>(
     reader: &mut Patience<'_>,
     output: &mut W,
-    limit: Option<usize>,
+    ceiling: Ceiling<'_>,
 ) -> Result<u64, Failure> {
     let mut buffer = vec![0u8; BUFFER_SIZE];
     let mut received = 0u64;
     loop {
         let n = match reader.attempt(|connection| connection.read_some(&mut buffer)) {
-            Ok(0) => break,
+            Ok(0) => return Ok(received),
             Ok(n) => n,
             Err(err) => return Err(Failure::Network(err)),
         };
-        if let Some(sent) = limit {
-            if received + n as u64 > sent as u64 {
-                return Err(Failure::ReplyTooLong { sent });
-            }
+        let sent = ceiling.now();
+        let allowed = usize::try_from(sent.saturating_sub(received)).unwrap_or(usize::MAX);
+        let piece = &buffer[..n.min(allowed)];
+        // Flushed at once: whoever reads a stream's echo (a terminal, a pipe)
+        // must see it while the stream is still going, not when it ends.
+        output.write_all(piece).map_err(Failure::Output)?;
+        output.flush().map_err(Failure::Output)?;
+        received += piece.len() as u64;
+        if piece.len() < n {
+            return Err(Failure::ReplyTooLong { sent });
         }
-        output.write_all(&buffer[..n]).map_err(Failure::Output)?;
-        received += n as u64;
     }
-    output.flush().map_err(Failure::Output)?;
-    Ok(received)
 }
 
 /// Whether a write failed because the peer had closed the connection.

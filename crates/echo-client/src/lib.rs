@@ -44,6 +44,7 @@ mod udp;
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -53,7 +54,7 @@ use tracing::debug;
 
 use crate::activity::Activity;
 use crate::connection::{Connection, is_timeout};
-use crate::exchange::{Failure, finish, send};
+use crate::exchange::{Ceiling, Failure, finish, send};
 use crate::eyeballs::{ATTEMPT_DELAY, connect_tcp};
 
 pub use crate::error::Error;
@@ -195,6 +196,11 @@ impl Client {
         let timeout = self.timeout;
         let (results, outcome) = mpsc::sync_channel(1);
         let mut reply = Vec::with_capacity(message.len());
+        // The writer counts what it hands to the socket, but the ceiling
+        // here is the whole message from the start: its length is known,
+        // and it is what an error about a reply too long names.
+        let offered = AtomicU64::new(0);
+        let offered = &offered;
         thread::scope(|scope| {
             scope.spawn(move || {
                 send(
@@ -202,6 +208,7 @@ impl Client {
                     writer_activity,
                     timeout,
                     &mut &message[..],
+                    offered,
                     &results,
                 );
             });
@@ -213,7 +220,7 @@ impl Client {
                 self.timeout,
                 &outcome,
                 &mut reply,
-                Some(message.len()),
+                Ceiling::Message(message.len() as u64),
             )
             .map_err(|failure| exchange_error(&peer, self.timeout, failure))
         })?;
@@ -224,13 +231,20 @@ impl Client {
     /// `output`, nothing added, in memory bounded by a few buffers whatever
     /// the size.
     ///
+    /// Each piece of the reply is written to `output` and flushed as it
+    /// arrives, so a buffered `output` (stdout) shows the echo while `input`
+    /// is still open. The reply may never be ahead of `input`: the first byte
+    /// beyond what has gone out so far (beyond all of it, once `input` has
+    /// ended) is [`Error::ReplyTooLong`], after the bytes before it have
+    /// been written, so a server that never stops sending cannot keep the
+    /// exchange going.
+    ///
     /// `input` is read on a thread of its own, which is left behind if the
     /// exchange fails while it is blocked reading (on a terminal, say).
     ///
     /// # Errors
     /// [`Error::Input`] and [`Error::Output`] when the two ends fail, and the
-    /// errors of [`Client::echo`] but [`Error::ReplyTooLong`]: a stream has
-    /// no length to exceed.
+    /// errors of [`Client::echo`].
     pub fn stream<R, W>(&self, mut input: R, output: &mut W) -> Result<Transfer, Error>
     where
         R: Read + Send + 'static,
@@ -244,22 +258,36 @@ impl Client {
         let writer_activity = Arc::clone(&activity);
         let timeout = self.timeout;
         let (results, outcome) = mpsc::sync_channel(1);
+        let offered = Arc::new(AtomicU64::new(0));
+        let writer_offered = Arc::clone(&offered);
         thread::spawn(move || {
             send(
                 &writer_side,
                 &writer_activity,
                 timeout,
                 &mut input,
+                &writer_offered,
                 &results,
             );
         });
-        finish(&connection, &activity, self.timeout, &outcome, output, None)
-            .map_err(|failure| exchange_error(&peer, self.timeout, failure))
+        finish(
+            &connection,
+            &activity,
+            self.timeout,
+            &outcome,
+            output,
+            Ceiling::Stream(&offered),
+        )
+        .map_err(|failure| exchange_error(&peer, self.timeout, failure))
     }
 
     /// Sends `message` as one UDP datagram and returns the datagram that
     /// comes back, resending a few times within the timeout (UDP may lose
     /// either datagram).
+    ///
+    /// A datagram longer than the message is an error, as a longer reply is
+    /// for [`Client::echo`]; like it, a reply that differs within the
+    /// message's length is returned for the caller to judge.
     ///
     /// A host name's addresses are tried one after the other, each with an
     /// even share of what is left of the timeout: without a handshake there
@@ -268,8 +296,8 @@ impl Client {
     /// # Errors
     /// [`Error::UdpNeedsIp`], [`Error::DatagramTooLarge`], [`Error::Timeout`]
     /// when no reply came, [`Error::Connect`] when the server's port is
-    /// closed; for a host name [`Error::Resolve`], or [`Error::Unreachable`]
-    /// when no address answered.
+    /// closed, [`Error::ReplyTooLong`]; for a host name [`Error::Resolve`], or
+    /// [`Error::Unreachable`] when no address answered.
     pub fn echo_udp(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         let timeout = self.timeout.unwrap_or(DEFAULT_UDP_TIMEOUT);
         let (host, port) = match &self.target {

@@ -73,7 +73,8 @@ struct Cli {
     timeout: Duration,
 
     /// Exit 1 with a message if the reply differs from what was sent: a
-    /// health probe. Probe mode always checks.
+    /// health probe. Probe mode and --udp always check: a datagram is the
+    /// whole reply, and one that is not the message is no echo of it.
     #[arg(long)]
     check: bool,
 
@@ -225,15 +226,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     } else {
         client.echo(message)?
     };
-    if cli.check {
+    // Over TCP a reply that differs is still what the server sent back, to
+    // print; a datagram that is not the message may be anything at all.
+    if cli.check || cli.udp {
         verify(message, &reply).with_context(|| format!("{} answered wrongly", client.target()))?;
     }
     let mut stdout = io::stdout().lock();
-    stdout.write_all(&reply)?;
-    stdout.write_all(b"\n")?;
-    stdout.flush()?;
+    stdout
+        .write_all(&reply)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush())
+        .context(STDOUT_FAILED)?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// The context of a failed write to stdout, whichever mode failed.
+const STDOUT_FAILED: &str = "cannot write the reply to stdout";
 
 /// The probe run the flags ask for, `None` outside probe mode; stops with a
 /// usage error for a combination that cannot be probed.
@@ -295,7 +303,11 @@ fn stream_stdin(client: &Client, check: bool) -> anyhow::Result<()> {
     let (sent_digest, input) = Digesting::new(io::stdin());
     let stdout = io::stdout().lock();
     let (received_digest, mut output) = Digesting::new(stdout);
-    let transfer = client.stream(input, &mut output)?;
+    let transfer = client.stream(input, &mut output).map_err(|err| match err {
+        // The library cannot know that its output is stdout.
+        Error::Output(source) => anyhow::Error::new(source).context(STDOUT_FAILED),
+        other => other.into(),
+    })?;
     if check {
         let sent = sent_digest.lock().map(|d| d.finish()).unwrap_or_default();
         let received = received_digest
@@ -369,7 +381,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     match err.downcast_ref::<Error>() {
         Some(Error::Output(e)) => broken(e),
         Some(_) => false,
-        // A bare io::Error comes only from `run`'s own writes to stdout.
+        // An io::Error outside the library's comes only from writes to stdout.
         None => err.downcast_ref::<io::Error>().is_some_and(broken),
     }
 }
@@ -389,6 +401,8 @@ mod tests {
         let pipe = || io::Error::from(io::ErrorKind::BrokenPipe);
         assert!(is_broken_pipe(&anyhow::Error::from(pipe())));
         assert!(is_broken_pipe(&anyhow::Error::from(Error::Output(pipe()))));
+        let on_stdout = Err::<(), _>(pipe()).context(STDOUT_FAILED);
+        assert!(is_broken_pipe(&on_stdout.expect_err("failed")));
         let endpoint: Endpoint = "127.0.0.1:7".parse().expect("literal");
         let server_gone = Error::Io {
             endpoint,

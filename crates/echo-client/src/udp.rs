@@ -13,7 +13,8 @@ use crate::error::Error;
 const ATTEMPTS: u32 = 3;
 
 /// Sends `message` to `endpoint` and returns the reply, resending it up to
-/// [`ATTEMPTS`] times, evenly spread over `timeout`.
+/// [`ATTEMPTS`] times, evenly spread over `timeout`; a reply longer than the
+/// message is [`Error::ReplyTooLong`].
 pub(crate) fn echo(
     endpoint: &Endpoint,
     timeout: Duration,
@@ -56,6 +57,14 @@ pub(crate) fn echo(
             }
             socket.set_read_timeout(Some(left)).map_err(io_error)?;
             match socket.recv(&mut buffer) {
+                // No echo of the message is longer than it: the server is
+                // not echoing, or this is not the reply to it.
+                Ok(len) if len > message.len() => {
+                    return Err(Error::ReplyTooLong {
+                        endpoint: endpoint.clone(),
+                        sent: message.len() as u64,
+                    });
+                }
                 Ok(len) => return Ok(buffer[..len].to_vec()),
                 Err(err)
                     if matches!(
