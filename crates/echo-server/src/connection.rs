@@ -172,6 +172,12 @@ pub struct Echo {
     /// The end of stream is known to be coming (sticky, since the event that
     /// said so may come while the connection is not reading).
     peer_done: bool,
+    /// Urgent data is pending (sticky, like `peer_done`): until a read finds
+    /// the socket empty, a short read or a splice's `EAGAIN` may only mean
+    /// the urgent mark, which raises no new edge, so neither proves the
+    /// socket drained. Turns resumed after a spent budget, or woken by a
+    /// writable edge, carry no urgent flag of their own.
+    urgent: bool,
     /// Bytes written back so far.
     written: u64,
     /// The connection has filled the read buffer: its next turns splice.
@@ -209,6 +215,7 @@ impl Echo {
             rest: None,
             short_read_drains,
             peer_done: false,
+            urgent: false,
             written: 0,
             bulk: false,
             pipe: None,
@@ -267,8 +274,8 @@ impl Echo {
             moved: false,
         };
         self.peer_done |= ready.read_closed;
-        let drain_to_the_end = !self.short_read_drains || self.peer_done || ready.urgent;
-        if !self.holds_bytes() && !ready.readable && !self.peer_done {
+        self.urgent |= ready.urgent;
+        if !self.holds_bytes() && !ready.readable && !self.peer_done && !self.urgent {
             // Only writable: nothing of ours is waiting to go out.
             return Ok(turn);
         }
@@ -282,12 +289,12 @@ impl Echo {
                 return Ok(turn);
             }
             budget -= 1;
-            if self.bulk && self.pipe.is_none() && !self.copy_only && !ready.urgent {
+            if self.bulk && self.pipe.is_none() && !self.copy_only && !self.urgent {
                 self.pipe = scratch.pipes.take();
             }
             // Urgent data: splicing stops at its mark, reading takes it inline.
             let spliced = match (&mut self.pipe, stream.splice_fd()) {
-                (Some(pipe), Some(fd)) if !ready.urgent => Some(splice(
+                (Some(pipe), Some(fd)) if !self.urgent => Some(splice(
                     fd,
                     None,
                     &pipe.write,
@@ -325,7 +332,12 @@ impl Echo {
                     return Ok(turn);
                 }
                 Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(turn),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    // Nothing at all to read, not even past an urgent mark:
+                    // drained for sure, and whatever comes next raises an edge.
+                    self.urgent = false;
+                    return Ok(turn);
+                }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(err),
             };
@@ -353,6 +365,7 @@ impl Echo {
                 });
                 return Ok(turn);
             }
+            let drain_to_the_end = !self.short_read_drains || self.peer_done || self.urgent;
             if n < limit && !drain_to_the_end {
                 // The socket is drained; bytes that come later raise a new edge.
                 return Ok(turn);
@@ -682,6 +695,86 @@ mod tests {
             .expect("no failure");
         assert_eq!(turn.step, Step::Yield);
         assert_eq!(stream.outbound.len(), CHUNKS_PER_TURN * BUFFER_SIZE);
+    }
+
+    /// A socket with every byte already queued and an urgent mark in it, as
+    /// TCP reads one: a read that has copied something stops short at the
+    /// mark, the next one starts at the urgent byte, and no edge comes for
+    /// bytes that are already there.
+    struct Marked {
+        inbound: VecDeque<u8>,
+        /// Bytes before the mark still to read; `None` once read past it.
+        before_mark: Option<usize>,
+        outbound: Vec<u8>,
+    }
+
+    impl Read for Marked {
+        fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+            if self.inbound.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut n = buffer.len().min(self.inbound.len());
+            match self.before_mark {
+                Some(0) => self.before_mark = None,
+                Some(before) => {
+                    n = n.min(before);
+                    self.before_mark = Some(before - n);
+                }
+                None => {}
+            }
+            for slot in &mut buffer[..n] {
+                *slot = self.inbound.pop_front().expect("counted");
+            }
+            Ok(n)
+        }
+    }
+
+    impl Write for Marked {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.outbound.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Socket for Marked {}
+
+    #[test]
+    fn an_urgent_mark_met_in_a_resumed_turn_is_read_past() {
+        // More than one turn's budget before the mark, so a turn resumed
+        // without any event meets it.
+        let before = (CHUNKS_PER_TURN + 3) * BUFFER_SIZE + 100;
+        let message: Vec<u8> = (0..before + 1 + 4096).map(|n| (n % 253) as u8).collect();
+        let mut stream = Marked {
+            inbound: message.iter().copied().collect(),
+            before_mark: Some(before),
+            outbound: Vec::new(),
+        };
+        let mut echo = Echo::new(true, false);
+        let mut scratch = Scratch::new(0);
+        // The one event the kernel raises: readable, with urgent data.
+        let mut ready = Readiness {
+            readable: true,
+            read_closed: false,
+            urgent: true,
+        };
+        for _ in 0..100 {
+            let turn = echo
+                .advance(&mut stream, &mut scratch, ready)
+                .expect("no failure");
+            if turn.step != Step::Yield {
+                break;
+            }
+            ready = Readiness::ANY;
+        }
+        assert_eq!(
+            stream.outbound.len(),
+            message.len(),
+            "the echo stopped at the urgent mark, with no edge to come"
+        );
+        assert!(stream.outbound == message, "the echo differs");
     }
 
     #[test]

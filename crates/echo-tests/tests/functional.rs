@@ -15,5 +15,6 @@ mod functional {
     pub mod messages;
     pub mod operations;
     pub mod shipping;
+    pub mod stream_edges;
     pub mod udp;
 }
