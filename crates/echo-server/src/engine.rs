@@ -136,9 +136,20 @@ impl Stream {
         }
     }
 
-    fn shutdown_write(&self) {
-        // Best effort: a FIN tells the peer we are done rather than leaving it guessing.
+    /// Ends a connection the server closes early: with a FIN when the peer
+    /// is owed nothing, so it reads a clean end of stream; with a reset when
+    /// it is still owed bytes, so a cut echo can never pass for a whole one.
+    ///
+    /// A Unix socket has no reset: its peer reads a plain end of stream,
+    /// unless input was left unread, which the kernel reports to it as
+    /// `ECONNRESET`.
+    fn end_early(&self, owed: bool) {
+        // Best effort either way: both fail only on a connection already dead.
         let _ = match self {
+            Stream::Tcp(stream) if owed => {
+                // A zero linger makes the close a reset, and throws the send queue away.
+                socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO))
+            }
             Stream::Tcp(stream) => stream.shutdown(Shutdown::Write),
             Stream::Unix(stream) => stream.shutdown(Shutdown::Write),
         };
@@ -683,14 +694,15 @@ impl EventLoop {
             }
             Ending::Idle => {
                 Stats::bump(&stats.idle_closed);
-                forget_unsent(&connection, stats);
-                connection.stream.shutdown_write();
-                debug!(%peer, "connection closed: idle");
+                let owed = forget_unsent(&connection, stats);
+                connection.stream.end_early(owed);
+                debug!(%peer, owed, "connection closed: idle");
             }
             Ending::Cut => {
                 Stats::bump(&stats.cut);
-                forget_unsent(&connection, stats);
-                debug!(%peer, "connection closed: shutdown grace period over");
+                let owed = forget_unsent(&connection, stats);
+                connection.stream.end_early(owed);
+                debug!(%peer, owed, "connection closed: shutdown grace period over");
             }
         }
         // Closing the socket also takes it out of the epoll set: no
@@ -777,13 +789,17 @@ impl EventLoop {
 }
 
 /// Moves what a connection closed early still had queued from the echoed
-/// bytes to the unsent ones: with its input unread, the close is a reset,
-/// and the kernel throws the queue away.
-fn forget_unsent(connection: &Connection, stats: &Stats) {
-    if let Some(unsent) = connection.stream.unsent() {
+/// bytes to the unsent ones, since the reset that ends it throws the queue
+/// away; says whether the peer is owed anything: bytes queued in the socket
+/// and not yet taken, or held by the echo and not yet written (when the
+/// kernel cannot tell, it is taken as owed).
+fn forget_unsent(connection: &Connection, stats: &Stats) -> bool {
+    let unsent = connection.stream.unsent();
+    if let Some(unsent) = unsent {
         // A Unix socket counts buffer sizes, not bytes: never more than was written.
         stats.unsend(unsent.min(connection.echo.written()));
     }
+    connection.echo.holds_bytes() || unsent != Some(0)
 }
 
 /// Errors that concern only the connection being accepted, not the listener:

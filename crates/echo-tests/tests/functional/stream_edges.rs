@@ -2,13 +2,15 @@
 //! middle of a bulk stream, an echo cut short that must look cut, and slow
 //! readers at the reading speed the idle timeout promises to keep.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use echo_proto::pattern;
-use echo_tests::{Server, WAIT};
+use echo_proto::{BUFFER_SIZE, pattern};
+use echo_tests::{Server, WAIT, binary};
+use nix::sys::signal::Signal;
 
 /// Sends `before` bytes, one urgent (`MSG_OOB`) byte, then `after` bytes,
 /// reads nothing for 300 ms, then reads the echo and half-closes only once
@@ -85,4 +87,70 @@ fn an_urgent_byte_in_a_spliced_bulk_stream_is_echoed_in_place() {
 #[test]
 fn an_urgent_byte_in_a_copied_bulk_stream_is_echoed_in_place() {
     urgent_bytes_in_bulk_streams("never");
+}
+
+/// A client with the smallest receive buffer the kernel allows, which sends
+/// one read buffer's worth, and then neither reads nor ends its message: the
+/// server reads all of it, but its echo waits in the server's send queue, so
+/// the client is owed bytes while the server has nothing left to read.
+fn client_owed_bytes(addr: SocketAddr) -> (TcpStream, Vec<u8>) {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(1).expect("rcvbuf");
+    socket.connect(&addr.into()).expect("connect");
+    let mut stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let message = pattern(11, BUFFER_SIZE);
+    stream.write_all(&message).expect("the message is taken");
+    // The first byte back proves the server is serving the connection.
+    let mut first = [0u8; 1];
+    stream.read_exact(&mut first).expect("the echo begins");
+    assert_eq!(first[0], message[0]);
+    (stream, message[1..].to_vec())
+}
+
+/// Reads what the server closed early sent, and asserts that the end says
+/// so: a reset, never a clean end of stream after part of the echo.
+fn assert_cut_looks_cut(mut stream: TcpStream, message: &[u8]) {
+    let mut reply = Vec::new();
+    match stream.read_to_end(&mut reply) {
+        Ok(_) => panic!(
+            "a clean end of stream after {} of {} bytes",
+            reply.len(),
+            message.len()
+        ),
+        Err(err) => assert_eq!(
+            err.kind(),
+            ErrorKind::ConnectionReset,
+            "after {} bytes: {err}",
+            reply.len()
+        ),
+    }
+    assert!(reply.len() < message.len(), "the whole echo, then a reset");
+    assert!(reply == message[..reply.len()], "what came back differs");
+}
+
+#[test]
+fn an_echo_cut_at_the_end_of_the_grace_period_ends_in_a_reset() {
+    let mut server = Server::start(&["--grace", "500ms"]);
+    let (stream, message) = client_owed_bytes(server.addr());
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    assert!(server.stderr().contains("cut=1 "), "{}", server.stderr());
+    assert_cut_looks_cut(stream, &message);
+}
+
+#[test]
+fn an_idle_connection_still_owed_bytes_ends_in_a_reset() {
+    let server = Server::start_command(
+        Command::new(binary("echo-server"))
+            .args(["--listen", "127.0.0.1:0", "--idle-timeout", "500ms"])
+            .env("RUST_LOG", "echo_server=debug")
+            .stdin(Stdio::null()),
+        1,
+    );
+    let (stream, message) = client_owed_bytes(server.addr());
+    let closed = server.wait_for_log("connection closed: idle");
+    assert!(closed.contains("owed=true"), "{closed}");
+    assert_cut_looks_cut(stream, &message);
 }
