@@ -173,7 +173,11 @@ Service manager:
   With NOTIFY_SOCKET set (systemd's Type=notify), the server sends READY=1
   once every listener is bound and announced, STOPPING=1 when the drain
   starts, each with a STATUS= line of what it is doing, and the totals as
-  STATUS= on SIGUSR1.
+  STATUS= on SIGUSR1. Notifications never block: when the service manager
+  does not read, READY=1 and STOPPING=1 are retried until they go (the exit
+  does not wait for them), and STATUS= lines that cannot go are dropped and
+  counted in notify_dropped. NOTIFY_SOCKET may name a path, or an abstract
+  socket as @name.
 
 Manual and completions:
   echo-server --generate man | man -l -    this help as a man page

@@ -103,7 +103,7 @@ pub fn report_on_sigusr1(stats: Arc<Stats>) -> std::io::Result<()> {
         while usr1.recv().await.is_some() {
             let totals = stats.snapshot();
             totals.log("totals");
-            crate::notify::status(&totals);
+            crate::notify::status(&totals, &stats);
         }
     });
     Ok(())

@@ -42,6 +42,9 @@ pub struct Stats {
     /// UDP datagrams dropped because the same one kept coming back from the
     /// same address, as in a loop between two echo services.
     pub datagrams_looping: AtomicU64,
+    /// `STATUS=` lines for the service manager dropped because its socket's
+    /// queue was full: it was not reading, and waiting for it would stall the server.
+    pub notify_dropped: AtomicU64,
 }
 
 impl Stats {
@@ -83,6 +86,7 @@ impl Stats {
             datagrams_refused: self.datagrams_refused.load(Relaxed),
             datagrams_limited: self.datagrams_limited.load(Relaxed),
             datagrams_looping: self.datagrams_looping.load(Relaxed),
+            notify_dropped: self.notify_dropped.load(Relaxed),
         }
     }
 }
@@ -104,6 +108,7 @@ pub struct Totals {
     pub datagrams_refused: u64,
     pub datagrams_limited: u64,
     pub datagrams_looping: u64,
+    pub notify_dropped: u64,
 }
 
 impl Totals {
@@ -124,6 +129,7 @@ impl Totals {
             udp_refused = self.datagrams_refused,
             udp_rate_limited = self.datagrams_limited,
             udp_loops = self.datagrams_looping,
+            notify_dropped = self.notify_dropped,
             log_lines_dropped = crate::log::dropped_lines(),
             "{message}"
         );
@@ -135,7 +141,8 @@ impl fmt::Display for Totals {
         write!(
             f,
             "accepted={} active={} idle_closed={} refused={} failed={} cut={} bytes={} bytes_unsent={} \
-             udp_datagrams={} udp_bytes={} udp_refused={} udp_rate_limited={} udp_loops={}",
+             udp_datagrams={} udp_bytes={} udp_refused={} udp_rate_limited={} udp_loops={} \
+             notify_dropped={}",
             self.accepted,
             self.active,
             self.idle_closed,
@@ -149,6 +156,7 @@ impl fmt::Display for Totals {
             self.datagrams_refused,
             self.datagrams_limited,
             self.datagrams_looping,
+            self.notify_dropped,
         )
     }
 }

@@ -1,8 +1,11 @@
 //! Running the server under a service manager and a log shipper: systemd's
 //! notify protocol on a stand-in socket, and JSON log lines.
 
+use std::ffi::OsStr;
+use std::io::ErrorKind;
 use std::net::TcpStream;
-use std::os::unix::net::UnixDatagram;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::process::{Command, Stdio};
 
 use echo_client::Client;
@@ -55,6 +58,226 @@ fn a_service_manager_hears_ready_once_serving_and_stopping_at_the_drain() {
         "{stopping:?}"
     );
     assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+}
+
+/// What fills a stalled manager's queue before the server says anything.
+const FILLER: &[u8] = b"filler";
+
+/// Far longer than any test waits, so a stop that waited it out, or waited
+/// for a notification at all, fails the test instead of passing late.
+const LONG_GRACE: &str = "60s";
+
+/// Starts the server on 127.0.0.1:0 with `NOTIFY_SOCKET` set to `socket`
+/// and a grace period of [`LONG_GRACE`].
+fn start_notifying(socket: impl AsRef<OsStr>) -> Server {
+    let mut command = Command::new(binary("echo-server"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--grace", LONG_GRACE])
+        .env("NOTIFY_SOCKET", socket)
+        .stdin(Stdio::null());
+    Server::start_command(&mut command, 1)
+}
+
+/// Sends [`FILLER`] datagrams to `path` until its queue is full, as a
+/// service manager that stopped reading would have it; returns how many went.
+fn fill_queue(path: &std::path::Path) -> usize {
+    let sender = UnixDatagram::unbound().expect("socket");
+    sender.set_nonblocking(true).expect("non-blocking");
+    for sent in 0..10_000 {
+        match sender.send_to(FILLER, path) {
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::WouldBlock => return sent,
+            Err(err) => panic!("cannot fill the queue: {err}"),
+        }
+    }
+    panic!("the queue took 10000 datagrams and was still not full");
+}
+
+/// Every datagram already queued on `socket`, without waiting for more.
+fn queued_messages(socket: &UnixDatagram) -> Vec<String> {
+    socket.set_nonblocking(true).expect("non-blocking");
+    let mut buffer = [0u8; 4096];
+    let mut messages = Vec::new();
+    loop {
+        match socket.recv(&mut buffer) {
+            Ok(n) => messages.push(String::from_utf8_lossy(&buffer[..n]).into_owned()),
+            Err(err) if err.kind() == ErrorKind::WouldBlock => return messages,
+            Err(err) => panic!("cannot read the queue: {err}"),
+        }
+    }
+}
+
+/// The number `name=` carries in a totals line.
+fn field(line: &str, name: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(&format!("{name}=")))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+}
+
+/// Has the server echo `text`, which proves it serves.
+fn echo(server: &Server, text: &str) {
+    let reply = Client::new(server.addr())
+        .timeout(Some(WAIT))
+        .echo_text(text)
+        .expect("served");
+    assert_eq!(reply, text);
+}
+
+#[test]
+fn a_service_manager_that_never_reads_stalls_neither_serving_nor_the_stop() {
+    let dir = TempDir::new("notify-stalled");
+    let path = dir.path().join("notify.sock");
+    let manager = UnixDatagram::bind(&path).expect("a stand-in for systemd's socket");
+    let filled = fill_queue(&path);
+    let mut server = start_notifying(&path);
+
+    // READY=1 found no room: the server serves all the same.
+    echo(&server, "served anyway");
+    server.wait_for_log("retried until it goes");
+
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    let stopped = server.wait_for_log("echo-server stopped");
+    assert_eq!(field(&stopped, "notify_dropped"), 0, "{stopped}");
+    // Neither READY=1 nor STOPPING=1 ever found room, and nothing waited for them.
+    let queued = queued_messages(&manager);
+    assert_eq!(queued.len(), filled, "{queued:?}");
+    assert!(
+        queued.iter().all(|message| message.as_bytes() == FILLER),
+        "{queued:?}"
+    );
+}
+
+#[test]
+fn after_a_hundred_status_lines_nobody_reads_one_sigterm_still_stops_the_server() {
+    let dir = TempDir::new("notify-status");
+    let path = dir.path().join("notify.sock");
+    let manager = UnixDatagram::bind(&path).expect("a stand-in for systemd's socket");
+    let mut server = start_notifying(&path);
+    echo(&server, "first");
+
+    // One at a time, each after the last one's totals line: signals sent
+    // together may arrive as one, and each must try a STATUS= line of its own.
+    let mut last_totals = String::new();
+    for _ in 0..100 {
+        server.signal(Signal::SIGUSR1);
+        last_totals = server.wait_for_log("totals");
+    }
+    echo(&server, "still served");
+
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    let stopped = server.wait_for_log("echo-server stopped");
+    let dropped = field(&stopped, "notify_dropped");
+    // The queue was full long before the hundredth, which was dropped too;
+    // the totals line before it could not count it yet.
+    assert_eq!(
+        dropped,
+        field(&last_totals, "notify_dropped") + 1,
+        "{last_totals}\n{stopped}"
+    );
+    let queued = queued_messages(&manager);
+    assert_eq!(
+        queued.first().map(String::as_str),
+        Some("READY=1\nSTATUS=serving on 1 listeners\n"),
+        "{queued:?}"
+    );
+    let statuses = queued[1..]
+        .iter()
+        .filter(|message| message.starts_with("STATUS=accepted=1 "))
+        .count();
+    assert_eq!(
+        statuses,
+        queued.len() - 1,
+        "only totals after READY=1: {queued:?}"
+    );
+    assert!(statuses > 0, "{queued:?}");
+    assert_eq!(dropped + statuses as u64, 100, "{queued:?}");
+    let warnings = server
+        .stderr()
+        .lines()
+        .filter(|line| line.contains("STATUS= lines that cannot go are dropped"))
+        .count();
+    assert_eq!(
+        warnings,
+        1,
+        "one warning, not one per drop:\n{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn a_ready_kept_while_the_manager_was_not_reading_goes_once_it_reads() {
+    let dir = TempDir::new("notify-late");
+    let path = dir.path().join("notify.sock");
+    let manager = UnixDatagram::bind(&path).expect("a stand-in for systemd's socket");
+    manager.set_read_timeout(Some(WAIT)).expect("timeout");
+    let filled = fill_queue(&path);
+    let mut server = start_notifying(&path);
+    echo(&server, "before the manager reads");
+
+    for _ in 0..filled {
+        assert_eq!(next_message(&manager).as_bytes(), FILLER);
+    }
+    assert_eq!(
+        next_message(&manager),
+        "READY=1\nSTATUS=serving on 1 listeners\n"
+    );
+    server.signal(Signal::SIGUSR1);
+    let status = next_message(&manager);
+    assert!(
+        status.starts_with("STATUS=accepted=1 ") && status.ends_with(" notify_dropped=0\n"),
+        "{status:?}"
+    );
+    server.signal(Signal::SIGTERM);
+    let stopping = next_message(&manager);
+    assert!(
+        stopping.lines().any(|line| line == "STOPPING=1"),
+        "{stopping:?}"
+    );
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+}
+
+#[test]
+fn a_notify_socket_named_with_an_at_sign_is_in_the_abstract_namespace() {
+    let dir = TempDir::new("notify-abstract");
+    // The temporary directory's path is unique, which is all an abstract name needs.
+    let name = dir.path().join("notify").display().to_string();
+    let address = SocketAddr::from_abstract_name(name.as_bytes()).expect("an abstract name");
+    let manager = UnixDatagram::bind_addr(&address).expect("a stand-in for systemd's socket");
+    manager.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut server = start_notifying(format!("@{name}"));
+
+    assert_eq!(
+        next_message(&manager),
+        "READY=1\nSTATUS=serving on 1 listeners\n"
+    );
+    server.signal(Signal::SIGTERM);
+    assert_eq!(
+        next_message(&manager),
+        "STOPPING=1\nSTATUS=stopping: draining 0 connections\n"
+    );
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+}
+
+#[test]
+fn a_notify_socket_nobody_bound_is_logged_and_the_server_serves_on() {
+    let dir = TempDir::new("notify-nobody");
+    let mut server = start_notifying(dir.path().join("nobody.sock"));
+    echo(&server, "served");
+    server.signal(Signal::SIGUSR1);
+    server.wait_for_log("totals");
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    let stderr = server.stderr();
+    // READY=1, the totals and STOPPING=1: each failure said once, none retried.
+    let failures = stderr
+        .lines()
+        .filter(|line| line.contains("cannot notify the service manager"))
+        .count();
+    assert_eq!(failures, 3, "{stderr}");
+    assert!(!stderr.contains("retried until it goes"), "{stderr}");
 }
 
 #[test]
