@@ -77,6 +77,19 @@ pub enum ListenError {
         #[source]
         source: io::Error,
     },
+    /// With `--udp`, the UDP socket beside a TCP listener could not be bound
+    /// on its port (another program holds that UDP port, say).
+    #[error(
+        "cannot listen on udp {addr} (--udp echoes UDP on the port of each TCP address: \
+         free that UDP port, pick another port, or leave out --udp)"
+    )]
+    BindUdp {
+        /// The address, as the TCP listener got it.
+        addr: SocketAddr,
+        /// What the kernel said.
+        #[source]
+        source: io::Error,
+    },
     /// A Unix socket path is taken by a server that still answers.
     #[error("cannot listen on unix:{}: another server is listening there", .0.display())]
     UnixInUse(PathBuf),
@@ -135,11 +148,23 @@ impl Drop for SocketFile {
 /// Binds every endpoint, and with `udp` a UDP socket on each IP address too
 /// (on the same port as its TCP listener).
 ///
+/// `event_loops` is how many event loops will serve (see
+/// [`crate::Config::event_loops`]): with more than one, each TCP listener
+/// allows `SO_REUSEPORT`, so that every loop can have a socket of its own
+/// on the address. That also lets any other process of the same user bind
+/// the port once it is ours and take a share of its clients, so with one
+/// loop no listener allows it.
+///
 /// The sockets are non-blocking, ready for [`crate::Server::run`].
 ///
 /// # Errors
 /// The first [`ListenError`] met; sockets already bound are closed again.
-pub fn bind(endpoints: &[Endpoint], udp: bool) -> Result<Vec<Listener>, ListenError> {
+pub fn bind(
+    endpoints: &[Endpoint],
+    udp: bool,
+    event_loops: usize,
+) -> Result<Vec<Listener>, ListenError> {
+    let shared = event_loops > 1;
     let mut listeners = Vec::new();
     for endpoint in endpoints {
         let fail = |source| ListenError::Bind {
@@ -148,11 +173,16 @@ pub fn bind(endpoints: &[Endpoint], udp: bool) -> Result<Vec<Listener>, ListenEr
         };
         match endpoint {
             Endpoint::Ip(addr) if udp => {
-                let (tcp, udp) = bind_tcp_and_udp(*addr).map_err(fail)?;
+                let (tcp, udp) = bind_tcp_and_udp(*addr, shared).map_err(|err| match err {
+                    (Side::Tcp, source) => fail(source),
+                    (Side::Udp(addr), source) => ListenError::BindUdp { addr, source },
+                })?;
                 listeners.push(Listener::Tcp(tcp));
                 listeners.push(Listener::Udp(udp));
             }
-            Endpoint::Ip(addr) => listeners.push(Listener::Tcp(bind_tcp(*addr).map_err(fail)?)),
+            Endpoint::Ip(addr) => {
+                listeners.push(Listener::Tcp(bind_tcp(*addr, shared).map_err(fail)?));
+            }
             Endpoint::Unix(path) => listeners.push(bind_unix(path)?),
         }
     }
@@ -204,8 +234,8 @@ fn new_socket(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<So
     Ok(socket)
 }
 
-fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
-    if addr.port() != 0 {
+fn bind_tcp(addr: SocketAddr, shared: bool) -> io::Result<TcpListener> {
+    if shared && addr.port() != 0 {
         // SO_REUSEPORT, which lets each event loop have a listener of its own
         // on the port, would also let a second server of the same user bind
         // it unnoticed: first make sure, with a plain bind, that no one holds it.
@@ -213,18 +243,21 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
         probe.set_reuse_address(true)?;
         probe.bind(&addr.into())?;
     }
-    let socket = tcp_socket(addr)?;
+    let socket = tcp_socket(addr, shared)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
 }
 
-/// A TCP listening socket as every one of ours is set up, not yet bound.
-fn tcp_socket(addr: SocketAddr) -> io::Result<Socket> {
+/// A TCP listening socket as every one of ours is set up, not yet bound;
+/// `shared` by several event loops, it allows `SO_REUSEPORT`.
+fn tcp_socket(addr: SocketAddr, shared: bool) -> io::Result<Socket> {
     let socket = new_socket(addr, Type::STREAM, Protocol::TCP)?;
     // A restarted server must not wait out TIME_WAIT of its previous life.
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
+    if shared {
+        socket.set_reuse_port(true)?;
+    }
     // Urgent (MSG_OOB) bytes are bytes too: inline, they are read and echoed
     // in their place instead of dropped. Accepted sockets inherit it.
     socket.set_out_of_band_inline(true)?;
@@ -246,7 +279,7 @@ pub(crate) fn sibling(listener: &TcpListener) -> io::Result<TcpListener> {
         ));
     }
     let addr = listener.local_addr()?;
-    let socket = tcp_socket(addr)?;
+    let socket = tcp_socket(addr, true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
@@ -258,22 +291,32 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
+/// Which of the two sockets on one port could not be bound.
+enum Side {
+    Tcp,
+    /// The UDP one, at the address the TCP one got.
+    Udp(SocketAddr),
+}
+
 /// Binds TCP and UDP on one port; with port 0, retries until the port the
 /// kernel picks for TCP is free for UDP too.
-fn bind_tcp_and_udp(addr: SocketAddr) -> io::Result<(TcpListener, UdpSocket)> {
+fn bind_tcp_and_udp(
+    addr: SocketAddr,
+    shared: bool,
+) -> Result<(TcpListener, UdpSocket), (Side, io::Error)> {
     let mut attempts = 0;
     loop {
-        let tcp = bind_tcp(addr)?;
-        let bound = tcp.local_addr()?;
+        let tcp = bind_tcp(addr, shared).map_err(|err| (Side::Tcp, err))?;
+        let bound = tcp.local_addr().map_err(|err| (Side::Tcp, err))?;
         match bind_udp(bound) {
             Ok(udp) => return Ok((tcp, udp)),
             Err(err) if addr.port() == 0 && err.kind() == io::ErrorKind::AddrInUse => {
                 attempts += 1;
                 if attempts == SAME_PORT_ATTEMPTS {
-                    return Err(err);
+                    return Err((Side::Udp(bound), err));
                 }
             }
-            Err(err) => return Err(err),
+            Err(err) => return Err((Side::Udp(bound), err)),
         }
     }
 }
@@ -351,7 +394,7 @@ mod tests {
     #[test]
     fn ipv6_listeners_are_ipv6_only_so_they_sit_beside_ipv4() {
         let endpoint: Endpoint = "[::1]:0".parse().expect("literal");
-        let listeners = bind(&[endpoint], true).expect("bind");
+        let listeners = bind(&[endpoint], true, 1).expect("bind");
         assert_eq!(listeners.len(), 2);
         for listener in &listeners {
             let only_v6 = match listener {
@@ -369,7 +412,7 @@ mod tests {
     #[test]
     fn tcp_and_udp_share_the_port_the_kernel_picked() {
         let endpoint: Endpoint = "127.0.0.1:0".parse().expect("literal");
-        let listeners = bind(&[endpoint], true).expect("bind");
+        let listeners = bind(&[endpoint], true, 1).expect("bind");
         let [Listener::Tcp(tcp), Listener::Udp(udp)] = &listeners[..] else {
             panic!("a TCP and a UDP listener expected, got {listeners:?}");
         };
@@ -377,5 +420,19 @@ mod tests {
             tcp.local_addr().expect("tcp").port(),
             udp.local_addr().expect("udp").port()
         );
+    }
+
+    #[test]
+    fn only_a_listener_shared_by_several_loops_allows_sharing_its_port() {
+        let endpoint: Endpoint = "127.0.0.1:0".parse().expect("literal");
+        for (loops, shared) in [(1, false), (2, true)] {
+            let listeners = bind(std::slice::from_ref(&endpoint), false, loops).expect("bind");
+            let [Listener::Tcp(tcp)] = &listeners[..] else {
+                panic!("one TCP listener expected, got {listeners:?}");
+            };
+            let reuse_port = socket2::SockRef::from(tcp).reuse_port().expect("readable");
+            assert_eq!(reuse_port, shared, "{loops} loops");
+            assert_eq!(sibling(tcp).is_ok(), shared, "{loops} loops");
+        }
     }
 }

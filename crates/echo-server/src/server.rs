@@ -226,6 +226,10 @@ pub enum ServerError {
     /// A listening socket could not be bound or inherited; the error names it.
     #[error(transparent)]
     Listen(#[from] ListenError),
+    /// No connection limit was given, and the open-files limit is too low
+    /// for the default one to serve enough connections.
+    #[error(transparent)]
+    Descriptors(#[from] limits::TooFewDescriptors),
     /// The `listening on` lines could not be written to stdout.
     #[error("cannot write the announcement to stdout")]
     Stdout(#[source] io::Error),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use echo_proto::{DEFAULT_ADDR, Endpoint};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::listen;
 use crate::server::{
@@ -80,21 +80,41 @@ pub fn serve(options: &Options) -> Result<Totals, ServerError> {
         // Handlers go in before the announcement, so a signal sent as soon as
         // the address is known already means a graceful stop.
         let shutdown = signals::on_signals().map_err(ServerError::Signals)?;
+        // The loops are counted before binding: only listeners shared by
+        // several loops may allow SO_REUSEPORT.
+        let fd_limit = limits::raise_fd_limit();
+        let plan = limits::plan(
+            fd_limit.soft(),
+            options.max_connections,
+            options.event_loops,
+            options.splice,
+        )?;
         let listeners = match listen::inherited()? {
             Some(listeners) => listeners,
-            None => listen::bind(&options.listen, options.udp)?,
+            None => listen::bind(&options.listen, options.udp, plan.event_loops)?,
         };
         // Only once bound: a server that cannot start says one line, the error.
-        let fd_limit = limits::raise_fd_limit();
-        let max_connections = options.max_connections.unwrap_or_else(|| {
-            limits::max_connections_for(fd_limit, options.event_loops, options.splice)
-        });
+        fd_limit.log();
+        if plan.event_loops < options.event_loops {
+            warn!(
+                "the open-files limit of {} allows {} event loops, not the {} asked for, \
+                 with {} connections at once",
+                fd_limit.soft().unwrap_or(0),
+                plan.event_loops,
+                options.event_loops,
+                plan.max_connections
+            );
+        }
+        if options.udp && !options.listen.iter().any(|endpoint| matches!(endpoint, Endpoint::Ip(_))) {
+            warn!("--udp echoes UDP on IP addresses only, and no --listen address is one: no UDP is served");
+        }
+        let max_connections = plan.max_connections;
         let config = Config {
             max_connections,
             idle_timeout: options.idle_timeout,
             grace: options.grace,
             udp_rate: options.udp_rate,
-            event_loops: options.event_loops,
+            event_loops: plan.event_loops,
             splice: options.splice,
         };
         let server = Server::new(config.clone());

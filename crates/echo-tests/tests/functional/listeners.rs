@@ -181,3 +181,94 @@ fn inherited_sockets_are_served_under_socket_activation() {
         .expect("udp echo");
     assert_eq!(reply, b"activated");
 }
+
+/// Whether another socket of this user can bind `addr` with `SO_REUSEPORT`,
+/// and so take a share of the listener's new connections.
+fn port_can_be_joined(addr: SocketAddr) -> bool {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_reuse_address(true).expect("SO_REUSEADDR");
+    socket.set_reuse_port(true).expect("SO_REUSEPORT");
+    match socket.bind(&addr.into()) {
+        Ok(()) => true,
+        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => false,
+        Err(err) => panic!("binding {addr}: {err}"),
+    }
+}
+
+#[test]
+fn only_several_event_loops_let_another_process_join_the_port() {
+    let one_loop = Server::start(&[]);
+    assert!(
+        !port_can_be_joined(one_loop.addr()),
+        "with one event loop, another process could bind the port"
+    );
+    let two_loops = Server::start(&["--threads", "2"]);
+    assert!(port_can_be_joined(two_loops.addr()));
+}
+
+#[test]
+fn too_few_descriptors_for_every_loop_asked_for_gives_some_up() {
+    let server = Server::start_command(
+        Command::new("prlimit")
+            .args(["--nofile=1024", "--"])
+            .arg(binary("echo-server"))
+            .args(["--listen", "127.0.0.1:0", "--threads", "8"])
+            .stdin(Stdio::null()),
+        1,
+    );
+    // 1,024 - 32 kept back - 5 loops of 130 = 342; 6 loops would leave 212.
+    let warning = server.wait_for_log("event loops");
+    assert!(
+        warning.contains("the open-files limit of 1024 allows 5 event loops, not the 8 asked for, with 342 connections at once"),
+        "{warning}"
+    );
+    let started = server.wait_for_log("echo-server started");
+    assert!(started.contains("max_connections=342"), "{started}");
+    assert_echoes(server.addr());
+}
+
+#[test]
+fn too_few_descriptors_for_one_loop_is_refused_with_the_figure_needed() {
+    Cmd::new("prlimit")
+        .args(["--nofile=300", "--"])
+        .arg(binary("echo-server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .timeout(WAIT)
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(
+            "error: the open-files limit of 300 is too low: the default connection limit needs \
+             at least 418 descriptors to serve 256 connections; raise it (ulimit -n) or set \
+             --max-connections\n",
+        );
+}
+
+#[test]
+fn a_udp_port_taken_beside_a_free_tcp_one_is_named_with_the_way_out() {
+    let taken = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let addr = taken.local_addr().expect("address");
+    Cmd::new(binary("echo-server"))
+        .args(["--listen", &addr.to_string(), "--udp"])
+        .timeout(WAIT)
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::starts_with(format!(
+            "error: cannot listen on udp {addr} (--udp echoes UDP on the port of each TCP \
+             address: free that UDP port, pick another port, or leave out --udp): "
+        )))
+        .stderr(predicate::str::contains("in use"))
+        .stderr(predicate::function(|err: &str| err.lines().count() == 1));
+}
+
+#[test]
+fn udp_with_only_unix_listeners_says_it_serves_no_udp() {
+    let dir = TempDir::new("udp-unix");
+    let path = dir.path().join("echo.sock");
+    let listen = format!("unix:{}", path.display());
+    let server = Server::start_with(&["--listen", &listen, "--udp"], 1);
+    let warning = server.wait_for_log("--udp");
+    assert!(warning.contains("no UDP is served"), "{warning}");
+}
