@@ -26,7 +26,7 @@ pub enum Error {
     },
     /// Nothing moved in either direction for the whole timeout, or the
     /// connection could not be made in that time.
-    #[error("no progress from {endpoint} for {after:?}")]
+    #[error("no progress from {endpoint} for {}", echo_proto::Human(*.after))]
     Timeout {
         /// The server that went quiet.
         endpoint: Endpoint,

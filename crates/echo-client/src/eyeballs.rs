@@ -63,7 +63,10 @@ pub(crate) fn resolve(
         Some(after) => lookup.recv_timeout(after).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("no answer from the resolver within {after:?}"),
+                format!(
+                    "no answer from the resolver within {}",
+                    echo_proto::Human(after)
+                ),
             )
         })?,
         None => lookup
@@ -194,9 +197,12 @@ where
         .map(|(index, (&addr, failure))| {
             let error = failure.unwrap_or_else(|| {
                 let what = if index < launched {
-                    format!("no answer within {after:?}")
+                    format!("no answer within {}", echo_proto::Human(after))
                 } else {
-                    format!("not tried: the {after:?} timeout ran out first")
+                    format!(
+                        "not tried: the {} timeout ran out first",
+                        echo_proto::Human(after)
+                    )
                 };
                 debug!(address = %addr, "connection attempt {what}");
                 io::Error::new(io::ErrorKind::TimedOut, what)

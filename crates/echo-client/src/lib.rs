@@ -311,7 +311,10 @@ impl Client {
             let left = timeout.saturating_sub(started.elapsed());
             let share = left / u32::try_from(addresses.len() - index).unwrap_or(u32::MAX);
             if share.is_zero() {
-                let what = format!("not tried: the {timeout:?} timeout ran out first");
+                let what = format!(
+                    "not tried: the {} timeout ran out first",
+                    echo_proto::Human(timeout)
+                );
                 attempts.push(Attempt {
                     addr,
                     error: io::Error::new(io::ErrorKind::TimedOut, what),
@@ -326,7 +329,7 @@ impl Client {
                 Err(Error::Connect { source, .. } | Error::Io { source, .. }) => source,
                 Err(Error::Timeout { after, .. }) => io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("no reply within {after:?}"),
+                    format!("no reply within {}", echo_proto::Human(after)),
                 ),
                 Err(other) => return Err(other),
             };

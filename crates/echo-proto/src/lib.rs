@@ -66,3 +66,44 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, DurationError> 
         reason: err.to_string(),
     })
 }
+
+/// A duration as flags spell them, for messages and logs: rounded to the
+/// millisecond (a measured `998.985648ms` reads `999ms`), `5s`, `1m30s`,
+/// `0s`; what [`parse_duration`] reads back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Human(pub std::time::Duration);
+
+impl std::fmt::Display for Human {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let millis = (self.0.as_micros() + 500) / 1000;
+        let rounded = std::time::Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX));
+        // Without humantime's spaces, so a log field stays one word: `1m30s`.
+        for part in humantime::format_duration(rounded).to_string().split(' ') {
+            f.write_str(part)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn durations_read_as_they_are_typed_and_parse_back() {
+        let shown = |duration| Human(duration).to_string();
+        assert_eq!(shown(Duration::from_nanos(998_985_648)), "999ms");
+        assert_eq!(shown(Duration::from_secs(60)), "1m");
+        assert_eq!(shown(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(shown(Duration::from_micros(400)), "0s");
+        for duration in [
+            Duration::from_millis(250),
+            Duration::from_secs(5),
+            Duration::from_secs(90),
+        ] {
+            assert_eq!(parse_duration(&shown(duration)), Ok(duration));
+        }
+    }
+}

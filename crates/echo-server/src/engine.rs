@@ -590,7 +590,7 @@ impl EventLoop {
                     {
                         warn!(listener = accepting.listener.name(), error = %err,
                             failures = accepting.unlogged_errors,
-                            "accept failing, backing off up to {ACCEPT_BACKOFF_MAX:?}");
+                            "accept failing, backing off up to {}", echo_proto::Human(ACCEPT_BACKOFF_MAX));
                         accepting.last_log = Some(Instant::now());
                         accepting.unlogged_errors = 0;
                     }

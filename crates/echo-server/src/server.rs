@@ -184,7 +184,7 @@ impl Server {
         };
         let in_flight = self.stats.active.load(std::sync::atomic::Ordering::Relaxed);
         if in_flight > 0 {
-            info!(connections = in_flight, grace = ?self.config.grace, "draining connections");
+            info!(connections = in_flight, grace = %echo_proto::Human(self.config.grace), "draining connections");
         }
         if tokio::time::timeout(self.config.grace, event_loop.finished())
             .await

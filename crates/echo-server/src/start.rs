@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use echo_proto::{DEFAULT_ADDR, Endpoint};
+use echo_proto::{DEFAULT_ADDR, Endpoint, Human};
 use tracing::{info, warn};
 
 use crate::listen;
@@ -124,8 +124,10 @@ pub fn serve(options: &Options) -> Result<Totals, ServerError> {
         info!(
             listeners = listeners.len(),
             max_connections,
-            idle_timeout = ?config.idle_timeout,
-            grace = ?config.grace,
+            idle_timeout = %config
+                .idle_timeout
+                .map_or_else(|| "never".to_owned(), |timeout| Human(timeout).to_string()),
+            grace = %Human(config.grace),
             "echo-server started"
         );
         let stats = server.stats();

@@ -228,7 +228,9 @@ fn text_line(event: &Event) -> String {
             line
         }
         Event::Failed { seq, error } => format!("seq={seq}: {}", chain(error)),
-        Event::Lost { seq, after } => format!("seq={seq}: no reply within {after:?}"),
+        Event::Lost { seq, after } => {
+            format!("seq={seq}: no reply within {}", echo_proto::Human(*after))
+        }
         Event::Stray { from, bytes } => {
             format!("{bytes} bytes from {from}: stray datagram, no probe of this run")
         }
@@ -367,7 +369,7 @@ impl From<&Event> for ProbeLine {
             }
             Event::Lost { after, .. } => {
                 line.status = "lost";
-                line.error = Some(format!("no reply within {after:?}"));
+                line.error = Some(format!("no reply within {}", echo_proto::Human(*after)));
             }
             Event::Stray { from, bytes } => {
                 line.status = "stray";

@@ -192,3 +192,22 @@ fn sigusr1_logs_the_totals_and_keeps_serving() {
     assert_serves(server.addr());
     assert!(server.is_running());
 }
+
+#[test]
+fn durations_are_logged_as_they_are_typed() {
+    let server = Server::start(&[]);
+    let started = server.wait_for_log("echo-server started");
+    assert!(started.ends_with("idle_timeout=1m grace=5s"), "{started}");
+    let server = Server::start(&["--idle-timeout", "0s", "--grace", "1500ms"]);
+    let started = server.wait_for_log("echo-server started");
+    assert!(
+        started.ends_with("idle_timeout=never grace=1s500ms"),
+        "{started}"
+    );
+    let server = Server::start(&["--log-format", "json"]);
+    let started = server.wait_for_log("echo-server started");
+    assert!(
+        started.contains(r#""idle_timeout":"1m","grace":"5s""#),
+        "{started}"
+    );
+}
