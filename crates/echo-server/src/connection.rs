@@ -426,19 +426,12 @@ pub struct Look {
 }
 
 impl Look {
-    /// Whether the peer took bytes since `earlier`, as far as the kernel tells.
-    ///
-    /// The queue is looked at only when a connection has been quiet for a
-    /// whole timeout, so the fast path costs no system call; the price is
-    /// that the first look after a write has no earlier length to compare
-    /// with. A queue that still holds bytes then gets the benefit of the
-    /// doubt once, so a connection is never cut early, and a peer that has
-    /// stopped taking bytes is closed at the next look, within two timeouts.
+    /// Whether the peer took bytes since `earlier`: the queue shrank with
+    /// no write between. A look after a write proves nothing, nor does a
+    /// first look; the sweep looks again at its next round.
     pub fn peer_took_bytes(self, earlier: Option<Look>) -> bool {
-        match earlier {
-            Some(earlier) if earlier.written == self.written => self.unsent < earlier.unsent,
-            _ => self.unsent > 0,
-        }
+        earlier
+            .is_some_and(|earlier| earlier.written == self.written && self.unsent < earlier.unsent)
     }
 }
 
@@ -651,12 +644,11 @@ mod tests {
         // Nothing moved: idle, whether something is queued or not.
         assert!(!look(100, 60).peer_took_bytes(Some(look(100, 60))));
         assert!(!look(100, 0).peer_took_bytes(Some(look(100, 0))));
-        // Nothing queued and no earlier look: there is nothing left to take.
+        // No earlier look, or a write since: nothing to compare with.
         assert!(!look(0, 0).peer_took_bytes(None));
+        assert!(!look(100, 30).peer_took_bytes(None));
         assert!(!look(100, 0).peer_took_bytes(Some(look(50, 20))));
-        // Written since the last look, something queued: the benefit of the doubt.
-        assert!(look(100, 30).peer_took_bytes(Some(look(50, 20))));
-        assert!(look(100, 30).peer_took_bytes(None));
+        assert!(!look(100, 10).peer_took_bytes(Some(look(50, 20))));
     }
 
     #[test]

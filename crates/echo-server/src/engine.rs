@@ -439,7 +439,7 @@ struct Accepting {
 struct Connection {
     stream: Stream,
     echo: Echo,
-    /// When a byte last moved, or the peer last took bytes.
+    /// When a byte last moved, or the idle sweep last saw the peer take bytes.
     last_progress: Instant,
     /// What the send queue held when the idle sweep last looked.
     last_look: Option<Look>,
@@ -754,8 +754,17 @@ impl EventLoop {
         }
     }
 
-    /// Closes the connections that, for a whole idle timeout, read nothing
-    /// and whose peer took none of the bytes queued for it.
+    /// Closes the connections where nothing moved for too long: one idle
+    /// timeout for a connection that owes its peer nothing, two for one
+    /// whose peer has bytes queued or held for it and took none of them.
+    ///
+    /// A byte read or written is progress, and so is the peer taking queued
+    /// bytes, which only the kernel sees (`SIOCOUTQ`): a slow reader reopens
+    /// its receive window in steps (a whole segment on TCP), so its queue
+    /// shrinks now and then with no write of ours between. The queue is
+    /// asked about only once a connection has been quiet for a sweep, and
+    /// then at every sweep while it still holds bytes, so the fast path costs
+    /// no system call and a connection that owes nothing costs one.
     fn sweep_idle(&mut self) {
         let (Some(timeout), Some(due)) = (self.shared.idle_timeout, self.next_sweep) else {
             return;
@@ -763,23 +772,38 @@ impl EventLoop {
         if self.now < due {
             return;
         }
-        self.next_sweep = Some(self.now + sweep_every(timeout));
+        let every = sweep_every(timeout);
+        self.next_sweep = Some(self.now + every);
         let now = self.now;
         let mut idle = Vec::new();
         for (key, connection) in &mut self.connections {
-            if now.duration_since(connection.last_progress) < timeout {
+            let quiet = now.duration_since(connection.last_progress);
+            if quiet < every {
                 continue;
             }
-            // The kernel is asked only now, so the fast path costs nothing.
-            let look = connection.stream.unsent().map(|unsent| Look {
-                written: connection.echo.written(),
-                unsent,
-            });
-            match look {
-                Some(look) if look.peer_took_bytes(connection.last_look.replace(look)) => {
+            let written = connection.echo.written();
+            let holds_bytes = connection.echo.holds_bytes();
+            // The last look found the queue empty, and nothing moved since.
+            let settled = !holds_bytes
+                && connection
+                    .last_look
+                    .is_some_and(|look| look.written == written && look.unsent == 0);
+            let owed = if settled {
+                false
+            } else {
+                let look = connection
+                    .stream
+                    .unsent()
+                    .map(|unsent| Look { written, unsent });
+                let earlier = std::mem::replace(&mut connection.last_look, look);
+                if look.is_some_and(|look| look.peer_took_bytes(earlier)) {
                     connection.last_progress = now;
+                    continue;
                 }
-                _ => idle.push(key),
+                holds_bytes || look.is_some_and(|look| look.unsent > 0)
+            };
+            if quiet >= if owed { 2 * timeout } else { timeout } {
+                idle.push(key);
             }
         }
         for key in idle {

@@ -232,6 +232,21 @@ impl Server {
         }
     }
 
+    /// Reads one numeric field of the server's totals (`idle_closed`,
+    /// `bytes`, ...), asking for them with SIGUSR1.
+    ///
+    /// # Panics
+    /// If no totals line comes within [`WAIT`], or it lacks the field.
+    pub fn total(&self, name: &str) -> u64 {
+        self.signal(Signal::SIGUSR1);
+        let line = self.wait_for_log("totals");
+        let field = format!("{name}=");
+        line.split_whitespace()
+            .find_map(|word| word.strip_prefix(&field))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+    }
+
     /// Sends `signal` to the server.
     pub fn signal(&self, signal: Signal) {
         kill(Pid::from_raw(self.pid() as i32), signal).expect("the server can be signalled");
