@@ -23,17 +23,7 @@ use super::client_cli::echo_client;
 /// A server that answers its first connection with bytes that never end:
 /// only the client can stop the exchange.
 fn endless_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address");
-    thread::spawn(move || {
-        let Ok((mut stream, _)) = listener.accept() else {
-            return;
-        };
-        let bytes = vec![b'x'; 64 * 1024];
-        // Ends when the client has gone and the write fails.
-        while stream.write_all(&bytes).is_ok() {}
-    });
-    addr
+    echo_then_endless_server(0)
 }
 
 #[test]

@@ -21,6 +21,17 @@ fn next_message(socket: &UnixDatagram) -> String {
     String::from_utf8_lossy(&buffer[..n]).into_owned()
 }
 
+/// SIGTERM: the manager hears `STOPPING=1`, and the server exits with 0.
+fn assert_stops_telling_the_manager(server: &mut Server, manager: &UnixDatagram) {
+    server.signal(Signal::SIGTERM);
+    let stopping = next_message(manager);
+    assert!(
+        stopping.lines().any(|line| line == "STOPPING=1"),
+        "{stopping:?}"
+    );
+    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+}
+
 #[test]
 fn a_service_manager_hears_ready_once_serving_and_stopping_at_the_drain() {
     let dir = TempDir::new("notify");
@@ -51,13 +62,7 @@ fn a_service_manager_hears_ready_once_serving_and_stopping_at_the_drain() {
         "the totals as a status line: {status:?}"
     );
 
-    server.signal(Signal::SIGTERM);
-    let stopping = next_message(&manager);
-    assert!(
-        stopping.lines().any(|line| line == "STOPPING=1"),
-        "{stopping:?}"
-    );
-    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    assert_stops_telling_the_manager(&mut server, &manager);
 }
 
 /// What fills a stalled manager's queue before the server says anything.
@@ -230,13 +235,7 @@ fn a_ready_kept_while_the_manager_was_not_reading_goes_once_it_reads() {
         status.starts_with("STATUS=accepted=1 ") && status.ends_with(" notify_dropped=0\n"),
         "{status:?}"
     );
-    server.signal(Signal::SIGTERM);
-    let stopping = next_message(&manager);
-    assert!(
-        stopping.lines().any(|line| line == "STOPPING=1"),
-        "{stopping:?}"
-    );
-    assert_eq!(server.wait_exit(WAIT).code(), Some(0));
+    assert_stops_telling_the_manager(&mut server, &manager);
 }
 
 #[test]
