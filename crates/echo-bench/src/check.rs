@@ -1,6 +1,8 @@
 //! Payloads too long to hold whole, and datagrams that say which send they answer,
 //! each with the byte-for-byte check of what comes back.
 
+use std::collections::VecDeque;
+
 use echo_proto::{pattern, verify};
 
 /// Length of the block a [`Stream`] repeats.
@@ -60,6 +62,12 @@ impl Stream {
 /// Bytes at the start of every datagram that carry its sequence number.
 pub const SEQUENCE_LEN: usize = 8;
 
+/// How many datagrams given up without a reply one worker remembers, so that
+/// a late reply to one is told apart from a second reply to one answered;
+/// a reply to a datagram older than those is taken as late, as it may be.
+/// It bounds the memory of a long run against a server that answers little.
+pub const UNANSWERED_REMEMBERED: usize = 4096;
+
 /// How a datagram received relates to the one last sent.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reply {
@@ -67,16 +75,27 @@ pub enum Reply {
     Current,
     /// It is the intact reply to an earlier datagram, already given up as lost.
     Late,
+    /// It is an intact reply to the datagram of this sequence number, which
+    /// had its reply already: the server answered it more than once.
+    Duplicate(u64),
     /// It is neither: the message says how it differs.
     Corrupt(String),
 }
 
 /// Datagrams of one worker: a fixed body behind a changing sequence number,
-/// so a late reply is told apart from a corrupt one.
+/// so a late reply is told apart from a corrupt one; and which of them had
+/// no reply, so a late reply is told apart from a second one.
 #[derive(Debug)]
 pub struct Datagrams {
     current: Vec<u8>,
     sequence: u64,
+    /// Whether the datagram last sent has had its reply.
+    answered: bool,
+    /// Sequence numbers of datagrams sent and left without a reply, oldest
+    /// first (so sorted), at most [`UNANSWERED_REMEMBERED`] of them.
+    unanswered: VecDeque<u64>,
+    /// Sequence numbers below this one are no longer remembered either way.
+    forgotten_below: u64,
 }
 
 impl Datagrams {
@@ -85,18 +104,34 @@ impl Datagrams {
         Datagrams {
             current: pattern(seed, len.max(SEQUENCE_LEN)),
             sequence: 0,
+            answered: false,
+            unanswered: VecDeque::new(),
+            forgotten_below: 1,
         }
     }
 
-    /// The next datagram to send.
+    /// The next datagram to send; the one before it, if it had no reply, is
+    /// remembered as given up.
     pub fn next(&mut self) -> &[u8] {
+        if self.sequence > 0 && !self.answered {
+            self.unanswered.push_back(self.sequence);
+            if self.unanswered.len() > UNANSWERED_REMEMBERED {
+                // Past the limit the queue has a front, and it is the oldest.
+                self.forgotten_below = self
+                    .unanswered
+                    .pop_front()
+                    .map_or(self.forgotten_below, |oldest| oldest + 1);
+            }
+        }
         self.sequence += 1;
+        self.answered = false;
         self.current[..SEQUENCE_LEN].copy_from_slice(&self.sequence.to_le_bytes());
         &self.current
     }
 
-    /// Judges a received datagram against the one last returned by [`Datagrams::next`].
-    pub fn judge(&self, received: &[u8]) -> Reply {
+    /// Judges a received datagram against the one last returned by
+    /// [`Datagrams::next`] and those before it, and notes a reply as had.
+    pub fn judge(&mut self, received: &[u8]) -> Reply {
         let body_intact = received.len() == self.current.len()
             && received[SEQUENCE_LEN..] == self.current[SEQUENCE_LEN..];
         let mut sequence_bytes = [0u8; SEQUENCE_LEN];
@@ -105,9 +140,24 @@ impl Datagrams {
         }
         let sequence = u64::from_le_bytes(sequence_bytes);
         if body_intact && sequence == self.sequence {
-            Reply::Current
+            if self.answered {
+                Reply::Duplicate(sequence)
+            } else {
+                self.answered = true;
+                Reply::Current
+            }
         } else if body_intact && (1..self.sequence).contains(&sequence) {
-            Reply::Late
+            if sequence < self.forgotten_below {
+                return Reply::Late;
+            }
+            match self.unanswered.binary_search(&sequence) {
+                // Its first reply, come late; any other after it is a duplicate.
+                Ok(index) => {
+                    self.unanswered.remove(index);
+                    Reply::Late
+                }
+                Err(_) => Reply::Duplicate(sequence),
+            }
         } else {
             match verify(&self.current, received) {
                 Err(mismatch) => Reply::Corrupt(format!("datagram {mismatch}")),
@@ -170,7 +220,7 @@ mod tests {
     fn datagrams_tell_current_late_and_corrupt_replies_apart() {
         let mut datagrams = Datagrams::new(9, 64);
         let first = datagrams.next().to_vec();
-        assert_eq!(datagrams.judge(&first), Reply::Current);
+        // The first is given up without a reply.
         let second = datagrams.next().to_vec();
         assert_ne!(first, second);
         assert_eq!(datagrams.judge(&second), Reply::Current);
@@ -187,5 +237,42 @@ mod tests {
         let mut stale_corrupt = first.clone();
         stale_corrupt[20] ^= 1;
         assert!(matches!(datagrams.judge(&stale_corrupt), Reply::Corrupt(_)));
+    }
+
+    #[test]
+    fn a_second_reply_to_an_answered_datagram_is_a_duplicate() {
+        let mut datagrams = Datagrams::new(9, 64);
+        let first = datagrams.next().to_vec();
+        assert_eq!(datagrams.judge(&first), Reply::Current);
+        assert_eq!(datagrams.judge(&first), Reply::Duplicate(1));
+        let second = datagrams.next().to_vec();
+        assert_eq!(datagrams.judge(&first), Reply::Duplicate(1));
+        assert_eq!(datagrams.judge(&second), Reply::Current);
+        // The third is given up, then answered late, then answered again.
+        let third = datagrams.next().to_vec();
+        let fourth = datagrams.next().to_vec();
+        assert_eq!(datagrams.judge(&third), Reply::Late);
+        assert_eq!(datagrams.judge(&third), Reply::Duplicate(3));
+        assert_eq!(datagrams.judge(&fourth), Reply::Current);
+        assert_eq!(datagrams.judge(&second), Reply::Duplicate(2));
+    }
+
+    #[test]
+    fn only_so_many_unanswered_datagrams_are_remembered() {
+        let mut datagrams = Datagrams::new(9, 64);
+        let first = datagrams.next().to_vec();
+        let mut latest = first.clone();
+        for _ in 0..UNANSWERED_REMEMBERED + 1 {
+            latest = datagrams.next().to_vec();
+        }
+        assert_eq!(datagrams.unanswered.len(), UNANSWERED_REMEMBERED);
+        // Forgotten: taken as late, every time, rather than wrongly as a duplicate.
+        assert_eq!(datagrams.judge(&first), Reply::Late);
+        assert_eq!(datagrams.judge(&first), Reply::Late);
+        let mut second = first.clone();
+        second[..SEQUENCE_LEN].copy_from_slice(&2u64.to_le_bytes());
+        assert_eq!(datagrams.judge(&second), Reply::Late);
+        assert_eq!(datagrams.judge(&second), Reply::Duplicate(2));
+        assert_eq!(datagrams.judge(&latest), Reply::Current);
     }
 }

@@ -45,8 +45,9 @@ struct Cli {
 
 const AFTER_HELP: &str = "\
 Exit status: 0 the run passed (or --dry-run); 1 the run met errors (mismatches,
-resets, timeouts, too much UDP loss, a rate short of --rate) or could not run
-(nothing listens, a name that does not resolve); 2 bad command line.
+resets, timeouts, UDP datagrams answered twice, too much UDP loss, a rate short
+of --rate) or could not run (nothing listens, a name that does not resolve);
+2 bad command line.
 
 Manual and completions, without a scenario:
   echo-bench --generate man | man -l -     this page; each scenario has its own,
@@ -98,7 +99,8 @@ enum Command {
     #[command(after_help = SCENARIO_AFTER_HELP)]
     Idle(IdleArgs),
     /// Datagrams to a UDP echo server, each waiting for its reply; unanswered
-    /// ones count as lost. Reports datagrams per second.
+    /// ones count as lost, a second reply to one as an error. Reports
+    /// datagrams per second.
     /// Defaults: 8 sockets, 64 B, 1 s timeout.
     #[command(after_help = SCENARIO_AFTER_HELP)]
     Udp(UdpArgs),
@@ -135,7 +137,9 @@ struct Common {
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
     duration: Option<Duration>,
 
-    /// Stop after this many exchanges over all workers (or at --duration, whichever is first).
+    /// Stop after this many exchanges over all workers (or at --duration,
+    /// whichever is first). The rate of a run that ends at its count is
+    /// taken up to the end of its last exchange.
     #[arg(short = 'n', long, value_name = "N")]
     count: Option<u64>,
 
@@ -188,9 +192,10 @@ struct RateArg {
     /// is due k/N seconds after the start, and whichever worker is free takes
     /// it. Each latency counts from when its exchange was due, not from when it
     /// was sent, so a server that stalls shows in the percentiles instead of
-    /// hiding (coordinated omission, corrected as wrk2 does). The run fails
-    /// when it achieves less than 95% of N. Without it, each worker sends as
-    /// soon as its last reply is in (a closed loop).
+    /// hiding (coordinated omission, corrected as wrk2 does). With --count
+    /// the timetable has that many exchanges, and the run ends with the last.
+    /// The run fails when it achieves less than 95% of N. Without it, each
+    /// worker sends as soon as its last reply is in (a closed loop).
     #[arg(long, value_name = "N", value_parser = parse_rate)]
     rate: Option<f64>,
 }

@@ -50,12 +50,14 @@ pub struct Report {
     pub exchanges: u64,
     /// Bytes echoed back and verified (one direction).
     pub bytes: u64,
-    /// Exchanges per second achieved (idle: connections opened per second of the opening).
+    /// Exchanges per second achieved (idle: connections opened per second of
+    /// the opening); for a run ended by its count, up to the end of its last
+    /// exchange, since closing its connections after that exchanges nothing.
     pub rate: f64,
     /// Exchanges per second asked for with `--rate`; `None` for a closed loop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_asked: Option<f64>,
-    /// Verified bytes per second (one direction).
+    /// Verified bytes per second (one direction), over the same time as `rate`.
     pub bytes_per_s: f64,
     /// Whether the run stopped because `--count` was used up rather than the time.
     pub count_reached: bool,
@@ -73,9 +75,10 @@ pub struct Report {
     pub mean_us: f64,
     /// `[percentile, microseconds]` at each of [`PERCENTILES`].
     pub percentiles: Vec<[f64; 2]>,
-    /// Failed exchanges.
+    /// Failed exchanges (`udp`: and replies to datagrams already answered).
     pub errors: u64,
-    /// Failed exchanges by kind.
+    /// Failed exchanges by kind (`udp`: with `duplicate`, the replies to
+    /// datagrams already answered).
     pub error_counts: ErrorCounts,
     /// The first few failures' messages.
     pub error_samples: Vec<String>,
@@ -239,7 +242,10 @@ impl Report {
         };
         match plan.scenario {
             Scenario::Udp { max_loss } => {
-                let sent = tally.exchanges + tally.lost + tally.errors.total();
+                // Every datagram sent ended as an echo, a loss or an error;
+                // a duplicate is an error besides its datagram's echo.
+                let sent =
+                    tally.exchanges + tally.lost + tally.errors.total() - tally.errors.duplicate;
                 let loss = if sent == 0 {
                     0.0
                 } else {
@@ -330,6 +336,7 @@ fn describe(counts: &ErrorCounts) -> String {
         ("reset or early close", counts.reset),
         ("timeout", counts.timeout),
         ("connect", counts.connect),
+        ("duplicate", counts.duplicate),
         ("other", counts.other),
     ];
     kinds
@@ -631,6 +638,61 @@ mod tests {
             "{:?}",
             report.failures
         );
+    }
+
+    #[test]
+    fn udp_duplicates_fail_the_run_without_counting_as_datagrams_sent() {
+        let mut result = outcome(100);
+        result.tally.lost = 1;
+        for sequence in 1..=3 {
+            result
+                .tally
+                .failed(Some(0), &ExchangeError::Duplicate { sequence });
+        }
+        let report = Report::new(
+            &plan(Scenario::Udp { max_loss: 1.0 }),
+            &result,
+            Duration::from_secs(1),
+        );
+        assert!(!report.ok);
+        assert_eq!(report.errors, 3);
+        assert_eq!(report.error_counts.duplicate, 3);
+        assert_eq!(report.loss_pct, Some(100.0 / 101.0));
+        assert_eq!(report.failures, ["3 errors (duplicate 3)"]);
+        let table = report.to_string();
+        assert!(table.contains("ERRORS        3: duplicate 3"), "{table}");
+        assert!(
+            table.contains("worker 0: another reply to datagram 1, already answered"),
+            "{table}"
+        );
+        let json = report.to_json();
+        assert!(json.contains("\"duplicate\":3"), "{json}");
+    }
+
+    #[test]
+    fn reports_from_before_duplicates_were_counted_still_read() {
+        let report = Report::new(&plan(Scenario::Conn), &outcome(5), Duration::from_secs(1));
+        let old = report.to_json().replace("\"duplicate\":0,", "");
+        assert!(!old.contains("duplicate"), "{old}");
+        let back: Report = serde_json::from_str(&old).expect("parse");
+        assert_eq!(back, report);
+    }
+
+    #[test]
+    fn a_run_ended_by_its_count_is_timed_to_its_last_exchange() {
+        let paced = Plan {
+            rate: Some(100.0),
+            count: Some(50),
+            ..plan(Scenario::Persistent)
+        };
+        let mut result = outcome(50);
+        result.count_reached = true;
+        result.rate_window = Some(Duration::from_millis(490));
+        let report = Report::new(&paced, &result, Duration::from_millis(990));
+        assert!(report.ok, "{:?}", report.failures);
+        assert!((report.rate - 50.0 / 0.49).abs() < 1e-9, "{}", report.rate);
+        assert!((report.bytes_per_s - 3200.0 / 0.49).abs() < 1e-6);
+        assert_eq!(report.elapsed_s, 0.99);
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub enum FailureKind {
     Timeout,
     /// The connection could not be made (refused, no ports left, ...).
     Connect,
+    /// A UDP datagram already answered was answered again.
+    Duplicate,
     /// Any other I/O error.
     Other,
 }
@@ -58,6 +60,12 @@ pub enum ExchangeError {
     /// The connection could not be made.
     #[error("cannot connect: {0}")]
     Connect(#[source] io::Error),
+    /// Another intact reply to a datagram that had its reply already.
+    #[error("another reply to datagram {sequence}, already answered")]
+    Duplicate {
+        /// The datagram's sequence number, counted per worker from 1.
+        sequence: u64,
+    },
     /// An I/O error while the exchange was under way.
     #[error("{during}: {source}")]
     Io {
@@ -81,6 +89,7 @@ impl ExchangeError {
             ExchangeError::Mismatch(_) => FailureKind::Mismatch,
             ExchangeError::Timeout { .. } => FailureKind::Timeout,
             ExchangeError::Connect(_) => FailureKind::Connect,
+            ExchangeError::Duplicate { .. } => FailureKind::Duplicate,
             ExchangeError::Io { source, .. } => match source.kind() {
                 io::ErrorKind::ConnectionReset
                 | io::ErrorKind::ConnectionAborted
@@ -95,7 +104,8 @@ impl ExchangeError {
     }
 }
 
-/// How many exchanges failed, by kind.
+/// How many exchanges failed, by kind (and, for UDP, how many replies came
+/// to datagrams already answered).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorCounts {
     /// Replies that differed from what was sent.
@@ -106,6 +116,10 @@ pub struct ErrorCounts {
     pub timeout: u64,
     /// Connections that could not be made.
     pub connect: u64,
+    /// UDP replies to datagrams that had their reply already; absent from
+    /// reports written before it was counted, hence the default.
+    #[serde(default)]
+    pub duplicate: u64,
     /// Any other failure.
     pub other: u64,
 }
@@ -113,7 +127,7 @@ pub struct ErrorCounts {
 impl ErrorCounts {
     /// All failures together.
     pub fn total(&self) -> u64 {
-        self.mismatch + self.reset + self.timeout + self.connect + self.other
+        self.mismatch + self.reset + self.timeout + self.connect + self.duplicate + self.other
     }
 
     fn bump(&mut self, kind: FailureKind) {
@@ -122,6 +136,7 @@ impl ErrorCounts {
             FailureKind::Reset => &mut self.reset,
             FailureKind::Timeout => &mut self.timeout,
             FailureKind::Connect => &mut self.connect,
+            FailureKind::Duplicate => &mut self.duplicate,
             FailureKind::Other => &mut self.other,
         };
         *counter += 1;
@@ -132,6 +147,7 @@ impl ErrorCounts {
         self.reset += other.reset;
         self.timeout += other.timeout;
         self.connect += other.connect;
+        self.duplicate += other.duplicate;
         self.other += other.other;
     }
 }
@@ -236,7 +252,8 @@ pub struct Outcome {
     pub tally: Tally,
     /// Whether the run ended because the count ran out (rather than the time).
     pub count_reached: bool,
-    /// The time over which the rate is computed, if not the whole run (idle: the opening).
+    /// The time over which the rate is computed, if not the whole run (idle:
+    /// the opening; a run ended by its count: up to its last exchange's end).
     pub rate_window: Option<Duration>,
     /// `idle`: connections that still echoed after the hold.
     pub held: Option<u64>,
@@ -368,6 +385,7 @@ mod tests {
                 source: io::Error::other("strange"),
             },
         );
+        tally.failed(Some(9), &ExchangeError::Duplicate { sequence: 3 });
         assert_eq!(
             tally.errors,
             ErrorCounts {
@@ -375,10 +393,11 @@ mod tests {
                 reset: 2,
                 timeout: 1,
                 connect: 2,
+                duplicate: 1,
                 other: 1
             }
         );
-        assert_eq!(tally.errors.total(), 7);
+        assert_eq!(tally.errors.total(), 8);
         assert_eq!(tally.samples.len(), MAX_SAMPLES);
         assert_eq!(tally.samples[0], "worker 3: reply differs at byte 7");
         assert_eq!(tally.exchanges, 0, "a failure is not an exchange");

@@ -42,10 +42,10 @@ impl Backoff {
 
 /// Whether `err` makes its worker pause before the next exchange: every
 /// failure of the target to answer does (refused, reset, timed out, any
-/// other I/O error); a wrong answer does not, since the target is there and
-/// answering, and the run fails on it anyway.
+/// other I/O error); a wrong answer or one too many does not, since the
+/// target is there and answering, and the run fails on it anyway.
 pub(crate) fn pauses_after(err: &ExchangeError) -> bool {
-    err.kind() != FailureKind::Mismatch
+    !matches!(err.kind(), FailureKind::Mismatch | FailureKind::Duplicate)
 }
 
 /// Sleeps for `pause`, or until `end` if that comes first.

@@ -60,6 +60,7 @@ async fn worker(id: usize, shared: Arc<Shared>, spread: Arc<Spread>) -> Tally {
             during: "connecting, sending and reading to the end of the reply",
             after: plan.timeout,
         }));
+        shared.exchange_ended();
         match result {
             Ok(()) => {
                 backoff.succeeded();

@@ -23,6 +23,7 @@ mod stream;
 mod workers;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use echo_proto::Endpoint;
@@ -49,6 +50,11 @@ pub(crate) struct Shared {
     /// The timetable of a fixed-rate run; `None` for a closed loop.
     schedule: Option<Schedule>,
     pub live: Arc<Live>,
+    /// When the run started: what `last_end` counts from.
+    started: Instant,
+    /// When the latest exchange to end so far ended, in nanoseconds since
+    /// `started`; 0 before any has.
+    last_end: AtomicU64,
 }
 
 /// The right to start one exchange, and when its latency counts from.
@@ -79,8 +85,12 @@ impl Shared {
             plan: plan.clone(),
             addr: first_address(plan)?,
             budget: Budget::new(started + plan.duration, plan.count),
-            schedule: plan.rate.map(|rate| Schedule::new(started, rate)),
+            schedule: plan
+                .rate
+                .map(|rate| Schedule::new(started, rate, plan.count)),
             live,
+            started,
+            last_end: AtomicU64::new(0),
         }))
     }
 
@@ -110,9 +120,43 @@ impl Shared {
         })
     }
 
-    /// Sleeps for `pause`, or until the run's end if that comes first.
+    /// Sleeps for `pause`, or until the run's end if that comes first; not
+    /// at all once the count is handed out, since no exchange is left to
+    /// space out and the wait would only hold the run's end back.
     pub(crate) async fn pause(&self, pause: Duration) {
+        if self.budget.count_reached() {
+            return;
+        }
         backoff::pause_until(pause, self.budget.end).await;
+    }
+
+    /// Notes that an exchange has just ended, well or not (its reply checked,
+    /// its failure known, its datagram given up), so that a run ended by its
+    /// count can be timed to its last exchange rather than to its workers'
+    /// closing connections.
+    pub(crate) fn exchange_ended(&self) {
+        let since_start = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // At least a nanosecond, so that 0 keeps meaning "none yet".
+        self.last_end
+            .fetch_max(since_start.max(1), Ordering::Relaxed);
+    }
+
+    /// The time the run's rate is to be taken over, asked once its workers
+    /// are done: from the start to the end of its last exchange when the
+    /// count ended the run; `None`, the whole run, when its time did (or
+    /// when no exchange ended at all).
+    ///
+    /// The workers' wind-down after the count (closing persistent
+    /// connections) exchanges nothing, and counting it would put the rate
+    /// below the one the run kept to.
+    pub(crate) fn rate_window(&self) -> Option<Duration> {
+        if !self.budget.count_reached() {
+            return None;
+        }
+        match self.last_end.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
     }
 }
 
@@ -139,4 +183,50 @@ pub(crate) fn alternating_messages(worker: usize, size: usize) -> [Vec<u8>; 2] {
 /// workers send the same bytes and a reply that went to the wrong connection fails.
 pub(crate) fn seed(worker: usize, n: u64) -> u64 {
     ((worker as u64) << 32) | n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Scenario;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_ended_by_its_count_is_timed_to_its_last_exchange() {
+        let addr: std::net::SocketAddr = "127.0.0.1:7".parse().expect("literal");
+        let plan = Plan {
+            count: Some(2),
+            rate: Some(100.0),
+            duration: Duration::from_secs(60),
+            ..Plan::local(Scenario::Persistent, addr)
+        };
+        let started = Instant::now();
+        let shared = Shared::new(&plan, Arc::new(Live::default()), started).expect("plan");
+        assert!(shared.next_slot().await.is_some());
+        shared.exchange_ended();
+        assert!(shared.next_slot().await.is_some());
+        assert_eq!(Instant::now() - started, Duration::from_millis(10));
+        tokio::time::advance(Duration::from_millis(3)).await;
+        shared.exchange_ended();
+        // Past the count no worker waits: the next is refused at once.
+        assert!(shared.next_slot().await.is_none());
+        assert_eq!(Instant::now() - started, Duration::from_millis(13));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(shared.rate_window(), Some(Duration::from_millis(13)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_ended_by_its_time_is_timed_whole() {
+        let addr: std::net::SocketAddr = "127.0.0.1:7".parse().expect("literal");
+        let plan = Plan {
+            count: Some(1000),
+            duration: Duration::from_millis(50),
+            ..Plan::local(Scenario::Conn, addr)
+        };
+        let shared = Shared::new(&plan, Arc::new(Live::default()), Instant::now()).expect("plan");
+        assert!(shared.next_slot().await.is_some());
+        shared.exchange_ended();
+        tokio::time::advance(Duration::from_millis(50)).await;
+        assert!(shared.next_slot().await.is_none());
+        assert_eq!(shared.rate_window(), None);
+    }
 }

@@ -35,6 +35,7 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
                 Ok(stream) => stream,
                 Err(err) => {
                     recorder.failed(&err);
+                    shared.exchange_ended();
                     shared.pause(backoff.failed()).await;
                     continue;
                 }
@@ -52,6 +53,7 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
                 during: "waiting for the whole reply",
                 after: plan.timeout,
             }));
+        shared.exchange_ended();
         match result {
             Ok(()) => {
                 // Only an echo proves the target well: one that accepts and

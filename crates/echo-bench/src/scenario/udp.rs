@@ -2,7 +2,10 @@
 //!
 //! UDP may drop datagrams, so a reply that does not come within the timeout
 //! is counted as lost rather than as an error; the run fails only when the
-//! loss exceeds the plan's limit. A reply that does come must be intact.
+//! loss exceeds the plan's limit. A reply that does come must be intact, and
+//! come once, as RFC 862 answers each datagram with one: another reply to a
+//! datagram already answered is an error. A second reply to a worker's last
+//! datagram is not waited for, since that would hold the run's end back.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -98,6 +101,7 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
         if let Err(err) = socket.send(datagram).await {
             let err = ExchangeError::io("sending a datagram")(err);
             recorder.failed(&err);
+            shared.exchange_ended();
             if pauses_after(&err) {
                 shared.pause(backoff.failed()).await;
             }
@@ -106,37 +110,44 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
         // The timeout is the server's to meet from the moment the datagram
         // left, however late that was.
         let give_up = sent + plan.timeout;
-        // Late replies to earlier datagrams are skipped; the loop ends by the
-        // timeout at the latest.
-        loop {
+        // Late replies to earlier datagrams are skipped, and second replies
+        // to answered ones counted; the loop ends by the timeout at the
+        // latest, saying whether the worker is to pause.
+        let pause = loop {
             match tokio::time::timeout_at(give_up, socket.recv(&mut buffer)).await {
                 Err(_) => {
                     recorder.tally.lost += 1;
-                    break;
+                    break false;
                 }
                 Ok(Err(err)) => {
                     // A refusal (an ICMP port unreachable) is the target's host
                     // saying no one listens: back off as a refused connect would.
                     let err = ExchangeError::io("receiving a datagram")(err);
                     recorder.failed(&err);
-                    if pauses_after(&err) {
-                        shared.pause(backoff.failed()).await;
-                    }
-                    break;
+                    break pauses_after(&err);
                 }
                 Ok(Ok(len)) => match datagrams.judge(&buffer[..len]) {
                     Reply::Current => {
                         backoff.succeeded();
                         recorder.succeeded(len as u64, started.elapsed());
-                        break;
+                        break false;
                     }
                     Reply::Late => recorder.tally.late += 1,
+                    // The datagram it answers was counted once already; this
+                    // one is the server's error, and the wait goes on.
+                    Reply::Duplicate(sequence) => {
+                        recorder.failed(&ExchangeError::Duplicate { sequence });
+                    }
                     Reply::Corrupt(message) => {
                         recorder.failed(&ExchangeError::Mismatch(message));
-                        break;
+                        break false;
                     }
                 },
             }
+        };
+        shared.exchange_ended();
+        if pause {
+            shared.pause(backoff.failed()).await;
         }
     }
     recorder.finish()

@@ -26,6 +26,7 @@ where
     Outcome {
         tally,
         count_reached: shared.budget.count_reached(),
+        rate_window: shared.rate_window(),
         ..Outcome::default()
     }
 }

@@ -1,9 +1,11 @@
 //! `--rate`: the schedule is kept, the achieved rate is reported beside the
-//! asked, a shortfall fails the run, and a stall shows in the percentiles
-//! because latency counts from when each exchange was due.
+//! asked, a shortfall fails the run, a run bounded by `--count` ends with its
+//! last exchange, and a stall shows in the percentiles because latency counts
+//! from when each exchange was due.
 
 use super::util::{
-    Behaviour, echo_bench, json_report, show, slow_server, stalling_server, tcp_server, udp_server,
+    Behaviour, Server, echo_bench, json_report, show, slow_server, stalling_server, tcp_server,
+    udp_server,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,6 +55,47 @@ async fn conn_and_udp_keep_to_their_rate_too() {
             show(&output)
         );
         assert_eq!(report["rate_asked"], 500.0);
+    }
+}
+
+/// 50 exchanges at 100 a second by 50 workers, against the real echo-server:
+/// each worker but one takes one exchange, and none may then wait for an
+/// exchange past the count (due 0.5 s to 1 s in), which would hold the run's
+/// end back to twice its schedule and fail it as 50% short. The run ends
+/// with its 50th exchange, due at 0.49 s, and its rate is taken up to there.
+///
+/// The verdict is asserted, not the timing: the run passes as long as its
+/// last exchange ends within 36 ms of when it was due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counted_run_at_a_rate_ends_with_its_last_exchange() {
+    let server = Server::start_with(&["--listen", "127.0.0.1:0", "--udp"], 2);
+    let tcp = server.listener_addr("tcp", 0).to_string();
+    let udp = server.listener_addr("udp", 0).to_string();
+    for (scenario, addr) in [("persistent", &tcp), ("conn", &tcp), ("udp", &udp)] {
+        let output = echo_bench(&[
+            scenario, "--addr", addr, "--rate", "100", "-n", "50", "-c", "50", "--json",
+        ])
+        .await;
+        let report = json_report(&output);
+        eprintln!(
+            "{scenario}: 50 at 100/s took {} s, {} exchanges, achieved {}/s",
+            report["elapsed_s"], report["exchanges"], report["rate"]
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{scenario}: {}",
+            show(&output)
+        );
+        assert_eq!(report["ok"], true, "{scenario}: {}", show(&output));
+        assert_eq!(report["failures"], serde_json::json!([]), "{scenario}");
+        assert_eq!(report["workers"], 50, "{scenario}");
+        assert_eq!(report["exchanges"], 50, "{scenario}: {}", show(&output));
+        assert_eq!(report["errors"], 0, "{scenario}: {}", show(&output));
+        assert_eq!(report["count_reached"], true, "{scenario}");
+        assert_eq!(report["rate_asked"], 100.0, "{scenario}");
+        let achieved = report["rate"].as_f64().expect("rate");
+        assert!(achieved >= 95.0, "{scenario}: {}", show(&output));
     }
 }
 

@@ -1,12 +1,14 @@
-//! In-test echo servers with chosen faults and pacings, addresses that
-//! surely refuse, and a bounded way to run the `echo-bench` binary.
+//! In-test echo servers with chosen faults and pacings, the real echo-server
+//! as a process, addresses that surely refuse, and a bounded way to run the
+//! `echo-bench` binary.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -151,6 +153,78 @@ pub async fn udp_server(behaviour: Behaviour) -> SocketAddr {
     addr
 }
 
+/// A UDP server on its own thread that answers every datagram twice, as a
+/// broken echo server (or a duplicating network) would; it stops when
+/// stopped or dropped, or after [`CHILD_LIMIT`] at the latest.
+#[derive(Debug)]
+pub struct TwiceAnswering {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+/// How long the [`TwiceAnswering`] server's thread waits for a datagram
+/// before it looks whether it is to stop: the bound on stopping it.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+impl TwiceAnswering {
+    /// Starts the server on a free port of 127.0.0.1.
+    pub fn start() -> TwiceAnswering {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        socket
+            .set_read_timeout(Some(STOP_CHECK))
+            .expect("set the read timeout");
+        let addr = socket.local_addr().expect("local addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let give_up = std::time::Instant::now() + CHILD_LIMIT;
+            let mut buffer = vec![0u8; 65_536];
+            let mut received = 0;
+            while !stopping.load(Ordering::Relaxed) && std::time::Instant::now() < give_up {
+                // A timeout or an error only brings the next look at the flag.
+                let Ok((n, peer)) = socket.recv_from(&mut buffer) else {
+                    continue;
+                };
+                received += 1;
+                for _ in 0..2 {
+                    let _ = socket.send_to(&buffer[..n], peer);
+                }
+            }
+            received
+        });
+        TwiceAnswering {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the server, within [`STOP_CHECK`], and returns how many
+    /// datagrams it received (and answered twice).
+    pub fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .map(|thread| thread.join().expect("the server thread"))
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for TwiceAnswering {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A loopback address where nothing listens (a port just freed).
 pub async fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -237,8 +311,9 @@ async fn gated_server(gate: Gate) -> SocketAddr {
     addr
 }
 
-/// A fresh temporary directory, removed with the guard: the workspace's test harness's.
-pub use echo_tests::{TempDir, refusing_address};
+/// A fresh temporary directory, removed with the guard, and the real
+/// echo-server as a process, killed with its guard: the workspace's test harness's.
+pub use echo_tests::{Server, TempDir, refusing_address};
 
 /// Starts a Unix-socket echo server in `dir`, serving until the test's
 /// runtime ends, and returns its socket's path.
