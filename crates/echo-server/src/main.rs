@@ -50,10 +50,15 @@ struct Cli {
     /// UDP datagrams answered per second for each source IP; the excess is
     /// dropped and counted.
     ///
+    /// Each UDP listener follows 16,384 source IPs one by one; while a flood
+    /// of new sources keeps all of those places taken, the other sources share
+    /// 1,024 budgets of N a second, so a newcomer is still answered and all
+    /// answers stay within 17,408 times N a second (counted in one-second
+    /// windows).
     /// With a limit, the same datagram from the same address is also answered
     /// at most 8 times in a row (copies within a second of each other), which
-    /// ends a loop between two echo services. 0 removes both limits: only for
-    /// trusted networks, such as a benchmark's loopback.
+    /// ends a loop between two echo services, flood or not. 0 removes every
+    /// limit: only for trusted networks, such as a benchmark's loopback.
     #[arg(long, value_name = "N", env = "ECHO_UDP_RATE", default_value_t = echo_server::DEFAULT_UDP_RATE)]
     udp_rate: u32,
 

@@ -397,3 +397,43 @@ fn a_socket_file_that_cannot_be_probed_is_left_alone() {
         .expect("the root server still serves");
     assert_eq!(reply, b"untouched");
 }
+
+#[test]
+fn two_flooded_echo_servers_made_to_bounce_a_datagram_stop_after_8_answers_each() {
+    use super::udp::{Flood, client_at, fill_the_tables};
+    let start = || Server::start_with(&["--listen", "127.0.0.1:0", "--udp"], 2);
+    let (first, second) = (start(), start());
+    let first_addr = first.listener_addr("udp", 0);
+    let second_addr = second.listener_addr("udp", 0);
+    // Both servers' tables full of sources seen within the last second, so
+    // that each counts the other in its shared budgets and streaks. The regular
+    // clients are not on 127.0.0.1, so the servers' own address is not
+    // followed either.
+    let regulars = [
+        client_at("127.200.0.3", first_addr),
+        client_at("127.200.0.3", second_addr),
+    ];
+    let mut flood = Flood::new(&[first_addr, second_addr]);
+    let steps = fill_the_tables(&mut flood, &[&regulars[0], &regulars[1]]);
+    if !spoof(v4(second_addr), v4(first_addr), b"ping-pong") {
+        eprintln!("skipped: spoofing a UDP source needs a raw socket, so root");
+        return;
+    }
+    assert!(
+        eventually(WAIT, || total(&first, "udp_loops")
+            + total(&second, "udp_loops")
+            == 1),
+        "the loop was not cut"
+    );
+    // Each answered every flood datagram and every regular one (none was
+    // lost, nor a loop), and the other one 8 times.
+    let others = u64::from(flood.sent + steps);
+    let bound = u64::from(echo_server::REPEATS_ANSWERED);
+    for (name, server) in [("first", &first), ("second", &second)] {
+        assert_eq!(
+            total(server, "udp_datagrams"),
+            others + bound,
+            "answers of the {name} server"
+        );
+    }
+}

@@ -1,14 +1,14 @@
 //! UDP echo and its protections against reflection loops and floods.
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command as Cmd;
 use echo_client::{Client, Error};
 use echo_proto::pattern;
 use echo_proto::udp::{MAX_DATAGRAM, REFLECTING_PORTS};
-use echo_tests::{Server, WAIT, binary};
+use echo_tests::{Server, WAIT, binary, eventually};
 use nix::sys::signal::Signal;
 
 fn udp_server(args: &[&str]) -> Server {
@@ -207,4 +207,192 @@ fn a_flooding_source_is_rate_limited_while_others_are_served() {
     let totals = server.wait_for_log("totals");
     assert!(totals.contains("udp_rate_limited="), "{totals}");
     assert!(!totals.contains("udp_rate_limited=0 "), "{totals}");
+}
+
+/// Sources the server follows one by one (`TRACKED_SOURCES` in its `udp.rs`):
+/// a flood of more new sources than this within a second fills its tables.
+const TRACKED_SOURCES: u32 = 16_384;
+/// Flood datagrams sent between two datagrams that wait for their answer.
+///
+/// The server's receive queue holds about 250 small datagrams by default;
+/// with at most this many in it, the kernel drops none, so which datagrams
+/// the server saw, and in what order, is known exactly.
+const FLOOD_STEP: u32 = 64;
+/// Flood datagrams in all, each from a source of its own.
+const FLOOD_DATAGRAMS: u32 = 40_000;
+
+/// A flood of spoofed sources, made without privileges: every datagram comes
+/// from a fresh loopback address (all of 127.0.0.0/8 is local, so any of it
+/// can be bound), through a socket used once.
+pub(crate) struct Flood {
+    /// The servers flooded: each datagram goes to every one of them.
+    targets: Vec<SocketAddr>,
+    /// Sources used so far, and datagrams sent to each target.
+    pub(crate) sent: u32,
+}
+
+impl Flood {
+    pub(crate) fn new(targets: &[SocketAddr]) -> Flood {
+        Flood {
+            targets: targets.to_vec(),
+            sent: 0,
+        }
+    }
+
+    /// The `n`th source: 127.1.1.1, 127.1.1.2 and on, never an address
+    /// ending in 0 or 255, and never in 127.200.0.0/16, kept for the tests'
+    /// own clients.
+    fn source(n: u32) -> Ipv4Addr {
+        let first = u8::try_from(n / (254 * 254) + 1)
+            .ok()
+            .filter(|&first| first < 200)
+            .expect("fewer flood sources");
+        Ipv4Addr::new(127, first, (n / 254 % 254 + 1) as u8, (n % 254 + 1) as u8)
+    }
+
+    /// Sends one datagram from each of the next `count` sources.
+    pub(crate) fn send(&mut self, count: u32) {
+        let ports: Vec<u16> = self.targets.iter().map(SocketAddr::port).collect();
+        for _ in 0..count {
+            let socket = bound_apart(Flood::source(self.sent), &ports);
+            for target in &self.targets {
+                socket
+                    .send_to(&self.sent.to_be_bytes(), target)
+                    .expect("send a flood datagram");
+            }
+            self.sent += 1;
+        }
+    }
+}
+
+/// A UDP socket on `ip` whose port is none of `ports`.
+///
+/// The kernel may pick a port a server listens on at another address, and
+/// the server refuses whatever comes from its own port (as a reflection
+/// risk): with tens of thousands of sockets that happens in many runs.
+fn bound_apart(ip: Ipv4Addr, ports: &[u16]) -> UdpSocket {
+    loop {
+        let socket =
+            UdpSocket::bind((ip, 0)).unwrap_or_else(|err| panic!("bind a socket on {ip}: {err}"));
+        let port = socket.local_addr().expect("bound").port();
+        if !ports.contains(&port) {
+            return socket;
+        }
+    }
+}
+
+/// A client of `server` on loopback address `ip`, with every wait bounded.
+pub(crate) fn client_at(ip: &str, server: SocketAddr) -> UdpSocket {
+    let ip: Ipv4Addr = ip.parse().expect("an IPv4 address");
+    let socket = bound_apart(ip, &[server.port()]);
+    socket.connect(server).expect("connect");
+    socket.set_read_timeout(Some(WAIT)).expect("timeout");
+    socket
+}
+
+/// Sends `payload` on `socket` and says whether exactly it came back. Nothing
+/// is resent: with the flood paced by [`FLOOD_STEP`] no datagram is lost, so a
+/// datagram without an answer was refused.
+pub(crate) fn answered(socket: &UdpSocket, payload: &[u8]) -> bool {
+    socket.send(payload).expect("send");
+    let mut buffer = [0u8; 64];
+    match socket.recv(&mut buffer) {
+        Ok(n) => {
+            assert_eq!(&buffer[..n], payload, "an answer to another datagram");
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Fills the tables of the servers behind `regulars` (one client of each,
+/// known to it before the flood) as fast as they take a flood of new
+/// sources: with the regular client, exactly as many sources as they follow,
+/// all seen well within the last second. The next new source finds no room,
+/// and no flood source has yet been counted in the shared budgets and
+/// streaks, where it could land on a newcomer's (a collision that can only
+/// cut a loop sooner, and would make exact counts of a loop a matter of
+/// luck). Returns how many datagrams each regular client sent.
+pub(crate) fn fill_the_tables(flood: &mut Flood, regulars: &[&UdpSocket]) -> u32 {
+    let mut steps = 0u32;
+    while flood.sent < TRACKED_SOURCES - 1 {
+        flood.send(FLOOD_STEP.min(TRACKED_SOURCES - 1 - flood.sent));
+        for regular in regulars {
+            assert!(
+                answered(regular, &steps.to_be_bytes()),
+                "a known client went unanswered after {} flood datagrams",
+                flood.sent
+            );
+        }
+        steps += 1;
+    }
+    steps
+}
+
+/// Reads one numeric field of the server's totals, asking with SIGUSR1.
+fn total(server: &Server, name: &str) -> u64 {
+    server.signal(Signal::SIGUSR1);
+    let line = server.wait_for_log("totals");
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(&format!("{name}=")))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+}
+
+#[test]
+fn a_newcomer_is_answered_all_through_a_flood_of_new_sources() {
+    let server = udp_server(&[]);
+    let addr = server.listener_addr("udp", 0);
+    let regular = client_at("127.0.0.1", addr);
+    let started = Instant::now();
+    let mut flood = Flood::new(&[addr]);
+    fill_the_tables(&mut flood, &[&regular]);
+    let filled = started.elapsed();
+    // A host the server has never seen, answered after every step of the
+    // rest of the flood, whose sources keep coming faster than the tables'
+    // once-a-second sweep can make room for them.
+    let newcomer = client_at("127.200.0.1", addr);
+    let mut probe = 0u32;
+    while flood.sent < FLOOD_DATAGRAMS {
+        flood.send(FLOOD_STEP);
+        assert!(
+            answered(&newcomer, &probe.to_be_bytes()),
+            "probe {probe} of the newcomer got no answer after {} flood datagrams \
+             (the tables filled in {filled:?})",
+            flood.sent
+        );
+        probe += 1;
+    }
+}
+
+#[test]
+fn a_loop_with_a_newcomer_ends_after_8_answers_while_a_flood_fills_the_tables() {
+    let server = udp_server(&[]);
+    let addr = server.listener_addr("udp", 0);
+    let regular = client_at("127.0.0.1", addr);
+    let mut flood = Flood::new(&[addr]);
+    fill_the_tables(&mut flood, &[&regular]);
+    // Another echo service the server has never seen, made to talk to it:
+    // it echoes every copy back.
+    let peer = client_at("127.200.0.2", addr);
+    peer.send(b"ping-pong").expect("send");
+    let mut buffer = [0u8; 64];
+    for copy in 1..=echo_server::REPEATS_ANSWERED {
+        let n = peer
+            .recv(&mut buffer)
+            .unwrap_or_else(|err| panic!("copy {copy} never came back: {err}"));
+        assert_eq!(&buffer[..n], b"ping-pong");
+        peer.send(&buffer[..n]).expect("echo");
+    }
+    // The copy that would make a ninth answer is refused, and counted.
+    assert!(
+        eventually(WAIT, || total(&server, "udp_loops") == 1),
+        "the loop was not cut"
+    );
+    peer.set_nonblocking(true).expect("nonblocking");
+    let more = peer.recv(&mut buffer);
+    assert!(
+        matches!(&more, Err(err) if err.kind() == ErrorKind::WouldBlock),
+        "a ninth answer: {more:?}"
+    );
 }
