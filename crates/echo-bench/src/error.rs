@@ -22,7 +22,7 @@ pub enum BenchError {
         source: io::Error,
     },
     /// The resolver gave no answer for the target's host name within the timeout.
-    #[error("cannot resolve host name '{host}': no answer within {after:?}")]
+    #[error("cannot resolve host name '{host}': no answer within {}", echo_proto::Human(*.after))]
     ResolveTimeout {
         /// The name as given.
         host: String,
@@ -86,7 +86,7 @@ pub enum Unanswered {
         reason: &'static str,
     },
     /// The connection was neither made nor refused within the timeout.
-    #[error("no answer from {addr} within {after:?} (connecting)")]
+    #[error("no answer from {addr} within {} (connecting)", echo_proto::Human(*.after))]
     Timeout {
         /// The address tried.
         addr: String,

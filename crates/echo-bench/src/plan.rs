@@ -337,13 +337,15 @@ impl fmt::Display for Plan {
             _ => writeln!(f, "  size          {size} per message")?,
         }
         let how_long = match (&self.scenario, self.count) {
-            (Scenario::Idle { .. }, _) => format!("connections held for {:?}", self.duration),
+            (Scenario::Idle { .. }, _) => {
+                format!("connections held for {}", echo_proto::Human(self.duration))
+            }
             (_, Some(count)) => format!(
                 "{} exchanges, or {:?} if that comes first",
                 group_thousands(count),
                 self.duration
             ),
-            (_, None) => format!("{:?}", self.duration),
+            (_, None) => echo_proto::Human(self.duration).to_string(),
         };
         writeln!(f, "  duration      {how_long}")?;
         match self.rate {
@@ -359,7 +361,7 @@ impl fmt::Display for Plan {
             )?,
             None => {}
         }
-        writeln!(f, "  timeout       {:?}", self.timeout)?;
+        writeln!(f, "  timeout       {}", echo_proto::Human(self.timeout))?;
         if let Some(pid) = self.server_pid {
             writeln!(
                 f,

@@ -50,7 +50,7 @@ pub enum ExchangeError {
     #[error("{0}")]
     Mismatch(String),
     /// An operation did not finish within the timeout.
-    #[error("timed out after {after:?} {during}")]
+    #[error("timed out after {} {during}", echo_proto::Human(*.after))]
     Timeout {
         /// What was being waited for.
         during: &'static str,
