@@ -69,7 +69,9 @@ struct Cli {
     /// while the server runs.
     /// Default: the open-files limit (raised to its hard limit at start) minus
     /// 32, and minus 130 per event loop for its own descriptors and pipes (2
-    /// with --splice never).
+    /// with --splice never). When that leaves fewer than 256 connections, the
+    /// server runs fewer event loops than --threads asks, with a warning; when
+    /// even one loop cannot, it refuses to start.
     #[arg(long, value_name = "N", env = "ECHO_MAX_CONNECTIONS",
           value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
@@ -77,8 +79,10 @@ struct Cli {
     /// Close a connection once, for this long, it has read nothing and the peer
     /// has taken none of the bytes queued for it (0s: never).
     ///
-    /// A slow reader is never cut while it drains its queue; a peer that took
-    /// some bytes and then stopped is closed within two timeouts.
+    /// A peer still owed bytes gets two timeouts. A reader that takes at least
+    /// 64 KiB per timeout (about 1.1 KB/s with the default) is never cut,
+    /// however slow; a stopped reader, or a vanished peer, is closed within two
+    /// timeouts, and reset when it is still owed bytes.
     #[arg(long, value_name = "DURATION", env = "ECHO_IDLE_TIMEOUT", default_value = "60s",
           value_parser = parse_duration)]
     idle_timeout: Duration,
@@ -91,9 +95,12 @@ struct Cli {
     /// Event loops serving stream connections, each a thread of its own.
     ///
     /// One is the cheapest per operation; more spread connections over more
-    /// cores (each TCP listener then gets one socket per loop, and the kernel
-    /// deals new connections among them), at some cost per operation in
-    /// wake-ups. Unix and socket-activated listeners are served by the first.
+    /// cores (each TCP listener then gets one SO_REUSEPORT socket per loop, and
+    /// the kernel deals new connections among them), at some cost per
+    /// operation in wake-ups. SO_REUSEPORT also lets another process of the
+    /// same user bind the port and take a share of its clients, so with one
+    /// loop it is not set. Unix and socket-activated listeners are served by
+    /// the first.
     // The default is echo_server::DEFAULT_EVENT_LOOPS (asserted below).
     #[arg(long, value_name = "N", env = "ECHO_THREADS", default_value = "1",
           value_parser = clap::value_parser!(u8).range(1..=64))]
@@ -150,16 +157,17 @@ Shutdown:
   accepting, let connections in flight finish within --grace, then exit.
   With stdin at /dev/null or a pipe, as under a process manager, end of input
   is ignored. SIGHUP ignored at start (`nohup echo-server &`) stays ignored.
-  A second signal during the drain exits at once.
+  A second signal once the drain has started exits at once (signals that
+  arrive together count as one).
   SIGUSR1 logs the running totals without stopping.
 
 Exit status:
   0    stopped cleanly (after the drain, even if it had to close connections)
   1    could not start (address in use, permission denied, bad address)
   2    bad command line
-  129  second SIGHUP during the drain
-  130  second SIGINT during the drain
-  143  second SIGTERM during the drain
+  129  second SIGHUP once the drain has started
+  130  second SIGINT once the drain has started
+  143  second SIGTERM once the drain has started
 
 Socket activation:
   With LISTEN_FDS set (systemd, or any launcher speaking its protocol), the
