@@ -247,7 +247,9 @@ fn too_few_descriptors_for_one_loop_is_refused_with_the_figure_needed() {
 
 #[test]
 fn a_udp_port_taken_beside_a_free_tcp_one_is_named_with_the_way_out() {
-    let taken = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    // An address of loopback's own that no other test uses: on 127.0.0.1 the
+    // TCP side of the port may be some client's ephemeral port at the time.
+    let taken = UdpSocket::bind("127.31.41.59:0").expect("bind udp");
     let addr = taken.local_addr().expect("address");
     Cmd::new(binary("echo-server"))
         .args(["--listen", &addr.to_string(), "--udp"])
