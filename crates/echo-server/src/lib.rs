@@ -33,7 +33,7 @@ cfg_if::cfg_if! {
         };
         pub use start::{Options, serve, server};
         pub use stats::{Stats, Totals};
-        pub use udp::REPEATS_ANSWERED;
+        pub use udp::{REPEATS_ANSWERED, TRACKED_SOURCES};
     } else {
         compile_error!(
             "echo-server runs on Linux only: it uses epoll (through mio's Linux backend), \

@@ -23,7 +23,7 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// A flood of more new sources a second than this keeps the tables full
 /// whatever they sweep, so the sources that find no room are not refused but
 /// counted together, in `SHARED_BUDGETS` and `SHARED_STREAKS`.
-const TRACKED_SOURCES: usize = 16_384;
+pub const TRACKED_SOURCES: usize = 16_384;
 /// Budgets of `--udp-rate` a window shared by the source IPs not in the
 /// rate table, each IP's chosen by a keyed hash: a flood's sources spread over
 /// all of them, so a newcomer shares its budget with about a 1,024th of the

@@ -205,6 +205,11 @@ where
             .expect("the whole message is taken"),
     );
     assert!(reply == message, "the reply differs from the message");
+    assert_eq!(
+        server.total("bytes"),
+        TOTAL as u64,
+        "bytes counted as echoed"
+    );
 }
 
 #[test]

@@ -209,9 +209,9 @@ fn a_flooding_source_is_rate_limited_while_others_are_served() {
     assert!(!totals.contains("udp_rate_limited=0 "), "{totals}");
 }
 
-/// Sources the server follows one by one (`TRACKED_SOURCES` in its `udp.rs`):
-/// a flood of more new sources than this within a second fills its tables.
-const TRACKED_SOURCES: u32 = 16_384;
+/// Sources the server follows one by one: a flood of more new sources than
+/// this within a second fills its tables.
+const TRACKED_SOURCES: u32 = echo_server::TRACKED_SOURCES as u32;
 /// Flood datagrams sent between two datagrams that wait for their answer.
 ///
 /// The server's receive queue holds about 250 small datagrams by default;
@@ -329,16 +329,6 @@ pub(crate) fn fill_the_tables(flood: &mut Flood, regulars: &[&UdpSocket]) -> u32
     steps
 }
 
-/// Reads one numeric field of the server's totals, asking with SIGUSR1.
-fn total(server: &Server, name: &str) -> u64 {
-    server.signal(Signal::SIGUSR1);
-    let line = server.wait_for_log("totals");
-    line.split_whitespace()
-        .find_map(|word| word.strip_prefix(&format!("{name}=")))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {line}"))
-}
-
 #[test]
 fn a_newcomer_is_answered_all_through_a_flood_of_new_sources() {
     let server = udp_server(&[]);
@@ -386,7 +376,7 @@ fn a_loop_with_a_newcomer_ends_after_8_answers_while_a_flood_fills_the_tables() 
     }
     // The copy that would make a ninth answer is refused, and counted.
     assert!(
-        eventually(WAIT, || total(&server, "udp_loops") == 1),
+        eventually(WAIT, || server.total("udp_loops") == 1),
         "the loop was not cut"
     );
     peer.set_nonblocking(true).expect("nonblocking");
