@@ -182,10 +182,12 @@ fn echo_then_endless_server(len: usize) -> SocketAddr {
     addr
 }
 
-#[test]
-fn a_stream_reply_that_never_ends_is_cut_off_at_the_first_byte_too_many() {
+/// `echo-client -` with `hello` on stdin, with and without `--check`,
+/// against a fresh `server()` whose reply goes on after the echo: the echo
+/// is passed on, then the first byte too many is one error line and exit 1.
+fn assert_a_stream_reply_past_stdin_is_an_error(server: fn() -> SocketAddr) {
     for check in [&[][..], &["--check"]] {
-        let addr = echo_then_endless_server(5);
+        let addr = server();
         // Within echo_client's bound, or the exit code is not 1.
         echo_client()
             .args(["--addr", &addr.to_string()])
@@ -199,6 +201,11 @@ fn a_stream_reply_that_never_ends_is_cut_off_at_the_first_byte_too_many() {
                 "error: {addr} sent more than the 5 bytes of the message\n"
             ));
     }
+}
+
+#[test]
+fn a_stream_reply_that_never_ends_is_cut_off_at_the_first_byte_too_many() {
+    assert_a_stream_reply_past_stdin_is_an_error(|| echo_then_endless_server(5));
 }
 
 /// A server that takes the whole message of its first connection and sends
@@ -220,20 +227,7 @@ fn doubling_server() -> SocketAddr {
 
 #[test]
 fn a_stream_reply_longer_than_stdin_is_an_error() {
-    for check in [&[][..], &["--check"]] {
-        let addr = doubling_server();
-        echo_client()
-            .args(["--addr", &addr.to_string()])
-            .args(check)
-            .arg("-")
-            .write_stdin("hello")
-            .assert()
-            .code(1)
-            .stdout("hello")
-            .stderr(format!(
-                "error: {addr} sent more than the 5 bytes of the message\n"
-            ));
-    }
+    assert_a_stream_reply_past_stdin_is_an_error(doubling_server);
 }
 
 /// Waits for `child` to exit and collects what it left in its pipes; within

@@ -234,6 +234,25 @@ fn v4(addr: SocketAddr) -> SocketAddrV4 {
     }
 }
 
+/// Makes two echo servers answer each other: one datagram to `first`, spoofed
+/// from `second`'s UDP listener; then waits until one of them has cut the
+/// loop. `false` (the test is skipped, as it says) without root.
+fn bounce(first: &Server, second: &Server) -> bool {
+    let first_addr = v4(first.listener_addr("udp", 0));
+    let second_addr = v4(second.listener_addr("udp", 0));
+    if !spoof(second_addr, first_addr, b"ping-pong") {
+        eprintln!("skipped: spoofing a UDP source needs a raw socket, so root");
+        return false;
+    }
+    assert!(
+        eventually(WAIT, || first.total("udp_loops")
+            + second.total("udp_loops")
+            == 1),
+        "the loop was not cut"
+    );
+    true
+}
+
 #[test]
 fn a_datagram_from_the_servers_own_address_gets_no_answer() {
     for rate in ["1000", "0"] {
@@ -261,20 +280,9 @@ fn a_datagram_from_the_servers_own_address_gets_no_answer() {
 fn two_echo_servers_made_to_bounce_a_datagram_stop_after_a_bounded_number() {
     let start = || Server::start_with(&["--listen", "127.0.0.1:0", "--udp"], 2);
     let (first, second) = (start(), start());
-    let first_addr = v4(first.listener_addr("udp", 0));
-    let second_addr = v4(second.listener_addr("udp", 0));
-    // One datagram to the first with the second as its source: each then
-    // answers what the other sends.
-    if !spoof(second_addr, first_addr, b"ping-pong") {
-        eprintln!("skipped: spoofing a UDP source needs a raw socket, so root");
+    if !bounce(&first, &second) {
         return;
     }
-    assert!(
-        eventually(WAIT, || first.total("udp_loops")
-            + second.total("udp_loops")
-            == 1),
-        "the loop was not broken"
-    );
     let answers = first.total("udp_datagrams") + second.total("udp_datagrams");
     let bound = 2 * u64::from(echo_server::REPEATS_ANSWERED);
     assert_eq!(answers, bound, "answers in all");
@@ -354,16 +362,9 @@ fn two_flooded_echo_servers_made_to_bounce_a_datagram_stop_after_8_answers_each(
     ];
     let mut flood = Flood::new(&[first_addr, second_addr]);
     let steps = fill_the_tables(&mut flood, &[&regulars[0], &regulars[1]]);
-    if !spoof(v4(second_addr), v4(first_addr), b"ping-pong") {
-        eprintln!("skipped: spoofing a UDP source needs a raw socket, so root");
+    if !bounce(&first, &second) {
         return;
     }
-    assert!(
-        eventually(WAIT, || first.total("udp_loops")
-            + second.total("udp_loops")
-            == 1),
-        "the loop was not cut"
-    );
     // Each answered every flood datagram and every regular one (none was
     // lost, nor a loop), and the other one 8 times.
     let others = u64::from(flood.sent + steps);
