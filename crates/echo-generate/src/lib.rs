@@ -8,8 +8,14 @@
 //! as `rg --generate man` does; with it, every file goes into that directory
 //! under the name man or the shell looks for, a page for each subcommand too,
 //! which is what `cargo xtask dist` collects.
+//!
+//! [`color`] is the other part they share: `--color` and `NO_COLOR`.
 
 #![warn(missing_docs)]
+
+pub mod color;
+
+pub use color::Color;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
