@@ -7,6 +7,7 @@ mod functional {
     pub mod client_hostile;
     pub mod client_probe;
     pub mod client_targets;
+    pub mod docs;
     pub mod hardening;
     pub mod hostile;
     pub mod in_process;
