@@ -2,8 +2,9 @@
 //! unchanged, in bounded memory, whatever the client does.
 //!
 //! [`server`] is the one-call form (default address, stops on Ctrl-C, SIGTERM
-//! or Ctrl-D), and [`serve`] the same with [`Options`]: the `echo-server`
-//! command is `serve` behind its flags, so the two cannot start differently.
+//! or Ctrl-D), and [`serve`] the same with a [`Config`]: the `echo-server`
+//! command parses its flags into that `Config` and calls `serve`, so the two
+//! cannot start differently.
 //! [`Server::run`] is the seam both use: it takes sockets that are already
 //! bound and a shutdown future, so a test can bind port 0 and decide when the
 //! server stops.
@@ -13,6 +14,7 @@
 // Better one clear error than a page of missing items.
 cfg_if::cfg_if! {
     if #[cfg(target_os = "linux")] {
+        mod config;
         mod connection;
         mod engine;
         mod limits;
@@ -27,11 +29,12 @@ cfg_if::cfg_if! {
         mod udp;
 
         pub use listen::{ListenError, Listener};
-        pub use server::{
+        pub use config::{
             Config, DEFAULT_EVENT_LOOPS, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE,
-            Server, ServerError, announce,
+            Splice,
         };
-        pub use start::{Options, serve, server};
+        pub use server::{Server, ServerError, announce};
+        pub use start::{serve, server};
         pub use stats::{Stats, Totals};
         pub use udp::{REPEATS_ANSWERED, TRACKED_SOURCES};
     } else {

@@ -1,4 +1,4 @@
-//! The server itself: its configuration, the `run` seam that serves bound
+//! The server itself: the `run` seam that serves bound
 //! sockets until a shutdown future resolves, and the announcement.
 
 use std::future::Future;
@@ -11,59 +11,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::config::{Config, Splice};
 use crate::engine::{self, StreamListener};
 use crate::limits;
 use crate::listen::{ListenError, Listener};
 use crate::stats::{Stats, Totals};
 use crate::udp;
 
-/// How long connections in flight may take to finish after shutdown starts, by default.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
-/// How long a connection may sit with no byte moving before it is closed, by default.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How many UDP datagrams per second one source IP gets answered, by default.
-pub const DEFAULT_UDP_RATE: u32 = 1_000;
-/// How many event loops serve stream connections, by default: one is the
-/// cheapest per operation (see BENCHMARKS.md for what a second buys).
-pub const DEFAULT_EVENT_LOOPS: usize = 1;
 /// After the grace period, how long the cut connections get to be torn down.
 const TEARDOWN: Duration = Duration::from_secs(1);
-
-/// How the server treats its clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// Stream connections served at once, over all listeners; further clients
-    /// wait in the kernel's accept queue.
-    pub max_connections: usize,
-    /// Close a connection once, for this long, it has read nothing and its
-    /// peer has taken none of the bytes queued for it; `None` never does.
-    pub idle_timeout: Option<Duration>,
-    /// After shutdown starts, how long connections in flight may take to finish.
-    pub grace: Duration,
-    /// UDP datagrams per second answered per source IP; 0 for no limit.
-    pub udp_rate: u32,
-    /// Event loops serving stream connections, each a thread with its own
-    /// listener per TCP address; Unix and inherited listeners are served by
-    /// the first alone.
-    pub event_loops: usize,
-    /// Let a TCP connection that keeps filling the read buffer move its bytes
-    /// with `splice(2)` through a pipe, inside the kernel; `false` copies
-    /// every byte through user space, as small exchanges always do.
-    pub splice: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
-            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
-            grace: DEFAULT_GRACE,
-            udp_rate: DEFAULT_UDP_RATE,
-            event_loops: DEFAULT_EVENT_LOOPS,
-            splice: true,
-        }
-    }
-}
 
 /// An echo server with its configuration and running totals.
 #[derive(Debug)]
@@ -165,9 +121,9 @@ impl Server {
         } else {
             let shared = engine::Shared {
                 stats: Arc::clone(&self.stats),
-                limit: Arc::new(engine::Limit::new(self.config.max_connections)),
-                idle_timeout: self.config.idle_timeout,
-                splice: self.config.splice,
+                limit: Arc::new(engine::Limit::new(self.config.connection_limit())),
+                idle_timeout: self.config.idle_timeout(),
+                splice: self.config.splice == Splice::Bulk,
             };
             Some(engine::start(streams, &shared).map_err(ServerError::EventLoop)?)
         };

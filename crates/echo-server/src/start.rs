@@ -2,58 +2,16 @@
 //! library's `server()` alike: signal handlers, sockets (inherited or bound),
 //! the open-files limit, SIGUSR1, the announcement, the run, the totals.
 
-use std::time::Duration;
-
-use echo_proto::{DEFAULT_ADDR, Endpoint, Human};
+use echo_proto::{Endpoint, Human};
 use tracing::{info, warn};
 
+use crate::config::{Config, Splice};
 use crate::listen;
-use crate::server::{
-    Config, DEFAULT_EVENT_LOOPS, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE, Server,
-    ServerError, announce,
-};
+use crate::server::{Server, ServerError, announce};
 use crate::stats::Totals;
 use crate::{limits, notify, signals};
 
-/// What to serve and how, as `echo-server`'s flags say it;
-/// `Options::default()` is the seed's server on [`DEFAULT_ADDR`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
-    /// Where to listen, unless systemd passed sockets (`LISTEN_FDS`), which win.
-    pub listen: Vec<Endpoint>,
-    /// Also echo UDP on every IP address listened on, on the same port.
-    pub udp: bool,
-    /// Stream connections served at once; `None` derives the limit from the
-    /// open-files limit, once it is raised.
-    pub max_connections: Option<usize>,
-    /// See [`Config::idle_timeout`].
-    pub idle_timeout: Option<Duration>,
-    /// See [`Config::grace`].
-    pub grace: Duration,
-    /// See [`Config::udp_rate`].
-    pub udp_rate: u32,
-    /// See [`Config::event_loops`].
-    pub event_loops: usize,
-    /// See [`Config::splice`].
-    pub splice: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            listen: vec![Endpoint::Ip(DEFAULT_ADDR)],
-            udp: false,
-            max_connections: None,
-            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
-            grace: DEFAULT_GRACE,
-            udp_rate: DEFAULT_UDP_RATE,
-            event_loops: DEFAULT_EVENT_LOOPS,
-            splice: true,
-        }
-    }
-}
-
-/// The seed's server: echoes on [`DEFAULT_ADDR`] with the default
+/// The seed's server: echoes on [`echo_proto::DEFAULT_ADDR`] with the default
 /// configuration until Ctrl-C, SIGTERM, SIGHUP or Ctrl-D on a terminal, and
 /// logs to stderr as `echo-server` does.
 ///
@@ -61,10 +19,10 @@ impl Default for Options {
 /// A [`ServerError`] when the server cannot start; once serving, it returns `Ok`.
 pub fn server() -> Result<Totals, ServerError> {
     crate::log::init(crate::log::Format::Human);
-    serve(&Options::default())
+    serve(&Config::default())
 }
 
-/// Runs the server as `echo-server` does with `options`, in a runtime of its
+/// Runs the server as `echo-server` does with `config`, in a runtime of its
 /// own, until a signal stops it and the drain is over; returns the totals,
 /// which it has logged.
 ///
@@ -74,7 +32,7 @@ pub fn server() -> Result<Totals, ServerError> {
 ///
 /// # Errors
 /// A [`ServerError`] when the server cannot start.
-pub fn serve(options: &Options) -> Result<Totals, ServerError> {
+pub fn serve(config: &Config) -> Result<Totals, ServerError> {
     let runtime = tokio::runtime::Runtime::new().map_err(ServerError::Runtime)?;
     runtime.block_on(async {
         // Handlers go in before the announcement, so a signal sent as soon as
@@ -85,37 +43,34 @@ pub fn serve(options: &Options) -> Result<Totals, ServerError> {
         let fd_limit = limits::raise_fd_limit();
         let plan = limits::plan(
             fd_limit.soft(),
-            options.max_connections,
-            options.event_loops,
-            options.splice,
+            config.max_connections,
+            config.event_loops,
+            config.splice == Splice::Bulk,
         )?;
         let listeners = match listen::inherited()? {
             Some(listeners) => listeners,
-            None => listen::bind(&options.listen, options.udp, plan.event_loops)?,
+            None => listen::bind(&config.listen, config.udp, plan.event_loops)?,
         };
         // Only once bound: a server that cannot start says one line, the error.
         fd_limit.log();
-        if plan.event_loops < options.event_loops {
+        if plan.event_loops < config.event_loops {
             warn!(
                 "the open-files limit of {} allows {} event loops, not the {} asked for, \
                  with {} connections at once",
                 fd_limit.soft().unwrap_or(0),
                 plan.event_loops,
-                options.event_loops,
+                config.event_loops,
                 plan.max_connections
             );
         }
-        if options.udp && !options.listen.iter().any(|endpoint| matches!(endpoint, Endpoint::Ip(_))) {
+        if config.udp && !config.listen.iter().any(|endpoint| matches!(endpoint, Endpoint::Ip(_))) {
             warn!("--udp echoes UDP on IP addresses only, and no --listen address is one: no UDP is served");
         }
         let max_connections = plan.max_connections;
         let config = Config {
-            max_connections,
-            idle_timeout: options.idle_timeout,
-            grace: options.grace,
-            udp_rate: options.udp_rate,
+            max_connections: Some(max_connections),
             event_loops: plan.event_loops,
-            splice: options.splice,
+            ..config.clone()
         };
         let server = Server::new(config.clone());
         signals::report_on_sigusr1(server.stats()).map_err(ServerError::Signals)?;
@@ -125,7 +80,7 @@ pub fn serve(options: &Options) -> Result<Totals, ServerError> {
             listeners = listeners.len(),
             max_connections,
             idle_timeout = %config
-                .idle_timeout
+                .idle_timeout()
                 .map_or_else(|| "never".to_owned(), |timeout| Human(timeout).to_string()),
             grace = %Human(config.grace),
             "echo-server started"
