@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use echo_proto::{pattern, verify};
+use echo_proto::{Mismatch, pattern, verify};
 
 /// Length of the block a [`Stream`] repeats.
 ///
@@ -78,8 +78,8 @@ pub enum Reply {
     /// It is an intact reply to the datagram of this sequence number, which
     /// had its reply already: the server answered it more than once.
     Duplicate(u64),
-    /// It is neither: the message says how it differs.
-    Corrupt(String),
+    /// It is neither: where it departs from the datagram last sent.
+    Corrupt(Mismatch),
 }
 
 /// Datagrams of one worker: a fixed body behind a changing sequence number,
@@ -160,7 +160,7 @@ impl Datagrams {
             }
         } else {
             match verify(&self.current, received) {
-                Err(mismatch) => Reply::Corrupt(format!("datagram {mismatch}")),
+                Err(mismatch) => Reply::Corrupt(mismatch),
                 // Unreachable in practice: an identical datagram is Current.
                 Ok(()) => Reply::Current,
             }
@@ -228,7 +228,7 @@ mod tests {
 
         let mut flipped = second.clone();
         flipped[40] ^= 0x80;
-        assert!(matches!(datagrams.judge(&flipped), Reply::Corrupt(m) if m.contains("byte 40")));
+        assert!(matches!(datagrams.judge(&flipped), Reply::Corrupt(m) if m.offset == 40));
         let mut future = second.clone();
         future[..SEQUENCE_LEN].copy_from_slice(&99u64.to_le_bytes());
         assert!(matches!(datagrams.judge(&future), Reply::Corrupt(_)));

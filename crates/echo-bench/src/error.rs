@@ -5,13 +5,15 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::check::SEQUENCE_LEN;
+
 /// Why a benchmark could not be run at all (as opposed to a run that met errors,
 /// which [`Report::ok`](crate::Report::ok) tells).
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    /// The plan is inconsistent (zero workers, a size the scenario cannot send, ...).
+    /// The plan is inconsistent: zero workers, a size the scenario cannot send, ...
     #[error("invalid plan: {0}")]
-    InvalidPlan(String),
+    InvalidPlan(#[from] PlanError),
     /// The resolver could not turn the target's host name into addresses.
     #[error("cannot resolve host name '{host}'")]
     Resolve {
@@ -66,6 +68,92 @@ pub enum BenchError {
         path: PathBuf,
         /// What went wrong.
         message: String,
+    },
+}
+
+/// Why a plan cannot be run as it stands, found before anything is sent.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    /// `--workers 0`: nothing would send.
+    #[error("at least one worker is needed")]
+    NoWorkers,
+    /// `--timeout 0`: every exchange would time out before it began.
+    #[error("the timeout must be longer than zero")]
+    ZeroTimeout,
+    /// `--count 0`: the run would end before its first exchange.
+    #[error("--count 0 would send nothing")]
+    ZeroCount,
+    /// `--rate` for a scenario that does not send one exchange after another.
+    #[error("{scenario} does not take --rate: it applies to conn, persistent and udp")]
+    RateNotTaken {
+        /// The scenario's name.
+        scenario: &'static str,
+    },
+    /// A rate that is not a finite number above 0 (the library's callers
+    /// can give one; the command's parser refuses it first).
+    #[error("--rate {rate} is not a rate above 0 per second")]
+    RateNotPositive {
+        /// The rate given.
+        rate: f64,
+    },
+    /// The target is, or resolved to, a multicast or broadcast address.
+    #[error("{addr} is a multicast or broadcast address: an echo load goes to one server")]
+    NotOneServer {
+        /// The address.
+        addr: std::net::SocketAddr,
+    },
+    /// A size of 0 for a scenario whose exchanges need a byte to echo.
+    #[error("{scenario} needs a size of at least 1 byte")]
+    EmptyMessage {
+        /// The scenario's name.
+        scenario: &'static str,
+    },
+    /// `--count` for a scenario whose load is measured otherwise.
+    #[error("{scenario} {instead}; --count does not apply")]
+    CountNotTaken {
+        /// The scenario's name.
+        scenario: &'static str,
+        /// What bounds its load instead, as `streams --total bytes`.
+        instead: &'static str,
+    },
+    /// `bulk --total 0`.
+    #[error("bulk needs a --total of at least 1 byte")]
+    ZeroTotal,
+    /// `idle --connections 0`.
+    #[error("idle needs at least one connection")]
+    NoConnections,
+    /// `udp` towards a Unix socket path.
+    #[error(
+        "udp sends datagrams to an IP address or a host name; {target} is a Unix \
+         stream socket, for conn, persistent, bulk and idle"
+    )]
+    UdpToUnix {
+        /// The target as given.
+        target: String,
+    },
+    /// A udp size that cannot hold the sequence number or exceeds the
+    /// largest datagram the resolved addresses take.
+    #[error(
+        "udp datagrams carry a {SEQUENCE_LEN}-byte sequence number: the size must be \
+         {SEQUENCE_LEN} to {max} bytes, not {size}"
+    )]
+    DatagramSize {
+        /// The size given.
+        size: usize,
+        /// The largest datagram the addresses take.
+        max: usize,
+    },
+    /// A plan run with no address to load, its target never resolved.
+    #[error("{target} resolved to no address")]
+    NoAddress {
+        /// The target as given.
+        target: String,
+    },
+    /// `--max-loss` outside 0 to 100.
+    #[error("--max-loss {max_loss} is not a percentage")]
+    MaxLoss {
+        /// The value given.
+        max_loss: f64,
     },
 }
 

@@ -65,8 +65,8 @@ cfg_if::cfg_if! {
         pub mod size;
         pub mod tally;
 
-        pub use error::{BenchError, Unanswered};
-        pub use plan::{Destination, Plan, Scenario};
+        pub use error::{BenchError, PlanError, Unanswered};
+        pub use plan::{Destination, Plan, Scenario, ValidPlan};
         pub use report::Report;
         pub use run::{reach, run};
         pub use tally::{ErrorCounts, ExchangeError, FailureKind, Live, Tally};

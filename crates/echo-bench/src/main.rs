@@ -13,7 +13,7 @@ use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use echo_bench::plan::{parse_rate, time_limit};
 use echo_bench::progress::Progress;
 use echo_bench::size::parse_size;
-use echo_bench::{Live, Plan, Report, Scenario, limits, plot};
+use echo_bench::{Live, Plan, Report, Scenario, host, limits, plot};
 use echo_proto::{Target, parse_duration};
 
 /// Load generator for RFC 862 echo servers (ours, socat, xinetd, any):
@@ -319,7 +319,7 @@ fn run(command: Command) -> anyhow::Result<bool> {
             args.rate.rate,
         ),
     };
-    let mut plan = Plan {
+    let plan = Plan {
         scenario,
         target: common.addr.clone(),
         addrs: Vec::new(),
@@ -332,20 +332,25 @@ fn run(command: Command) -> anyhow::Result<bool> {
         timeout: common.timeout.unwrap_or(defaults.timeout),
         server_pid: common.server_pid,
         label: common.label.clone(),
+        own_addresses: Vec::new(),
     };
-    // A bad command line is told before any name is looked up.
-    plan.validate().map_err(UsageError)?;
+    // A bad command line is told before any name is looked up; each address
+    // is checked as it is added.
+    let plan = plan.validate().map_err(UsageError)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let report = runtime.block_on(async {
-        plan.addrs = echo_bench::resolve::resolve(&plan.target, plan.timeout).await?;
-        plan.validate().map_err(UsageError)?;
+    let outcome = runtime.block_on(async {
+        // Looked up once: which destinations are this machine, and which
+        // source addresses the load may spread over.
+        let own = host::own_addresses();
+        let addrs = echo_bench::resolve::resolve(&plan.target, &own, plan.timeout).await?;
+        let plan = plan.with_addrs(addrs, own).map_err(UsageError)?;
         note_off_host(&plan);
         if common.dry_run {
-            return Ok(None);
+            return print_dry_run(&plan, common.json).map(|()| None);
         }
         limits::raise_fd_limit();
         let plan = echo_bench::reach(&plan).await?;
@@ -358,16 +363,8 @@ fn run(command: Command) -> anyhow::Result<bool> {
     // Workers abandoned at the hard deadline, or a lookup given up on, may
     // still hold threads and sockets; do not wait for them.
     runtime.shutdown_background();
-    let Some(report) = report? else {
-        let mut stdout = io::stdout().lock();
-        if common.json {
-            // A struct of plain fields always serializes.
-            let json = serde_json::to_string(&plan.dry_run()).unwrap_or_default();
-            writeln!(stdout, "{json}")?;
-        } else {
-            write!(stdout, "{plan}")?;
-        }
-        stdout.flush()?;
+    // A dry run has printed its plan, and passes.
+    let Some(report) = outcome? else {
         return Ok(true);
     };
 
@@ -392,6 +389,20 @@ fn run(command: Command) -> anyhow::Result<bool> {
         );
     }
     Ok(report.ok)
+}
+
+/// `--dry-run`: the plan on stdout, as text or one JSON object.
+fn print_dry_run(plan: &Plan, json: bool) -> anyhow::Result<()> {
+    let mut stdout = io::stdout().lock();
+    if json {
+        // A struct of plain fields always serializes.
+        let json = serde_json::to_string(&plan.dry_run()).unwrap_or_default();
+        writeln!(stdout, "{json}")?;
+    } else {
+        write!(stdout, "{plan}")?;
+    }
+    stdout.flush()?;
+    Ok(())
 }
 
 /// Says on stderr, in one line, when the load is to leave this machine, so

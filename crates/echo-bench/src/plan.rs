@@ -7,13 +7,15 @@
 //! does no I/O: resolving its target is `resolve`'s.
 
 use std::fmt;
+use std::net::IpAddr;
+use std::ops::Deref;
 use std::time::Duration;
 
 use echo_proto::{Endpoint, Target};
 use serde::Serialize;
 
 use crate::check::SEQUENCE_LEN;
-use crate::error::BenchError;
+use crate::error::{BenchError, PlanError};
 use crate::size::{format_size, group_thousands};
 
 /// How long a run bounded only by `--count` may take before it stops anyway.
@@ -34,16 +36,24 @@ pub fn time_limit(duration: Option<Duration>, count: Option<u64>) -> Duration {
     }
 }
 
+/// Why a text is not a rate: not a number, or not a finite one above 0.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid rate '{text}': use exchanges per second, a number above 0 such as 2000 or 0.5")]
+pub struct RateError {
+    /// The text as given.
+    pub text: String,
+}
+
 /// Reads a rate in exchanges per second: a positive number, as `2000` or `0.5`.
 ///
 /// # Errors
-/// Returns a message naming the text.
-pub fn parse_rate(text: &str) -> Result<f64, String> {
+/// A [`RateError`] naming the text.
+pub fn parse_rate(text: &str) -> Result<f64, RateError> {
     match text.trim().parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
-        _ => Err(format!(
-            "invalid rate '{text}': use exchanges per second, a number above 0 such as 2000 or 0.5"
-        )),
+        _ => Err(RateError {
+            text: text.to_owned(),
+        }),
     }
 }
 
@@ -143,6 +153,10 @@ pub struct Plan {
     pub server_pid: Option<u32>,
     /// A name for the run in reports and plots, such as the server's.
     pub label: Option<String>,
+    /// This machine's own addresses, looked up once by whoever resolved the
+    /// target: which source addresses connections may spread over besides
+    /// loopback's; empty, the spread is loopback's alone.
+    pub own_addresses: Vec<IpAddr>,
 }
 
 impl Plan {
@@ -162,6 +176,7 @@ impl Plan {
             timeout: Duration::from_secs(1),
             server_pid: None,
             label: None,
+            own_addresses: Vec::new(),
         }
     }
 
@@ -179,44 +194,41 @@ impl Plan {
             .collect()
     }
 
-    /// Checks that the plan can be run as it stands; the checks of addresses
-    /// apply to those resolved so far, so it is worth calling both before
-    /// resolving (to find a bad command line without a lookup) and after.
+    /// Checks that the plan can be run as it stands, its addresses resolved
+    /// so far included, and returns it as a [`ValidPlan`], what runs take;
+    /// addresses resolved later are checked as they are added
+    /// ([`ValidPlan::with_addrs`]), so a bad command line is found before any
+    /// name is looked up and no check is made twice.
     ///
     /// # Errors
     /// [`BenchError::InvalidPlan`] for sizes, counts, rates, targets or limits
     /// the scenario cannot honour.
-    pub fn validate(&self) -> Result<(), BenchError> {
-        let invalid = |message: String| Err(BenchError::InvalidPlan(message));
+    pub fn validate(self) -> Result<ValidPlan, BenchError> {
+        self.check_shape()?;
+        for destination in &self.addrs {
+            self.check_destination(destination)?;
+        }
+        Ok(ValidPlan(self))
+    }
+
+    /// The checks that need no address.
+    fn check_shape(&self) -> Result<(), PlanError> {
+        let scenario = self.scenario.name();
         if self.workers == 0 {
-            return invalid("at least one worker is needed".into());
+            return Err(PlanError::NoWorkers);
         }
         if self.timeout.is_zero() {
-            return invalid("the timeout must be longer than zero".into());
+            return Err(PlanError::ZeroTimeout);
         }
         if self.count == Some(0) {
-            return invalid("--count 0 would send nothing".into());
+            return Err(PlanError::ZeroCount);
         }
         if let Some(rate) = self.rate {
             if !self.scenario.takes_a_rate() {
-                return invalid(format!(
-                    "{} does not take --rate: it applies to conn, persistent and udp",
-                    self.scenario.name()
-                ));
+                return Err(PlanError::RateNotTaken { scenario });
             }
             if !(rate.is_finite() && rate > 0.0) {
-                return invalid(format!("--rate {rate} is not a rate above 0 per second"));
-            }
-        }
-        for destination in &self.addrs {
-            if let Endpoint::Ip(addr) = destination.endpoint {
-                let ip = addr.ip().to_canonical();
-                let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
-                if ip.is_multicast() || broadcast {
-                    return invalid(format!(
-                        "{addr} is a multicast or broadcast address: an echo load goes to one server"
-                    ));
-                }
+                return Err(PlanError::RateNotPositive { rate });
             }
         }
         match &self.scenario {
@@ -224,58 +236,120 @@ impl Plan {
             Scenario::Persistent | Scenario::Bulk { .. } | Scenario::Idle { .. }
                 if self.size == 0 =>
             {
-                return invalid(format!(
-                    "{} needs a size of at least 1 byte",
-                    self.scenario.name()
-                ));
+                return Err(PlanError::EmptyMessage { scenario });
             }
             Scenario::Persistent => {}
             Scenario::Bulk { total } => {
                 if self.count.is_some() {
-                    return invalid("bulk streams --total bytes; --count does not apply".into());
+                    return Err(PlanError::CountNotTaken {
+                        scenario,
+                        instead: "streams --total bytes",
+                    });
                 }
                 if *total == 0 {
-                    return invalid("bulk needs a --total of at least 1 byte".into());
+                    return Err(PlanError::ZeroTotal);
                 }
             }
             Scenario::Idle { connections } => {
                 if self.count.is_some() {
-                    return invalid("idle holds --connections; --count does not apply".into());
+                    return Err(PlanError::CountNotTaken {
+                        scenario,
+                        instead: "holds --connections",
+                    });
                 }
                 if *connections == 0 {
-                    return invalid("idle needs at least one connection".into());
+                    return Err(PlanError::NoConnections);
                 }
             }
             Scenario::Udp { max_loss } => {
                 if self.target.is_unix() {
-                    return invalid(format!(
-                        "udp sends datagrams to an IP address or a host name; {} is a Unix \
-                         stream socket, for conn, persistent, bulk and idle",
-                        self.target
-                    ));
+                    return Err(PlanError::UdpToUnix {
+                        target: self.target.to_string(),
+                    });
                 }
-                // The smallest limit of the addresses resolved so far (before
-                // resolving, IPv6's, the largest there is).
-                let max = self
-                    .addrs
-                    .iter()
-                    .filter_map(|destination| match destination.endpoint {
-                        Endpoint::Ip(addr) => Some(echo_proto::udp::max_datagram(addr)),
-                        Endpoint::Unix(_) => None,
-                    })
-                    .min()
-                    .unwrap_or(echo_proto::udp::MAX_DATAGRAM_V6);
-                if !(SEQUENCE_LEN..=max).contains(&self.size) {
-                    return invalid(format!(
-                        "udp datagrams carry an 8-byte sequence number: the size must be 8 to {max} bytes"
-                    ));
-                }
+                // Before resolving, IPv6's limit, the largest there is; each
+                // address is held to its own as it is added.
+                self.check_datagram_size(echo_proto::udp::MAX_DATAGRAM_V6)?;
                 if !(0.0..=100.0).contains(max_loss) {
-                    return invalid(format!("--max-loss {max_loss} is not a percentage"));
+                    return Err(PlanError::MaxLoss {
+                        max_loss: *max_loss,
+                    });
                 }
             }
         }
         Ok(())
+    }
+
+    /// The checks of one address the load may go to.
+    fn check_destination(&self, destination: &Destination) -> Result<(), PlanError> {
+        let Endpoint::Ip(addr) = destination.endpoint else {
+            return Ok(());
+        };
+        let ip = addr.ip().to_canonical();
+        let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
+        if ip.is_multicast() || broadcast {
+            return Err(PlanError::NotOneServer { addr });
+        }
+        if let Scenario::Udp { .. } = self.scenario {
+            self.check_datagram_size(echo_proto::udp::max_datagram(addr))?;
+        }
+        Ok(())
+    }
+
+    fn check_datagram_size(&self, max: usize) -> Result<(), PlanError> {
+        if (SEQUENCE_LEN..=max).contains(&self.size) {
+            Ok(())
+        } else {
+            Err(PlanError::DatagramSize {
+                size: self.size,
+                max,
+            })
+        }
+    }
+}
+
+/// A [`Plan`] that passed [`Plan::validate`], with every address it holds:
+/// what [`reach`](crate::reach) and [`run`](crate::run) take, so that neither
+/// checks it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidPlan(Plan);
+
+impl ValidPlan {
+    /// The plan with `addrs` added to its destinations, each checked, and
+    /// `own_addresses` as this machine's.
+    ///
+    /// # Errors
+    /// [`BenchError::InvalidPlan`] for an address the plan cannot load: a
+    /// multicast or broadcast one, or, for udp, one whose datagrams cannot
+    /// be as large as the plan's size.
+    pub fn with_addrs(
+        self,
+        addrs: Vec<Destination>,
+        own_addresses: Vec<IpAddr>,
+    ) -> Result<ValidPlan, BenchError> {
+        for destination in &addrs {
+            self.0.check_destination(destination)?;
+        }
+        let mut plan = self.0;
+        plan.addrs.extend(addrs);
+        plan.own_addresses = own_addresses;
+        Ok(ValidPlan(plan))
+    }
+
+    /// The plan with `destination`, one of its own, as its only address.
+    pub(crate) fn narrowed_to(&self, destination: &Destination) -> ValidPlan {
+        ValidPlan(Plan {
+            addrs: vec![destination.clone()],
+            ..self.0.clone()
+        })
+    }
+}
+
+impl Deref for ValidPlan {
+    type Target = Plan;
+
+    fn deref(&self) -> &Plan {
+        &self.0
     }
 }
 
@@ -495,6 +569,44 @@ mod tests {
     #[test]
     fn plans_are_checked_before_anything_is_sent() {
         assert!(plan(Scenario::Conn).validate().is_ok());
+        let named = Plan {
+            target: "localhost:7".parse().expect("literal"),
+            addrs: Vec::new(),
+            ..plan(Scenario::Udp { max_loss: 1.0 })
+        };
+        let checked = named.validate().expect("valid before resolving");
+        let v4 =
+            |addr: &str| Destination::local(addr.parse::<std::net::SocketAddr>().expect("literal"));
+        assert!(
+            matches!(
+                checked
+                    .clone()
+                    .with_addrs(vec![v4("127.0.0.1:7"), v4("224.0.0.1:7")], Vec::new()),
+                Err(BenchError::InvalidPlan(PlanError::NotOneServer { .. }))
+            ),
+            "each address added is checked"
+        );
+        let big = Plan {
+            size: 65_520,
+            addrs: Vec::new(),
+            ..plan(Scenario::Udp { max_loss: 1.0 })
+        };
+        assert!(
+            matches!(
+                big.validate()
+                    .expect("IPv6 takes it")
+                    .with_addrs(vec![v4("127.0.0.1:7")], Vec::new()),
+                Err(BenchError::InvalidPlan(PlanError::DatagramSize {
+                    size: 65_520,
+                    max: 65_507
+                }))
+            ),
+            "an IPv4 address holds the size to its own limit"
+        );
+        let resolved = checked
+            .with_addrs(vec![v4("127.0.0.1:7")], Vec::new())
+            .expect("valid");
+        assert_eq!(resolved.addrs.len(), 1);
         let remote = Plan {
             addrs: vec![Destination {
                 endpoint: Endpoint::Ip("192.0.2.1:7".parse().expect("literal")),
@@ -594,9 +706,10 @@ mod tests {
             ),
         ];
         for plan in invalid {
+            let shown = format!("{plan:?}");
             assert!(
                 matches!(plan.validate(), Err(BenchError::InvalidPlan(_))),
-                "{plan:?}"
+                "{shown}"
             );
         }
     }
@@ -607,7 +720,8 @@ mod tests {
         assert_eq!(parse_rate(" 0.5 "), Ok(0.5));
         for text in ["0", "-3", "fast", "", "inf", "NaN"] {
             let err = parse_rate(text).expect_err(text);
-            assert!(err.contains(&format!("'{text}'")), "{err}");
+            assert_eq!(err.text, text);
+            assert!(err.to_string().contains(&format!("'{text}'")), "{err}");
         }
         assert_eq!(format_rate(2000.0), "2,000");
         assert_eq!(format_rate(0.5), "0.50");

@@ -534,7 +534,7 @@ fn exchange_word(scenario: &str) -> &'static str {
 mod tests {
     use super::*;
     use crate::cost::{ClientCpu, ServerCpu};
-    use crate::tally::{ExchangeError, Tally};
+    use crate::tally::{ExchangeError, Mismatch, Tally};
 
     fn plan(scenario: Scenario) -> Plan {
         Plan {
@@ -593,7 +593,7 @@ mod tests {
         let mut result = outcome(10);
         result.tally.failed(
             Some(4),
-            &ExchangeError::Mismatch("reply differs at byte 3".into()),
+            &ExchangeError::Mismatch(Mismatch::Stream { at: 3 }),
         );
         let report = Report::new(&plan(Scenario::Conn), &result, Duration::from_secs(1));
         assert!(!report.ok);
@@ -602,7 +602,7 @@ mod tests {
         let table = report.to_string();
         assert!(table.contains("ERRORS        1: mismatch 1"), "{table}");
         assert!(
-            table.contains("worker 4: reply differs at byte 3"),
+            table.contains("worker 4: reply stream differs from what was sent at byte 3"),
             "{table}"
         );
         assert!(table.contains("FAILED"), "{table}");
@@ -841,10 +841,9 @@ mod tests {
     #[test]
     fn json_is_one_line_and_round_trips() {
         let mut result = outcome(5);
-        result.tally.failed(
-            Some(1),
-            &ExchangeError::Mismatch("a \"quoted\"\nmessage".into()),
-        );
+        result
+            .tally
+            .failed(Some(1), &ExchangeError::Mismatch(Mismatch::AfterLastReply));
         let report = Report::new(
             &plan(Scenario::Bulk { total: 1 << 30 }),
             &result,

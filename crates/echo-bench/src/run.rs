@@ -1,5 +1,4 @@
-//! A run as a whole: the target reached once before the load, the plan
-//! checked, its scenario driven, the server's memory and CPU time and the
+//! A run as a whole: the target reached once before the load, its scenario driven, the server's memory and CPU time and the
 //! client's own CPU time read around it, and what was measured turned into a
 //! [`Report`].
 //!
@@ -13,7 +12,7 @@ use tokio::time::Instant;
 use crate::cost::{ClientCpu, ServerCpu};
 use crate::error::BenchError;
 use crate::limits;
-use crate::plan::{Plan, Scenario};
+use crate::plan::{Scenario, ValidPlan};
 use crate::report::Report;
 use crate::scenario::{Shared, bulk, conn, connect, idle, persistent, udp};
 use crate::tally::Live;
@@ -29,9 +28,8 @@ use crate::tally::Live;
 ///
 /// # Errors
 /// [`BenchError::Unreachable`], naming every address and what it said, when
-/// none answers; [`BenchError::InvalidPlan`] for a plan that fails validation.
-pub async fn reach(plan: &Plan) -> Result<Plan, BenchError> {
-    plan.validate()?;
+/// none answers.
+pub async fn reach(plan: &ValidPlan) -> Result<ValidPlan, BenchError> {
     let mut attempts = Vec::new();
     for destination in &plan.addrs {
         let endpoint = &destination.endpoint;
@@ -40,12 +38,7 @@ pub async fn reach(plan: &Plan) -> Result<Plan, BenchError> {
             _ => connect::probe(endpoint, plan.timeout).await,
         };
         match answered {
-            Ok(()) => {
-                return Ok(Plan {
-                    addrs: vec![destination.clone()],
-                    ..plan.clone()
-                });
-            }
+            Ok(()) => return Ok(plan.narrowed_to(destination)),
             Err(unanswered) => attempts.push(unanswered),
         }
     }
@@ -66,10 +59,10 @@ pub async fn reach(plan: &Plan) -> Result<Plan, BenchError> {
 /// Must be called within a tokio runtime with I/O and time enabled.
 ///
 /// # Errors
-/// A [`BenchError`] when the run cannot start (an invalid plan, an unreadable
-/// server process); failures of exchanges are counted in the report instead.
-pub async fn run(plan: &Plan, live: Arc<Live>) -> Result<Report, BenchError> {
-    plan.validate()?;
+/// A [`BenchError`] when the run cannot start (a plan with no address, an
+/// unreadable server process); failures of exchanges are counted in the
+/// report instead.
+pub async fn run(plan: &ValidPlan, live: Arc<Live>) -> Result<Report, BenchError> {
     let rss_before = plan.server_pid.map(limits::resident_kib).transpose()?;
     let cpu_before = plan.server_pid.map(limits::cpu_time).transpose()?;
     let own_before = limits::own_cpu_time();

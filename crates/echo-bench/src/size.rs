@@ -1,21 +1,46 @@
 //! Byte counts as flags spell them (`64`, `16KiB`, `1MiB`, `1GiB`) and as reports print them.
 
+/// Why a text is not a byte count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// The text is not a whole number followed by nothing or a known unit.
+    #[error("invalid size '{text}': use bytes or a unit, as in 64, 16KiB, 1MiB or 1GiB")]
+    Malformed {
+        /// The text as given.
+        text: String,
+    },
+    /// The number of bytes it says does not fit in 64 bits.
+    #[error("invalid size '{text}': too large")]
+    TooLarge {
+        /// The text as given.
+        text: String,
+    },
+}
+
 /// Reads a byte count: a whole number, optionally followed by a unit.
 ///
 /// `B` means bytes; `K`/`KiB`, `M`/`MiB`, `G`/`GiB` are powers of 1024;
 /// `kB`/`KB`, `MB`, `GB` are powers of 1000. Units ignore case.
 ///
 /// # Errors
-/// Returns a message naming the text and the accepted forms.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+/// A [`SizeError`] naming the text.
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(trimmed.len());
     let (digits, unit) = trimmed.split_at(split);
-    let invalid =
-        || format!("invalid size '{text}': use bytes or a unit, as in 64, 16KiB, 1MiB or 1GiB");
-    let number: u64 = digits.parse().map_err(|_| invalid())?;
+    let invalid = || SizeError::Malformed {
+        text: text.to_owned(),
+    };
+    let too_large = || SizeError::TooLarge {
+        text: text.to_owned(),
+    };
+    if digits.is_empty() {
+        return Err(invalid());
+    }
+    // Nothing but digits, so only their number can be wrong: too many of them.
+    let number: u64 = digits.parse().map_err(|_| too_large())?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" => 1 << 10,
@@ -26,9 +51,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "gb" => 1_000_000_000,
         _ => return Err(invalid()),
     };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("invalid size '{text}': too large"))
+    number.checked_mul(multiplier).ok_or_else(too_large)
 }
 
 /// Shows a byte count in the largest binary unit that keeps it readable:
@@ -92,9 +115,25 @@ mod tests {
             "99999999999999999999",
         ] {
             let err = parse_size(text).expect_err(text);
-            assert!(err.contains(&format!("'{text}'")), "{err}");
+            assert!(err.to_string().contains(&format!("'{text}'")), "{err}");
         }
-        assert!(parse_size("99999999999G").is_err());
+        assert!(matches!(
+            parse_size("99999999999999999999"),
+            Err(SizeError::TooLarge { .. })
+        ));
+        assert_eq!(
+            parse_size("99999999999G"),
+            Err(SizeError::TooLarge {
+                text: "99999999999G".into()
+            })
+        );
+        assert_eq!(
+            parse_size("12 parsecs").map_err(|err| err.to_string()),
+            Err(
+                "invalid size '12 parsecs': use bytes or a unit, as in 64, 16KiB, 1MiB or 1GiB"
+                    .into()
+            )
+        );
     }
 
     #[test]

@@ -43,12 +43,40 @@ pub enum FailureKind {
     Other,
 }
 
+/// How a reply departed from what was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    /// A message's reply (conn, persistent) differs from it or is not as long.
+    #[error("{0}")]
+    Message(echo_proto::Mismatch),
+    /// A datagram (udp) came back neither intact nor as an earlier one's reply.
+    #[error("datagram {0}")]
+    Datagram(echo_proto::Mismatch),
+    /// The server sent more after the last reply instead of closing (persistent).
+    #[error("the server sent bytes after the last reply")]
+    AfterLastReply,
+    /// A stream's echo (bulk) differs from what was sent.
+    #[error("reply stream differs from what was sent at byte {at}")]
+    Stream {
+        /// The first byte that differs, counted from the start of the stream.
+        at: u64,
+    },
+    /// A stream's echo (bulk) ended, whole as far as it went, at another length.
+    #[error("reply stream is {received} bytes long but {sent} were sent")]
+    StreamLength {
+        /// Bytes written.
+        sent: u64,
+        /// Bytes echoed.
+        received: u64,
+    },
+}
+
 /// Why one exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
     /// The reply is not what was sent.
-    #[error("{0}")]
-    Mismatch(String),
+    #[error(transparent)]
+    Mismatch(Mismatch),
     /// An operation did not finish within the timeout.
     #[error("timed out after {} {during}", echo_proto::Human(*.after))]
     Timeout {
@@ -354,7 +382,7 @@ mod tests {
         let mut tally = Tally::new();
         tally.failed(
             Some(3),
-            &ExchangeError::Mismatch("reply differs at byte 7".into()),
+            &ExchangeError::Mismatch(Mismatch::Stream { at: 7 }),
         );
         tally.failed(Some(4), &reset());
         let eof = ExchangeError::Io {
@@ -399,7 +427,10 @@ mod tests {
         );
         assert_eq!(tally.errors.total(), 8);
         assert_eq!(tally.samples.len(), MAX_SAMPLES);
-        assert_eq!(tally.samples[0], "worker 3: reply differs at byte 7");
+        assert_eq!(
+            tally.samples[0],
+            "worker 3: reply stream differs from what was sent at byte 7"
+        );
         assert_eq!(tally.exchanges, 0, "a failure is not an exchange");
     }
 

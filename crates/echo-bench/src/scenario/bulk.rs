@@ -15,7 +15,7 @@ use super::stream::{ReadHalf, WriteHalf, split};
 use super::workers::run_workers;
 use super::{Shared, seed};
 use crate::check::Stream;
-use crate::tally::{ExchangeError, Outcome, Recorder, Tally};
+use crate::tally::{ExchangeError, Mismatch, Outcome, Recorder, Tally};
 
 /// The smallest read buffer, whatever the write size: reading in large pieces
 /// keeps the reader ahead of the server.
@@ -62,9 +62,10 @@ async fn worker(id: usize, share: u64, shared: Arc<Shared>) -> Tally {
     );
     match result {
         Ok((written, received)) if written != received => {
-            recorder.failed(&ExchangeError::Mismatch(format!(
-                "reply stream is {received} bytes long but {written} were sent"
-            )));
+            recorder.failed(&ExchangeError::Mismatch(Mismatch::StreamLength {
+                sent: written,
+                received,
+            }));
         }
         Ok(_) => {}
         Err(err) => recorder.failed(&err),
@@ -135,11 +136,9 @@ async fn receive(
         if n == 0 {
             return Ok(received);
         }
-        pattern.check(received, &buffer[..n]).map_err(|at| {
-            ExchangeError::Mismatch(format!(
-                "reply stream differs from what was sent at byte {at}"
-            ))
-        })?;
+        pattern
+            .check(received, &buffer[..n])
+            .map_err(|at| ExchangeError::Mismatch(Mismatch::Stream { at }))?;
         received += n as u64;
         recorder.verified_bytes(n as u64);
         while let Some(mark) = waiting.take().or_else(|| marks.try_recv().ok()) {

@@ -20,8 +20,7 @@ use super::connect::{Spread, connect, connect_from};
 use super::stream::{Stream, split};
 use super::workers::run_budgeted;
 use super::{Shared, alternating_messages};
-use crate::host;
-use crate::tally::{ExchangeError, Outcome, Recorder, Tally};
+use crate::tally::{ExchangeError, Mismatch, Outcome, Recorder, Tally};
 
 /// How many source addresses (127.0.0.1, 127.0.0.2, ... for an IPv4 loopback
 /// target) the workers spread over at most.
@@ -29,7 +28,7 @@ pub const SOURCE_ADDRESSES: usize = 8;
 
 /// Runs `conn` for `shared`'s plan until its budget is spent.
 pub(crate) async fn run(shared: Arc<Shared>) -> Outcome {
-    let spread = Arc::new(Spread::towards(&shared.addr, &host::own_addresses()));
+    let spread = Arc::new(Spread::towards(&shared.addr, &shared.plan.own_addresses));
     run_budgeted(shared, move |id, shared| {
         worker(id, shared, Arc::clone(&spread))
     })
@@ -119,5 +118,5 @@ pub(super) async fn exchange_on(
     let (sent, received) = tokio::join!(send, receive);
     sent.map_err(ExchangeError::io("sending the message"))?;
     received.map_err(ExchangeError::io("reading the reply"))?;
-    verify(message, reply).map_err(|mismatch| ExchangeError::Mismatch(mismatch.to_string()))
+    verify(message, reply).map_err(|mismatch| ExchangeError::Mismatch(Mismatch::Message(mismatch)))
 }

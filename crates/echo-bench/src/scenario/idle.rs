@@ -8,6 +8,7 @@
 //! ports' end fail, each counted as a connect error.
 
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,9 +22,9 @@ use super::stream::Stream;
 use super::workers::run_workers_with;
 use super::{HARD_GRACE, conn, first_address, persistent, seed};
 use crate::error::BenchError;
+use crate::limits;
 use crate::plan::Plan;
 use crate::tally::{ExchangeError, Live, Outcome, Recorder, Tally};
-use crate::{host, limits};
 
 /// The longest the opening of all connections may take.
 const OPEN_PHASE_LIMIT: Duration = Duration::from_secs(60);
@@ -49,7 +50,7 @@ pub(crate) async fn run(
         let workers = workers as u64;
         connections / workers + u64::from((id as u64) < connections % workers)
     };
-    let sources = Arc::new(Sources::new(first_address(plan)?));
+    let sources = Arc::new(Sources::new(first_address(plan)?, &plan.own_addresses));
     let opening = Arc::new(Phase {
         plan: plan.clone(),
         live: Arc::clone(&live),
@@ -185,9 +186,9 @@ struct Sources {
 }
 
 impl Sources {
-    fn new(target: Endpoint) -> Self {
+    fn new(target: Endpoint, own: &[IpAddr]) -> Self {
         Sources {
-            spread: Spread::towards(&target, &host::own_addresses()),
+            spread: Spread::towards(&target, own),
             target,
             current: AtomicUsize::new(0),
         }

@@ -2,7 +2,8 @@
 //!
 //! The machinery beneath them has a module per concern: `budget` bounds the
 //! run by time and count, `schedule` paces it at a fixed rate, `backoff`
-//! spaces out retries against a target that refuses, `workers` runs the pool
+//! spaces out retries after the failures `backoff::pauses_after` names,
+//! `workers` runs the pool
 //! of workers up to its hard deadline, `connect` makes the client side of a
 //! stream connection (and the one connection that proves a server is there
 //! before the load starts), and `stream` hides TCP versus Unix sockets.
@@ -31,7 +32,7 @@ use tokio::time::Instant;
 
 use self::budget::Budget;
 use self::schedule::Schedule;
-use crate::error::BenchError;
+use crate::error::{BenchError, PlanError};
 use crate::plan::Plan;
 use crate::tally::Live;
 
@@ -167,7 +168,11 @@ impl Shared {
 pub(crate) fn first_address(plan: &Plan) -> Result<Endpoint, BenchError> {
     plan.destination()
         .map(|destination| destination.endpoint.clone())
-        .ok_or_else(|| BenchError::InvalidPlan(format!("{} resolved to no address", plan.target)))
+        .ok_or_else(|| {
+            BenchError::InvalidPlan(PlanError::NoAddress {
+                target: plan.target.to_string(),
+            })
+        })
 }
 
 /// Worker `worker`'s two messages of `size` bytes, sent in turn so that a

@@ -13,7 +13,7 @@ use super::connect::connect_within;
 use super::stream::{Stream, split};
 use super::workers::run_budgeted;
 use super::{Shared, alternating_messages};
-use crate::tally::{ExchangeError, Outcome, Recorder, Tally};
+use crate::tally::{ExchangeError, Mismatch, Outcome, Recorder, Tally};
 
 /// Runs `persistent` for `shared`'s plan until its budget is spent.
 pub(crate) async fn run(shared: Arc<Shared>) -> Outcome {
@@ -97,7 +97,7 @@ pub(super) async fn exchange(
     let (sent, received) = tokio::join!(writer.write_all(message), reader.read_exact(reply));
     sent.map_err(ExchangeError::io("sending the message"))?;
     received.map_err(ExchangeError::io("reading the reply"))?;
-    verify(message, reply).map_err(|mismatch| ExchangeError::Mismatch(mismatch.to_string()))
+    verify(message, reply).map_err(|mismatch| ExchangeError::Mismatch(Mismatch::Message(mismatch)))
 }
 
 /// Ends a connection the RFC 862 way: half-close, then expect the server to
@@ -116,8 +116,6 @@ async fn close(mut stream: Stream) -> Result<(), ExchangeError> {
     if rest.is_empty() {
         Ok(())
     } else {
-        Err(ExchangeError::Mismatch(
-            "the server sent bytes after the last reply".into(),
-        ))
+        Err(ExchangeError::Mismatch(Mismatch::AfterLastReply))
     }
 }

@@ -23,7 +23,7 @@ use super::workers::run_budgeted;
 use super::{Shared, seed};
 use crate::check::{Datagrams, Reply};
 use crate::error::Unanswered;
-use crate::tally::{ExchangeError, Outcome, Recorder, Tally};
+use crate::tally::{ExchangeError, Mismatch, Outcome, Recorder, Tally};
 
 /// The longest the datagram sent before the load waits for its answer: a
 /// refusal comes at once where the target's host says no one listens, and a
@@ -138,8 +138,8 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
                     Reply::Duplicate(sequence) => {
                         recorder.failed(&ExchangeError::Duplicate { sequence });
                     }
-                    Reply::Corrupt(message) => {
-                        recorder.failed(&ExchangeError::Mismatch(message));
+                    Reply::Corrupt(mismatch) => {
+                        recorder.failed(&ExchangeError::Mismatch(Mismatch::Datagram(mismatch)));
                         break false;
                     }
                 },

@@ -61,6 +61,7 @@ async fn failing_run(scenario: &Scenario, addr: std::net::SocketAddr) -> echo_be
         duration: Duration::from_secs(1),
         ..Plan::local(scenario.clone(), addr)
     };
+    let plan = plan.validate().expect("a valid plan");
     let report = echo_bench::run(&plan, Arc::new(Live::default()))
         .await
         .expect("the run starts");
