@@ -12,9 +12,10 @@
 //!
 //! Every loop stops at the plan's duration or count, every wait has a
 //! timeout, and the run as a whole has a hard deadline past which workers are
-//! abandoned: a hung server never hangs the tool. A worker whose connection
-//! is refused waits before it tries again, 10 ms at first and doubling up to
-//! a second, so a dead target costs almost nothing.
+//! abandoned: a hung server never hangs the tool. A worker whose exchange
+//! the target did not answer pauses before it tries again, so a dead target
+//! costs almost nothing; `scenario::backoff` holds the pauses, and
+//! `scenario::backoff::pauses_after` which failures call for one.
 //! At a fixed rate each latency counts from when its exchange was due, not
 //! from when it was sent, so a server that stalls shows in the percentiles
 //! (the correction for coordinated omission that wrk2 makes).
@@ -27,7 +28,7 @@
 //!   scenarios run and how runs are reported.
 //! - `scenario` has one module per scenario, over `scenario::budget` (the
 //!   time and count a run may use), `scenario::schedule` (the timetable of a
-//!   fixed rate), `scenario::backoff` (the pauses after refusals),
+//!   fixed rate), `scenario::backoff` (the pauses after failures),
 //!   `scenario::workers` (the pool of workers and its hard deadline),
 //!   `scenario::connect` (the client side of a stream connection and the
 //!   first one) and `scenario::stream` (TCP or Unix).

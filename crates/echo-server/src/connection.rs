@@ -155,9 +155,10 @@ pub enum Step {
 
 /// One connection's echo, between readiness events.
 ///
-/// Invariants: a connection holds at most one [`BUFFER_SIZE`] worth of bytes
-/// of its own, only after a write came up short, and none while it waits for
-/// input; it reads again only once those are written back, so a peer that
+/// Invariants: a connection holds bytes of its own only after a write came
+/// up short, and none while it waits for input: at most one [`BUFFER_SIZE`]
+/// when it copies, or one pipe of up to `PIPE_BYTES` (256 KiB) while it
+/// splices; it reads again only once those are written back, so a peer that
 /// does not read stops being read; and it finishes only after reading the end
 /// of stream with nothing left to write, so closing then sends a FIN after the
 /// last byte, never a reset.

@@ -3,10 +3,10 @@
 //! The machinery beneath them has a module per concern: `budget` bounds the
 //! run by time and count, `schedule` paces it at a fixed rate, `backoff`
 //! spaces out retries after the failures `backoff::pauses_after` names,
-//! `workers` runs the pool
-//! of workers up to its hard deadline, `connect` makes the client side of a
-//! stream connection (and the one connection that proves a server is there
-//! before the load starts), and `stream` hides TCP versus Unix sockets.
+//! `workers` runs the pool of workers up to its hard deadline, `connect`
+//! makes the client side of a stream connection (and the one connection
+//! that proves a server is there before the load starts), and `stream`
+//! hides TCP versus Unix sockets.
 //! Which scenario a plan runs is decided above, in `run`, so that no module
 //! here depends on one that depends on it.
 
