@@ -2,10 +2,12 @@
 //! library, in a module of its own so that every module can name it.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use echo_proto::{Endpoint, Target};
 
+use crate::Family;
 use crate::eyeballs::{self, Attempt};
 
 /// Why an exchange with an echo server failed.
@@ -15,7 +17,8 @@ use crate::eyeballs::{self, Attempt};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The connection could not be made: nothing listens there (refused), or
-    /// the address is unreachable.
+    /// the address is unreachable. Over UDP, a closed port is
+    /// [`Error::PortUnreachable`] instead.
     #[error("cannot connect to {endpoint}")]
     Connect {
         /// Where the client tried to connect.
@@ -81,6 +84,13 @@ pub enum Error {
         /// The largest datagram payload.
         max: usize,
     },
+    /// A datagram to the server met a closed port: an ICMP port unreachable
+    /// came back, so nothing listens on UDP there (though something may on TCP).
+    #[error("nothing listens on UDP at {endpoint}: an ICMP port unreachable came back")]
+    PortUnreachable {
+        /// Where the datagram went.
+        endpoint: Endpoint,
+    },
     /// UDP needs an IP address, and a Unix socket path was given.
     #[error("UDP needs an IP:PORT address, not {0}")]
     UdpNeedsIp(Endpoint),
@@ -93,6 +103,20 @@ pub enum Error {
         /// What the resolver said.
         #[source]
         source: io::Error,
+    },
+    /// The host name resolved, but to no address of the [`Family`] the
+    /// client was limited to ([`Client::family`](crate::Client::family)).
+    #[error(
+        "host name '{host}' has no {family} address: it resolves to {}",
+        list(found)
+    )]
+    NoAddressOfFamily {
+        /// The host name as given.
+        host: String,
+        /// The family asked for.
+        family: Family,
+        /// The addresses it does have.
+        found: Vec<SocketAddr>,
     },
     /// None of the addresses a host name resolved to could be reached:
     /// each was refused, unreachable, or unanswered when the timeout ran out.
@@ -113,4 +137,13 @@ pub enum Error {
         /// The smallest size possible.
         min: usize,
     },
+}
+
+/// Addresses without their port, one after the other: the port is the one given.
+fn list(addresses: &[SocketAddr]) -> String {
+    addresses
+        .iter()
+        .map(|addr| addr.ip().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

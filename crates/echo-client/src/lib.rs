@@ -42,6 +42,7 @@ mod eyeballs;
 pub mod probe;
 mod udp;
 
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -89,11 +90,45 @@ pub fn client(message: &str) -> Result<String, Error> {
     Client::new(DEFAULT_ADDR).echo_text(message)
 }
 
+/// Which of a host name's addresses a client uses, as `ping -4` and `-6` choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Family {
+    /// Both families, raced as Happy Eyeballs does.
+    #[default]
+    Any,
+    /// IPv4 addresses only.
+    V4,
+    /// IPv6 addresses only.
+    V6,
+}
+
+impl Family {
+    /// Whether `addr` is of this family.
+    pub fn admits(self, addr: &SocketAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => addr.is_ipv4(),
+            Family::V6 => addr.is_ipv6(),
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::Any => "IP",
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        })
+    }
+}
+
 /// A client for one echo server, with its settings.
 #[derive(Debug, Clone)]
 pub struct Client {
     target: Target,
     timeout: Option<Duration>,
+    family: Family,
     /// The addresses to race, once [`Client::resolve_now`] has looked them
     /// up, so that later exchanges do not ask the resolver again.
     resolved: Option<Arc<[SocketAddr]>>,
@@ -109,6 +144,7 @@ impl Client {
         Client {
             target: target.into(),
             timeout: Some(DEFAULT_TIMEOUT),
+            family: Family::Any,
             resolved: None,
         }
     }
@@ -128,6 +164,15 @@ impl Client {
         self
     }
 
+    /// Uses only a host name's addresses of `family` (by default
+    /// [`Family::Any`]); an IP address or a Unix socket given as such is
+    /// used as it is, so a caller that wants it refused checks it itself.
+    #[must_use]
+    pub fn family(mut self, family: Family) -> Self {
+        self.family = family;
+        self
+    }
+
     /// The server this client talks to, as it was given.
     pub fn target(&self) -> &Target {
         &self.target
@@ -141,7 +186,9 @@ impl Client {
     /// resolve before anything is sent.
     ///
     /// # Errors
-    /// [`Error::Resolve`] when the name does not resolve.
+    /// [`Error::Resolve`] when the name does not resolve, and
+    /// [`Error::NoAddressOfFamily`] when it has no address of the
+    /// [`Client::family`].
     pub fn resolve_now(mut self) -> Result<Self, Error> {
         let addresses: Arc<[SocketAddr]> = match &self.target {
             Target::Endpoint(Endpoint::Ip(addr)) => Arc::new([*addr]),
@@ -295,9 +342,10 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::UdpNeedsIp`], [`Error::DatagramTooLarge`], [`Error::Timeout`]
-    /// when no reply came, [`Error::Connect`] when the server's port is
-    /// closed, [`Error::ReplyTooLong`]; for a host name [`Error::Resolve`], or
-    /// [`Error::Unreachable`] when no address answered.
+    /// when no reply came, [`Error::PortUnreachable`] when the server's port
+    /// is closed, [`Error::ReplyTooLong`]; for a host name [`Error::Resolve`],
+    /// [`Error::NoAddressOfFamily`], or [`Error::Unreachable`] when no
+    /// address answered.
     pub fn echo_udp(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         let timeout = self.timeout.unwrap_or(DEFAULT_UDP_TIMEOUT);
         let (host, port) = match &self.target {
@@ -327,6 +375,9 @@ impl Client {
                     return Ok(reply);
                 }
                 Err(Error::Connect { source, .. } | Error::Io { source, .. }) => source,
+                Err(Error::PortUnreachable { .. }) => {
+                    io::Error::new(io::ErrorKind::ConnectionRefused, PORT_UNREACHABLE_ATTEMPT)
+                }
                 Err(Error::Timeout { after, .. }) => io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("no reply within {}", echo_proto::Human(after)),
@@ -392,14 +443,34 @@ impl Client {
         port: u16,
         timeout: Option<Duration>,
     ) -> Result<Arc<[SocketAddr]>, Error> {
-        let addresses =
-            eyeballs::resolve(host, port, timeout).map_err(|source| Error::Resolve {
+        let found = eyeballs::resolve(host, port, timeout).map_err(|source| Error::Resolve {
+            host: host.to_owned(),
+            source,
+        })?;
+        debug!(host, addresses = ?found, "resolved");
+        let addresses = of_family(&found, self.family);
+        if addresses.is_empty() {
+            return Err(Error::NoAddressOfFamily {
                 host: host.to_owned(),
-                source,
-            })?;
-        debug!(host, ?addresses, "resolved");
+                family: self.family,
+                found,
+            });
+        }
         Ok(addresses.into())
     }
+}
+
+/// What a host name's address that answered a datagram with an ICMP port
+/// unreachable says, among the attempts of [`Error::Unreachable`].
+const PORT_UNREACHABLE_ATTEMPT: &str = "nothing listens on UDP there (ICMP port unreachable)";
+
+/// The addresses of `family`, in the order given.
+fn of_family(addresses: &[SocketAddr], family: Family) -> Vec<SocketAddr> {
+    addresses
+        .iter()
+        .copied()
+        .filter(|addr| family.admits(addr))
+        .collect()
 }
 
 /// A failed connect in terms of the endpoint: a timeout only if one was set.
@@ -449,5 +520,42 @@ pub(crate) fn io_error(peer: &Endpoint, timeout: Option<Duration>, source: io::E
             endpoint: peer.clone(),
             source,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_family_keeps_its_own_addresses_in_order() {
+        let addresses: Vec<SocketAddr> =
+            ["[::1]:7", "127.0.0.1:7", "[2001:db8::1]:7", "192.0.2.1:7"]
+                .iter()
+                .map(|text| text.parse().expect("literal"))
+                .collect();
+        assert_eq!(of_family(&addresses, Family::Any), addresses);
+        assert_eq!(
+            of_family(&addresses, Family::V4),
+            [addresses[1], addresses[3]]
+        );
+        assert_eq!(
+            of_family(&addresses, Family::V6),
+            [addresses[0], addresses[2]]
+        );
+        assert_eq!(of_family(&addresses[1..2], Family::V6), []);
+    }
+
+    #[test]
+    fn a_name_without_the_family_names_what_it_has() {
+        let error = Error::NoAddressOfFamily {
+            host: "localhost".to_owned(),
+            family: Family::V6,
+            found: vec!["127.0.0.1:7007".parse().expect("literal")],
+        };
+        assert_eq!(
+            error.to_string(),
+            "host name 'localhost' has no IPv6 address: it resolves to 127.0.0.1"
+        );
     }
 }

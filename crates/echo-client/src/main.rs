@@ -15,11 +15,12 @@ use clap::builder::BoolishValueParser;
 use clap::error::ErrorKind;
 use clap::{ArgAction, ArgGroup, CommandFactory as _, Parser, ValueEnum};
 use echo_client::probe::{Payload, Plan, Transport, UDP_HEADER};
-use echo_client::{Client, DEFAULT_TIMEOUT, Error};
+use echo_client::{Client, DEFAULT_TIMEOUT, Error, Family};
 use echo_proto::udp::MAX_DATAGRAM_V6;
-use echo_proto::{Target, parse_duration, verify};
+use echo_proto::{Endpoint, Target, parse_duration, verify};
 
 mod cli {
+    pub(crate) mod hint;
     pub(crate) mod logging;
     pub(crate) mod probe;
 }
@@ -34,15 +35,15 @@ mod cli {
 /// with `-` goes after `--`, as in `echo-client -- -x`; anything else that
 /// starts with `-` is a flag, and an unknown flag is an error.
 ///
-/// Any of -c, -i and -s starts probe mode: one line per probe with its size,
-/// sequence number and round-trip time, then a summary in ping's shape (also
-/// on Ctrl-C). Every reply is checked byte for byte. MESSAGE, if given, is
+/// Any of -c, -i, -s and -w starts probe mode: one line per probe with its
+/// size, sequence number and round-trip time, then a summary in ping's shape
+/// (also on Ctrl-C, and at the -w deadline). Every reply is checked byte for byte. MESSAGE, if given, is
 /// every probe's payload, instead of --size bytes of a pattern.
 #[derive(Debug, Parser)]
 #[command(
     version,
     after_help = AFTER_HELP,
-    group(ArgGroup::new("probe").args(["count", "interval", "size"]).multiple(true))
+    group(ArgGroup::new("probe").args(["count", "interval", "size", "deadline"]).multiple(true))
 )]
 struct Cli {
     /// The message to send, or `-` to stream stdin to the server and the reply
@@ -86,6 +87,14 @@ struct Cli {
           value_parser = BoolishValueParser::new())]
     udp: bool,
 
+    /// Use only a host name's IPv4 addresses; an IPv6 --addr is a usage error.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    ipv4: bool,
+
+    /// Use only a host name's IPv6 addresses; an IPv4 --addr is a usage error.
+    #[arg(short = '6', long = "ipv6")]
+    ipv6: bool,
+
     /// Send N probes, then the summary (0: until Ctrl-C, the default when
     /// only -i or -s is given).
     #[arg(short = 'c', long, value_name = "N", help_heading = "Probe mode")]
@@ -106,6 +115,18 @@ struct Cli {
           help_heading = "Probe mode")]
     size: Option<u32>,
 
+    /// Stop probing DURATION after the first probe, as ping's -w does, and
+    /// print the summary; with -c, at whichever comes first. A probe still
+    /// in flight then is in no count, as on Ctrl-C.
+    #[arg(short = 'w', long, value_name = "DURATION", value_parser = parse_duration,
+          help_heading = "Probe mode")]
+    deadline: Option<Duration>,
+
+    /// Print no line per probe: only the header and the summary, as ping's -q
+    /// does (with --json, only the summary).
+    #[arg(short = 'q', long, requires = "probe", help_heading = "Probe mode")]
+    quiet: bool,
+
     /// Over TCP or a Unix socket: a new connection per probe, whose time
     /// includes the connect, as tcping measures (connect, the default); or
     /// one connection for all probes, each written and exactly its length
@@ -115,8 +136,13 @@ struct Cli {
     mode: Mode,
 
     /// Print one JSON object per line, for each probe and for the summary.
+    /// Each probe's has `unix_time_s`, the wall-clock time it was reported
+    /// at, in seconds since 1970 to the microsecond (ping -D's timestamp).
     #[arg(long, requires = "probe", help_heading = "Probe mode")]
     json: bool,
+
+    #[command(flatten)]
+    color: echo_generate::Color,
 
     #[command(flatten)]
     generate: echo_generate::Generate,
@@ -159,6 +185,7 @@ Examples:
   echo-client -c 5 -i 200ms --addr 127.0.0.1:7007   five probes, like ping
   echo-client -c 0 --udp -s 512 --addr [::1]:7007   UDP probes until Ctrl-C
   echo-client -c 3 --mode persistent --json         one connection, JSON lines
+  echo-client -q -w 10s -6 --addr localhost:7007    IPv6 only, ten seconds, summary
 
 RUST_LOG=debug says which of a name's addresses answered, and why others failed.
 
@@ -173,18 +200,24 @@ Manual and completions, without a MESSAGE:
   The README says where each goes; `cargo xtask dist` lays them all out.";
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = echo_generate::color::parse();
     if let Some(kind) = cli.generate.kind {
         return generate(kind, cli.generate.dir.as_deref());
     }
-    cli::logging::init();
+    cli::logging::init(cli.color.when.stderr());
+    let udp = cli.udp;
     match run(cli) {
         Ok(code) => code,
         // A reader that went away (`echo-client msg | head -c1`) wanted no more.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
+            let next_step = err
+                .downcast_ref::<Error>()
+                .and_then(|err| cli::hint::next_step(err, udp))
+                .map(|step| format!("; {step}"))
+                .unwrap_or_default();
             // With stderr gone too there is no one left to tell: exit 1 all the same.
-            let _ = writeln!(io::stderr().lock(), "error: {err:#}");
+            let _ = writeln!(io::stderr().lock(), "error: {err:#}{next_step}");
             ExitCode::FAILURE
         }
     }
@@ -198,13 +231,20 @@ fn generate(kind: echo_generate::Kind, dir: Option<&Path>) -> ExitCode {
 
 /// Stops with a usage error (exit 2), as clap does for what it checks itself.
 fn usage_error(kind: ErrorKind, message: &str) -> ! {
-    Cli::command().error(kind, message).exit()
+    echo_generate::color::exit(Cli::command().error(kind, message), Cli::command())
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let client = Client::new(cli.addr.clone()).timeout(Some(cli.timeout));
+    let client = Client::new(cli.addr.clone())
+        .timeout(Some(cli.timeout))
+        .family(family(&cli));
     if let Some(plan) = probe_plan(&cli) {
-        return cli::probe::run(&client, plan, cli.json);
+        let output = cli::probe::Output {
+            json: cli.json,
+            quiet: cli.quiet,
+            deadline: cli.deadline,
+        };
+        return cli::probe::run(&client, plan, output);
     }
     // Clap insists on a message outside probe mode.
     let Some(message) = cli.message.as_ref() else {
@@ -243,11 +283,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The context of a failed write to stdout, whichever mode failed.
 const STDOUT_FAILED: &str = "cannot write the reply to stdout";
 
+/// The address family -4 or -6 asks for; stops with a usage error when
+/// --addr is itself an address of the other family, or a Unix socket.
+fn family(cli: &Cli) -> Family {
+    let (family, flag) = match (cli.ipv4, cli.ipv6) {
+        (true, _) => (Family::V4, "-4"),
+        (_, true) => (Family::V6, "-6"),
+        _ => return Family::Any,
+    };
+    match &cli.addr {
+        Target::Endpoint(Endpoint::Ip(addr)) if !family.admits(addr) => usage_error(
+            ErrorKind::ArgumentConflict,
+            &format!("{flag} uses {family} addresses only, and --addr {addr} is not one"),
+        ),
+        Target::Endpoint(endpoint @ Endpoint::Unix(_)) => usage_error(
+            ErrorKind::ArgumentConflict,
+            &format!("{flag} chooses among a host name's addresses; --addr {endpoint} has none"),
+        ),
+        _ => family,
+    }
+}
+
 /// The probe run the flags ask for, `None` outside probe mode; stops with a
 /// usage error for a combination that cannot be probed.
 fn probe_plan(cli: &Cli) -> Option<Plan> {
-    if cli.count.is_none() && cli.interval.is_none() && cli.size.is_none() {
+    if cli.count.is_none() && cli.interval.is_none() && cli.size.is_none() && cli.deadline.is_none()
+    {
         return None;
+    }
+    if cli.deadline.is_some_and(|deadline| deadline.is_zero()) {
+        usage_error(
+            ErrorKind::ValueValidation,
+            "-w 0s would stop before the first probe; give a deadline longer than 0s",
+        );
     }
     let transport = match (cli.udp, cli.mode) {
         (false, Mode::Connect) => Transport::Connect,

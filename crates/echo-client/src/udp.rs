@@ -85,12 +85,12 @@ pub(crate) fn echo(
     })
 }
 
-/// A refused "connection" is the server's port being closed: report it as such.
+/// A refused "connection" is an ICMP port unreachable for a datagram sent
+/// earlier: nothing listens on UDP there, which is what the error says.
 pub(crate) fn refused_or(endpoint: &Endpoint, source: io::Error) -> Error {
     if source.kind() == io::ErrorKind::ConnectionRefused {
-        Error::Connect {
+        Error::PortUnreachable {
             endpoint: endpoint.clone(),
-            source,
         }
     } else {
         Error::Io {

@@ -1,18 +1,19 @@
 //! The command's log lines: `tracing` events to stderr, filtered by
-//! `RUST_LOG` (warnings only by default), written so that a closed or full
-//! stderr can neither panic nor fail the command.
+//! `RUST_LOG` (warnings only by default), coloured as `--color` says,
+//! written so that a closed or full stderr can neither panic nor fail the command.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber; a second call changes nothing.
-pub(crate) fn init() {
+/// Installs the global subscriber, with ANSI colours and styles when
+/// `ansi`; a second call changes nothing.
+pub(crate) fn init(ansi: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| Stderr)
-        .with_ansi(io::stderr().is_terminal())
+        .with_ansi(ansi)
         .with_target(false)
         // Its own complaints about a failed write would go to stderr too.
         .log_internal_errors(false)

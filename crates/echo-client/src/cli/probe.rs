@@ -1,11 +1,11 @@
 //! Probe mode's output: a line per probe and ping's summary, as text or as
-//! JSON lines, and the summary again on Ctrl-C.
+//! JSON lines, and the summary also on Ctrl-C and at the `-w` deadline.
 //!
-//! Ctrl-C is handled on a thread of its own, which prints the summary of the
-//! probes finished so far and exits at once: a probe in flight may be
-//! blocked for up to the timeout, and ping's users expect the summary now.
-//! The probe in flight is in no count (see [`Tally`]), so interrupting a
-//! healthy run exits 0.
+//! Ctrl-C and the deadline are each handled on a thread of their own, which
+//! prints the summary of the probes finished so far and exits at once: a
+//! probe in flight may be blocked for up to the timeout, and ping's users
+//! expect the summary now. The probe in flight is in no count (see
+//! [`Tally`]), so stopping a healthy run exits 0.
 
 use std::io::{self, Write};
 use std::ops::ControlFlow;
@@ -13,9 +13,10 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
+use echo_client::Error;
 use echo_client::probe::{Event, Plan, Prober, Rtt, Tally, Transport};
 use echo_client::{Client, Endpoint, Target};
 use serde::Serialize;
@@ -26,37 +27,59 @@ use signal_hook::iterator::Signals;
 /// the shell's for death by SIGINT.
 const SECOND_INTERRUPT_STATUS: i32 = 130;
 
+/// What probe mode prints, and until when.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Output {
+    /// JSON lines instead of ping's text.
+    pub(crate) json: bool,
+    /// No line per probe.
+    pub(crate) quiet: bool,
+    /// When to stop, after the first probe starts.
+    pub(crate) deadline: Option<Duration>,
+}
+
 /// Runs the plan against `client`, printing as it goes; the exit status
 /// follows the run: 0 only when every probe came back exact.
 ///
 /// # Errors
 /// A host name that does not resolve, or a UDP socket that cannot be made.
-pub(crate) fn run(client: &Client, plan: Plan, json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(client: &Client, plan: Plan, output: Output) -> anyhow::Result<ExitCode> {
     let transport = plan.transport;
     let prober = Prober::new(client, plan)?;
     let report = Arc::new(Mutex::new(Report {
-        json,
+        json: output.json,
         target: client.target().clone(),
         transport,
         started: Instant::now(),
         tally: Tally::default(),
+        hinted: false,
         output: None,
         finished: None,
     }));
     handle_interrupt(Arc::clone(&report))?;
     {
         let mut report = lock(&report);
-        if !json {
+        if !output.json {
             let header = header(client.target(), &prober, transport);
             report.write_line(&header);
         }
         report.started = Instant::now();
     }
+    if let Some(deadline) = output.deadline {
+        let report = Arc::clone(&report);
+        thread::spawn(move || {
+            // Not synchronisation: the deadline is a span of time.
+            thread::sleep(deadline);
+            stop(&report);
+        });
+    }
     prober.run(|event| {
         let mut report = lock(&report);
         report.tally.record(&event);
-        let line = report.event_line(&event);
-        report.write_line(&line);
+        if !output.quiet {
+            let line = report.event_line(&event, SystemTime::now());
+            report.write_line(&line);
+        }
         if report.output.is_some() {
             ControlFlow::Break(())
         } else {
@@ -81,14 +104,20 @@ fn handle_interrupt(report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT]).context("cannot handle Ctrl-C")?;
     thread::spawn(move || {
         if signals.forever().next().is_some() {
-            let mut report = lock(&report);
-            let code = report.finish();
-            // Still holding the report, so no probe line can follow the
-            // summary: exit does not return.
-            std::process::exit(i32::from(code));
+            stop(&report);
         }
     });
     Ok(())
+}
+
+/// Ends the run from outside it (Ctrl-C, the deadline): writes the summary,
+/// unless the run's end wrote it first, and exits by the usual rule.
+fn stop(report: &Mutex<Report>) -> ! {
+    let mut report = lock(report);
+    let code = report.finish();
+    // Still holding the report, so no probe line can follow the summary:
+    // exit does not return.
+    std::process::exit(i32::from(code));
 }
 
 fn lock(report: &Mutex<Report>) -> MutexGuard<'_, Report> {
@@ -104,6 +133,9 @@ struct Report {
     transport: Transport,
     started: Instant,
     tally: Tally,
+    /// Whether a text line already said what to do about a server that is
+    /// not there: once is enough.
+    hinted: bool,
     /// Set once a write to stdout failed: nothing more is written.
     output: Option<io::Error>,
     /// The exit status, once the summary is written: the run's end and
@@ -148,12 +180,22 @@ impl Report {
         code
     }
 
-    fn event_line(&self, event: &Event) -> String {
+    /// The line for `event`, reported at `at`; the first text line about
+    /// a server that is not there says what to do about it.
+    fn event_line(&mut self, event: &Event, at: SystemTime) -> String {
         if self.json {
-            json_line(&ProbeLine::from(event))
-        } else {
-            text_line(event)
+            return json_line(&ProbeLine::new(event, at));
         }
+        let mut line = text_line(event);
+        if let Event::Failed { error, .. } = event
+            && !self.hinted
+            && let Some(step) = next_step(error, self.transport)
+        {
+            self.hinted = true;
+            line.push_str("; ");
+            line.push_str(&step);
+        }
+        line
     }
 
     fn summary_lines(&self, elapsed: Duration) -> Vec<String> {
@@ -189,6 +231,11 @@ fn header(target: &Target, prober: &Prober, transport: Transport) -> String {
         "ECHO {target}{resolved} over {how}: {} bytes per probe",
         prober.probe_len()
     )
+}
+
+/// What to do about a probe's failure, if it says that no server is there.
+fn next_step(error: &Error, transport: Transport) -> Option<String> {
+    crate::cli::hint::next_step(error, transport == Transport::Udp)
 }
 
 /// Milliseconds, as ping shows round trips.
@@ -325,6 +372,9 @@ struct ProbeLine {
     from: Option<String>,
     bytes: Option<usize>,
     time_ms: Option<f64>,
+    /// When the event was reported, in seconds since 1970 to the
+    /// microsecond, as ping -D stamps its lines.
+    unix_time_s: f64,
     duplicate: bool,
     reordered: bool,
     late: bool,
@@ -332,8 +382,11 @@ struct ProbeLine {
     error: Option<String>,
 }
 
-impl From<&Event> for ProbeLine {
-    fn from(event: &Event) -> Self {
+impl ProbeLine {
+    fn new(event: &Event, at: SystemTime) -> Self {
+        let since_epoch = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
         let mut line = ProbeLine {
             kind: "probe",
             seq: event.seq(),
@@ -341,6 +394,8 @@ impl From<&Event> for ProbeLine {
             from: None,
             bytes: None,
             time_ms: None,
+            // Whole microseconds, so that JSON carries no digits of float noise.
+            unix_time_s: since_epoch.as_micros() as f64 / 1e6,
             duplicate: false,
             reordered: false,
             late: false,

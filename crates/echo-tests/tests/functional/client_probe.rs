@@ -459,7 +459,8 @@ fn json_lines_all_parse_with_the_documented_fields() {
                 "seq",
                 "status",
                 "time_ms",
-                "type"
+                "type",
+                "unix_time_s"
             ]
         );
         assert_eq!(probe["type"], "probe");
