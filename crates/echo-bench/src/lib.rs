@@ -32,12 +32,14 @@
 //!   `scenario::workers` (the pool of workers and its hard deadline),
 //!   `scenario::connect` (the client side of a stream connection and the
 //!   first one) and `scenario::stream` (TCP or Unix).
-//! - `report` makes a [`Report`] from a plan and an [`Outcome`](tally::Outcome),
-//!   and prints it as a table or JSON; it knows nothing of how scenarios run.
+//! - `report` makes a [`Report`] from a plan and an [`Outcome`](tally::Outcome)
+//!   for JSON, `report::verdict` judges whether it passed and `report::table`
+//!   writes it for people; it knows nothing of how scenarios run.
+//! - `dry_run` describes a plan for `--dry-run`, as text or JSON.
 //! - `resolve` turns a target into the plan's destinations, judged here or
-//!   elsewhere by `host`, which knows this machine's own addresses.
-//! - `plan` holds what to run, [`Plan`] and [`Scenario`], checks it before
-//!   anything is sent and describes it for a dry run; it knows nothing of
+//!   elsewhere by `host`, which looks up this machine's own addresses.
+//! - `plan` holds what to run, [`Plan`] and [`Scenario`], and checks it once
+//!   before anything is sent, making it a [`ValidPlan`]; it knows nothing of
 //!   runs or reports and does no I/O.
 //! - `tally` counts exchanges, errors and latencies; `check` verifies streams
 //!   and datagrams byte for byte; `cost` turns the server's CPU time into
@@ -53,6 +55,7 @@ cfg_if::cfg_if! {
     if #[cfg(target_os = "linux")] {
         mod check;
         pub mod cost;
+        pub mod dry_run;
         mod error;
         pub mod host;
         pub mod limits;
