@@ -35,7 +35,7 @@ cfg_if::cfg_if! {
         };
         pub use server::{Server, ServerError, announce};
         pub use start::{serve, server};
-        pub use stats::{Stats, Totals};
+        pub use stats::{COUNTERS, Counter, CounterKind, Stats, Totals};
         pub use udp::{REPEATS_ANSWERED, TRACKED_SOURCES};
     } else {
         compile_error!(

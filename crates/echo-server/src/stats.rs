@@ -5,46 +5,120 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use tracing::info;
 
-/// Counters shared by every listener, event loop and UDP task.
-///
-/// Each is a relaxed atomic: they are independent tallies read only for
-/// reporting, so no ordering between them is needed.
-#[derive(Debug, Default)]
-pub struct Stats {
+/// Whether a number only grows, or goes up and down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterKind {
+    /// A running total since the start.
+    Counter,
+    /// A level at the moment it is read.
+    Gauge,
+}
+
+/// One of the totals, as reports name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter {
+    /// Its name in the log line, `STATUS=` and the JSON fields.
+    pub name: &'static str,
+    /// What it counts, one sentence.
+    pub help: &'static str,
+    /// Counter or gauge.
+    pub kind: CounterKind,
+}
+
+/// Writes, from one table, [`Stats`], [`Totals`], [`COUNTERS`], the
+/// snapshot and the totals log line, so that a count cannot be added to
+/// one of them and forgotten in another.
+macro_rules! totals {
+    ($( $(#[doc = $help:literal])+ $field:ident => $name:ident, $kind:ident; )+) => {
+        /// Counters shared by every listener, event loop and UDP task.
+        ///
+        /// Each is a relaxed atomic: they are independent tallies read only for
+        /// reporting, so no ordering between them is needed.
+        #[derive(Debug, Default)]
+        pub struct Stats {
+            $( $(#[doc = $help])+ pub $field: AtomicU64, )+
+        }
+
+        /// A copy of [`Stats`] at one moment; its `Display` is the totals line
+        /// of `STATUS=`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        pub struct Totals {
+            $( $(#[doc = $help])+ pub $field: u64, )+
+        }
+
+        /// Every total, in the order reports give them, with the name they
+        /// give it (which is not always the field's: `bytes` is `stream_bytes`).
+        pub const COUNTERS: &[Counter] = &[
+            $( Counter {
+                name: stringify!($name),
+                help: concat!($($help),+).trim_ascii_start(),
+                kind: CounterKind::$kind,
+            }, )+
+        ];
+
+        impl Stats {
+            /// Takes a consistent-enough copy of every counter for a log line.
+            pub fn snapshot(&self) -> Totals {
+                Totals { $( $field: self.$field.load(Relaxed), )+ }
+            }
+        }
+
+        impl Totals {
+            /// Each total's value, in the order of [`COUNTERS`].
+            pub fn values(&self) -> [u64; COUNTERS.len()] {
+                [ $( self.$field, )+ ]
+            }
+
+            /// Logs the totals at info level with `message`, each count a field of
+            /// its own (numbers a log shipper can read), with the log lines dropped so far.
+            pub fn log(&self, message: &str) {
+                // tracing's field names are fixed at compile time: the table
+                // writes them here, in its order.
+                info!(
+                    $( $name = self.$field, )+
+                    log_lines_dropped = crate::log::dropped_lines(),
+                    "{message}"
+                );
+            }
+        }
+    };
+}
+
+totals! {
     /// Stream connections accepted (TCP and Unix).
-    pub accepted: AtomicU64,
+    accepted => accepted, Counter;
     /// Stream connections being served right now.
-    pub active: AtomicU64,
+    active => active, Gauge;
     /// Connections closed because nothing moved for the idle timeout.
-    pub idle_closed: AtomicU64,
+    idle_closed => idle_closed, Counter;
     /// Connections the kernel handed over already aborted or reset, so they
     /// could not be served at all.
-    pub refused: AtomicU64,
+    refused => refused, Counter;
     /// Connections that ended in an error (reset by the peer, mostly).
-    pub failed: AtomicU64,
+    failed => failed, Counter;
     /// Connections still open when the shutdown grace period ran out.
-    pub cut: AtomicU64,
+    cut => cut, Counter;
     /// Bytes echoed back over stream connections: written to the socket, less
     /// those still queued in it when the server closed the connection early.
-    pub stream_bytes: AtomicU64,
+    stream_bytes => bytes, Counter;
     /// Bytes written back that were still queued in the socket when the server
     /// closed the connection early (idle, or cut at shutdown), so were likely
     /// never delivered: a peer that reads nothing is reset.
-    pub stream_bytes_unsent: AtomicU64,
+    stream_bytes_unsent => bytes_unsent, Counter;
     /// UDP datagrams echoed.
-    pub datagrams: AtomicU64,
+    datagrams => udp_datagrams, Counter;
     /// UDP bytes echoed.
-    pub datagram_bytes: AtomicU64,
+    datagram_bytes => udp_bytes, Counter;
     /// UDP datagrams dropped because their source could start a reflection loop.
-    pub datagrams_refused: AtomicU64,
+    datagrams_refused => udp_refused, Counter;
     /// UDP datagrams dropped by the per-source rate limit.
-    pub datagrams_limited: AtomicU64,
+    datagrams_limited => udp_rate_limited, Counter;
     /// UDP datagrams dropped because the same one kept coming back from the
     /// same address, as in a loop between two echo services.
-    pub datagrams_looping: AtomicU64,
+    datagrams_looping => udp_loops, Counter;
     /// `STATUS=` lines for the service manager dropped because its socket's
     /// queue was full: it was not reading, and waiting for it would stall the server.
-    pub notify_dropped: AtomicU64,
+    notify_dropped => notify_dropped, Counter;
 }
 
 impl Stats {
@@ -69,94 +143,57 @@ impl Stats {
         self.stream_bytes.fetch_sub(n, Relaxed);
         self.stream_bytes_unsent.fetch_add(n, Relaxed);
     }
-
-    /// Takes a consistent-enough copy of every counter for a log line.
-    pub fn snapshot(&self) -> Totals {
-        Totals {
-            accepted: self.accepted.load(Relaxed),
-            active: self.active.load(Relaxed),
-            idle_closed: self.idle_closed.load(Relaxed),
-            refused: self.refused.load(Relaxed),
-            failed: self.failed.load(Relaxed),
-            cut: self.cut.load(Relaxed),
-            stream_bytes: self.stream_bytes.load(Relaxed),
-            stream_bytes_unsent: self.stream_bytes_unsent.load(Relaxed),
-            datagrams: self.datagrams.load(Relaxed),
-            datagram_bytes: self.datagram_bytes.load(Relaxed),
-            datagrams_refused: self.datagrams_refused.load(Relaxed),
-            datagrams_limited: self.datagrams_limited.load(Relaxed),
-            datagrams_looping: self.datagrams_looping.load(Relaxed),
-            notify_dropped: self.notify_dropped.load(Relaxed),
-        }
-    }
-}
-
-/// A copy of [`Stats`] at one moment; its `Display` is the totals log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[allow(missing_docs)] // The fields mirror `Stats`, documented there.
-pub struct Totals {
-    pub accepted: u64,
-    pub active: u64,
-    pub idle_closed: u64,
-    pub refused: u64,
-    pub failed: u64,
-    pub cut: u64,
-    pub stream_bytes: u64,
-    pub stream_bytes_unsent: u64,
-    pub datagrams: u64,
-    pub datagram_bytes: u64,
-    pub datagrams_refused: u64,
-    pub datagrams_limited: u64,
-    pub datagrams_looping: u64,
-    pub notify_dropped: u64,
-}
-
-impl Totals {
-    /// Logs the totals at info level with `message`, each count a field of
-    /// its own (numbers a log shipper can read), with the log lines dropped so far.
-    pub fn log(&self, message: &str) {
-        info!(
-            accepted = self.accepted,
-            active = self.active,
-            idle_closed = self.idle_closed,
-            refused = self.refused,
-            failed = self.failed,
-            cut = self.cut,
-            bytes = self.stream_bytes,
-            bytes_unsent = self.stream_bytes_unsent,
-            udp_datagrams = self.datagrams,
-            udp_bytes = self.datagram_bytes,
-            udp_refused = self.datagrams_refused,
-            udp_rate_limited = self.datagrams_limited,
-            udp_loops = self.datagrams_looping,
-            notify_dropped = self.notify_dropped,
-            log_lines_dropped = crate::log::dropped_lines(),
-            "{message}"
-        );
-    }
 }
 
 impl fmt::Display for Totals {
+    /// `name=value` for each total, in the order of [`COUNTERS`], separated by spaces.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "accepted={} active={} idle_closed={} refused={} failed={} cut={} bytes={} bytes_unsent={} \
-             udp_datagrams={} udp_bytes={} udp_refused={} udp_rate_limited={} udp_loops={} \
-             notify_dropped={}",
-            self.accepted,
-            self.active,
-            self.idle_closed,
-            self.refused,
-            self.failed,
-            self.cut,
-            self.stream_bytes,
-            self.stream_bytes_unsent,
-            self.datagrams,
-            self.datagram_bytes,
-            self.datagrams_refused,
-            self.datagrams_limited,
-            self.datagrams_looping,
-            self.notify_dropped,
-        )
+        for (index, (counter, value)) in COUNTERS.iter().zip(self.values()).enumerate() {
+            let separator = if index == 0 { "" } else { " " };
+            write!(f, "{separator}{}={value}", counter.name)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_names_every_total_once_in_the_table_order() {
+        let totals = Totals {
+            accepted: 1,
+            active: 2,
+            idle_closed: 3,
+            refused: 4,
+            failed: 5,
+            cut: 6,
+            stream_bytes: 7,
+            stream_bytes_unsent: 8,
+            datagrams: 9,
+            datagram_bytes: 10,
+            datagrams_refused: 11,
+            datagrams_limited: 12,
+            datagrams_looping: 13,
+            notify_dropped: 14,
+        };
+        assert_eq!(
+            totals.to_string(),
+            "accepted=1 active=2 idle_closed=3 refused=4 failed=5 cut=6 bytes=7 bytes_unsent=8 \
+             udp_datagrams=9 udp_bytes=10 udp_refused=11 udp_rate_limited=12 udp_loops=13 \
+             notify_dropped=14"
+        );
+        let gauges: Vec<&str> = COUNTERS
+            .iter()
+            .filter(|counter| counter.kind == CounterKind::Gauge)
+            .map(|counter| counter.name)
+            .collect();
+        assert_eq!(gauges, ["active"]);
+        assert_eq!(
+            COUNTERS[6].help,
+            "Bytes echoed back over stream connections: written to the socket, less \
+             those still queued in it when the server closed the connection early."
+        );
     }
 }
