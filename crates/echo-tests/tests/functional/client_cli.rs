@@ -91,7 +91,7 @@ fn sixty_four_mebibytes_stream_through_stdin_byte_exact() {
 }
 
 #[test]
-fn a_refused_connection_is_one_line_and_exit_1() {
+fn a_refused_connection_is_one_line_that_says_what_to_do_and_exit_1() {
     let (_socket, addr) = refusing_address();
     echo_client()
         .args(["--addr", &addr.to_string(), "hello"])
@@ -102,7 +102,28 @@ fn a_refused_connection_is_one_line_and_exit_1() {
             "error: cannot connect to {addr}: "
         )))
         .stderr(predicate::str::contains("refused"))
+        .stderr(predicate::str::ends_with(format!(
+            "; is an echo server running there? start one with \
+             `cargo run -p echo-server -- --listen {addr}`, or pick another with --addr\n"
+        )))
         .stderr(predicate::function(|err: &str| err.lines().count() == 1));
+}
+
+#[test]
+fn a_closed_udp_port_says_nothing_listens_on_udp_there() {
+    // A TCP-only server: its port is closed to UDP.
+    let server = Server::start(&[]);
+    let addr = server.addr();
+    echo_client()
+        .args(["--udp", "--addr", &addr.to_string(), "hello"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(format!(
+            "error: nothing listens on UDP at {addr}: an ICMP port unreachable came back; \
+             echo-server answers UDP only when started with --udp, as in \
+             `cargo run -p echo-server -- --udp --listen {addr}`\n"
+        ));
 }
 
 #[test]
@@ -184,8 +205,118 @@ fn help_teaches_every_flag() {
             .and(predicate::str::contains("--timeout"))
             .and(predicate::str::contains("--check"))
             .and(predicate::str::contains("--udp"))
+            .and(predicate::str::contains("--ipv4"))
+            .and(predicate::str::contains("--ipv6"))
+            .and(predicate::str::contains("--quiet"))
+            .and(predicate::str::contains("--deadline"))
+            .and(predicate::str::contains("unix_time_s"))
+            .and(predicate::str::contains("--color <WHEN>"))
+            .and(predicate::str::contains("NO_COLOR"))
             .and(predicate::str::contains("Exit status")),
     );
+}
+
+/// Whether `text` holds an ANSI escape sequence: colour, bold or the like.
+fn styled(text: &[u8]) -> bool {
+    text.windows(2).any(|pair| pair == b"\x1b[")
+}
+
+/// `echo-client args` with stderr on a terminal (a pseudo-terminal whose
+/// other end the test reads) and `env` set; returns what it wrote there.
+fn stderr_on_a_terminal(args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
+    let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+    let mut command = Command::new(binary("echo-client"));
+    command
+        .args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(pty.slave));
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("echo-client starts");
+    // The spawned child holds the only copy of the terminal's end now, so
+    // reading the other end stops (EIO) once the child has exited.
+    drop(command);
+    let mut master = std::fs::File::from(pty.master);
+    let (done, text) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = master.read(&mut buffer) {
+            all.extend_from_slice(&buffer[..n]);
+        }
+        let _ = done.send(all);
+    });
+    let text = text
+        .recv_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("echo-client {args:?} still writes after {WAIT:?}"));
+    child.wait().expect("echo-client exits");
+    text
+}
+
+#[test]
+fn color_follows_the_flag_then_no_color_then_the_terminal() {
+    // clap's errors: styled on a terminal unless NO_COLOR or TERM says not,
+    // or --color never; never styled into a pipe unless --color always.
+    let wrong = ["--chek"];
+    assert!(styled(&stderr_on_a_terminal(&wrong, &[])));
+    assert!(!styled(&stderr_on_a_terminal(&wrong, &[("NO_COLOR", "1")])));
+    assert!(styled(&stderr_on_a_terminal(&wrong, &[("NO_COLOR", "")])));
+    assert!(!styled(&stderr_on_a_terminal(&wrong, &[("TERM", "dumb")])));
+    assert!(!styled(&stderr_on_a_terminal(
+        &["--color", "never", "--chek"],
+        &[]
+    )));
+    assert!(styled(&stderr_on_a_terminal(
+        &["--color=always", "--chek"],
+        &[("NO_COLOR", "1")]
+    )));
+    let piped = |args: &[&str]| echo_client().args(args).env_remove("NO_COLOR").output();
+    let output = piped(&["--chek"]).expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!styled(&output.stderr), "{output:?}");
+    let output = piped(&["--color", "always", "--chek"]).expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(styled(&output.stderr), "{output:?}");
+    // A usage error the command finds itself follows it too.
+    let output = piped(&["--color", "always", "-4", "-a", "[::1]:7", "hi"]).expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(styled(&output.stderr), "{output:?}");
+    // --help goes to stdout, by the same rule.
+    let output = piped(&["--color", "always", "--help"]).expect("runs");
+    assert!(styled(&output.stdout));
+    assert!(!styled(&piped(&["--help"]).expect("runs").stdout));
+}
+
+#[test]
+fn log_lines_are_coloured_by_the_same_rule() {
+    let server = Server::start(&[]);
+    let addr = server.addr().to_string();
+    let logged = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["-a", addr.as_str()];
+        all.extend_from_slice(args);
+        all.push("hi");
+        let mut env = env.to_vec();
+        env.push(("RUST_LOG", "debug"));
+        stderr_on_a_terminal(&all, &env)
+    };
+    let plain = logged(&[], &[("NO_COLOR", "1")]);
+    let text = String::from_utf8_lossy(&plain);
+    assert!(text.contains("connected"), "no debug log: {text}");
+    assert!(!styled(&plain), "{text}");
+    assert!(styled(&logged(&[], &[])));
+    assert!(!styled(&logged(&["--color", "never"], &[])));
+    let output = echo_client()
+        .args(["--color", "always", "-a", &addr, "hi"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    assert!(styled(&output.stderr), "{output:?}");
 }
 
 /// Runs a standard tool as the client; they are installed by `.ci/run`.
