@@ -187,10 +187,11 @@ impl Report {
             return json_line(&ProbeLine::new(event, at));
         }
         let mut line = text_line(event);
-        if let Event::Failed { error, .. } = event
-            && !self.hinted
-            && let Some(step) = next_step(error, self.transport)
-        {
+        let step = match event {
+            Event::Failed { error, .. } if !self.hinted => next_step(error, self.transport),
+            _ => None,
+        };
+        if let Some(step) = step {
             self.hinted = true;
             line.push_str("; ");
             line.push_str(&step);
