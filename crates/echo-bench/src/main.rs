@@ -12,9 +12,9 @@ use clap::error::ErrorKind;
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use echo_bench::plan::{parse_rate, time_limit};
 use echo_bench::progress::Progress;
-use echo_bench::size::parse_size;
-use echo_bench::{Live, Plan, Report, Scenario, host, limits, plot};
-use echo_proto::{Target, parse_duration};
+use echo_bench::size::{format_size, group_thousands, parse_size};
+use echo_bench::{BenchError, Live, Plan, Report, Scenario, Unanswered, host, limits, plot};
+use echo_proto::{Human, Target, parse_duration};
 
 /// Load generator for RFC 862 echo servers (ours, socat, xinetd, any):
 /// every reply is checked byte for byte, every exchange's latency recorded.
@@ -101,6 +101,10 @@ enum Command {
     /// Datagrams to a UDP echo server, each waiting for its reply; unanswered
     /// ones count as lost, a second reply to one as an error. Reports
     /// datagrams per second.
+    /// An echo-server answers each source address at most --udp-rate times a
+    /// second (1000 by default), so against a default one this measures that
+    /// limit, with the rest lost: start it with --udp-rate 0 to measure it
+    /// unlimited.
     /// Defaults: 8 sockets, 64 B, 1 s timeout.
     #[command(after_help = SCENARIO_AFTER_HELP)]
     Udp(UdpArgs),
@@ -117,6 +121,7 @@ struct Common {
     /// before the load starts, and the first that answers gets the load.
     /// Where that is not this machine, stderr says so.
     #[arg(
+        short,
         long,
         env = "ECHO_ADDR",
         default_value = "127.0.0.1:7007",
@@ -231,7 +236,7 @@ struct UdpArgs {
 
 #[derive(Debug, Args)]
 struct PlotArgs {
-    /// Where to write the SVG.
+    /// Where to write the SVG; `-` writes it to stdout.
     #[arg(short, long, value_name = "FILE")]
     out: PathBuf,
     /// Files of JSON reports, one per line; none or `-` reads stdin.
@@ -353,7 +358,8 @@ fn run(command: Command) -> anyhow::Result<bool> {
             return print_dry_run(&plan, common.json).map(|()| None);
         }
         limits::raise_fd_limit();
-        let plan = echo_bench::reach(&plan).await?;
+        let plan = echo_bench::reach(&plan).await.map_err(with_next_step)?;
+        say(&start_line(&plan));
         let live = Arc::new(Live::default());
         let progress = Progress::start(&plan, Arc::clone(&live));
         let report = echo_bench::run(&plan, live).await;
@@ -378,6 +384,9 @@ fn run(command: Command) -> anyhow::Result<bool> {
     if let Some(path) = &common.plot {
         plot::latency_svg(std::slice::from_ref(&report), path)?;
     }
+    if let Some(hint) = udp_limit_hint(&report) {
+        say(&hint);
+    }
     if !report.ok {
         // The report on stdout already says it failed, and so will the exit code.
         let _ = writeln!(
@@ -389,6 +398,72 @@ fn run(command: Command) -> anyhow::Result<bool> {
         );
     }
     Ok(report.ok)
+}
+
+/// What `echo-bench` says on stderr as the load starts, as wrk does:
+/// `running 10s persistent test @ 127.0.0.1:7007, 50 workers`.
+fn start_line(plan: &Plan) -> String {
+    let scenario = plan.scenario.name();
+    let how_long = Human(plan.duration);
+    let test = match (&plan.scenario, plan.count) {
+        (Scenario::Bulk { total }, _) => {
+            format!(
+                "{scenario} test of {} (at most {how_long})",
+                format_size(*total)
+            )
+        }
+        (Scenario::Idle { connections }, _) => format!(
+            "{scenario} test of {} connections held {how_long}",
+            group_thousands(*connections)
+        ),
+        (_, Some(count)) => format!(
+            "{scenario} test of {} exchanges (at most {how_long})",
+            group_thousands(count)
+        ),
+        (_, None) => format!("{how_long} {scenario} test"),
+    };
+    let addr = plan.destination().map_or_else(
+        || plan.target.to_string(),
+        |destination| destination.endpoint.to_string(),
+    );
+    let workers = match plan.workers {
+        1 => "1 worker".to_owned(),
+        n => format!("{} workers", group_thousands(n as u64)),
+    };
+    format!("running {test} @ {addr}, {workers}")
+}
+
+/// When a udp run lost datagrams, why that may be: an echo-server's
+/// per-source limit, which a default server holds every load to.
+fn udp_limit_hint(report: &Report) -> Option<String> {
+    let lost = report.lost.filter(|&lost| lost > 0)?;
+    Some(format!(
+        "hint: {} datagrams were lost; an echo-server answers each source at most \
+         --udp-rate times a second (1000 by default): start it with --udp-rate 0 \
+         to measure it unlimited",
+        group_thousands(lost)
+    ))
+}
+
+/// The error of a target where nothing listens, with what to do about it.
+fn with_next_step(err: BenchError) -> anyhow::Error {
+    let nothing_listens = matches!(&err, BenchError::Unreachable { attempts, .. }
+        if !attempts.is_empty()
+            && attempts.iter().all(|attempt| matches!(attempt, Unanswered::NothingListens { .. })));
+    if nothing_listens {
+        anyhow::anyhow!(
+            "{err}: is a server running there? start one with `cargo run -p echo-server` \
+             (add `-- --udp` for udp), or pick another address with --addr"
+        )
+    } else {
+        err.into()
+    }
+}
+
+/// One line on stderr; with stderr gone the run goes on, as nothing is lost
+/// but the line.
+fn say(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
 /// `--dry-run`: the plan on stdout, as text or one JSON object.
@@ -483,7 +558,13 @@ fn plot_reports(args: &PlotArgs) -> anyhow::Result<()> {
             reports.push(report);
         }
     }
-    plot::latency_svg(&reports, &args.out)?;
+    if args.out.as_os_str() == "-" {
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(plot::render_svg(&reports)?.as_bytes())?;
+        stdout.flush()?;
+    } else {
+        plot::latency_svg(&reports, &args.out)?;
+    }
     Ok(())
 }
 

@@ -62,6 +62,18 @@ pub fn latency_svg(reports: &[Report], path: &Path) -> Result<(), BenchError> {
     std::fs::write(path, svg).map_err(|err| fail(err.to_string()))
 }
 
+/// The SVG text of [`latency_svg`], for a caller that writes it itself (to stdout, say).
+///
+/// # Errors
+/// [`BenchError::Plot`], its path `-`, when no report has latencies or
+/// the drawing fails.
+pub fn render_svg(reports: &[Report]) -> Result<String, BenchError> {
+    render(reports).map_err(|message| BenchError::Plot {
+        path: "-".into(),
+        message,
+    })
+}
+
 /// The SVG text of [`latency_svg`].
 fn render(reports: &[Report]) -> Result<String, String> {
     let mut titles: Vec<&str> = Vec::new();

@@ -6,6 +6,7 @@ mod functional {
     pub mod cli;
     pub mod corrupt;
     pub mod fail_fast;
+    pub mod first_hour;
     pub mod rate;
     pub mod scenarios;
     pub mod server_cost;

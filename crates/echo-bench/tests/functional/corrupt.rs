@@ -3,7 +3,8 @@
 //! must a UDP server that answers every datagram twice.
 
 use super::util::{
-    Behaviour, TwiceAnswering, echo_bench, json_report, show, tcp_server, udp_server,
+    Behaviour, TwiceAnswering, after_start_line, echo_bench, json_report, show, tcp_server,
+    udp_server,
 };
 
 async fn assert_caught(scenario: &str, addr: std::net::SocketAddr, extra: &[&str]) {
@@ -12,7 +13,7 @@ async fn assert_caught(scenario: &str, addr: std::net::SocketAddr, extra: &[&str
     args.extend_from_slice(extra);
     let output = echo_bench(&args).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = after_start_line(&output);
     assert_eq!(
         output.status.code(),
         Some(1),
@@ -89,7 +90,7 @@ async fn a_datagram_answered_twice_fails_the_udp_scenario() {
         report["error_samples"][0],
         "worker 0: another reply to datagram 1, already answered"
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = after_start_line(&output);
     assert!(
         stderr.starts_with("error: udp run against") && stderr.contains("duplicate 19"),
         "{}",

@@ -9,6 +9,10 @@ use echo_bench::{Live, Plan, Scenario};
 
 use super::util::{Behaviour, TempDir, echo_bench, refusing_address, show, tcp_server};
 
+/// What the error of a target where nothing listens says to do.
+pub const NEXT_STEP: &str = "is a server running there? start one with \
+    `cargo run -p echo-server` (add `-- --udp` for udp), or pick another address with --addr";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_listening_ends_the_run_at_once_with_one_error_line() {
     let (_socket, addr) = refusing_address();
@@ -32,7 +36,7 @@ async fn nothing_listening_ends_the_run_at_once_with_one_error_line() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(
             stderr,
-            format!("error: nothing listens at {addr} (connection refused)\n"),
+            format!("error: nothing listens at {addr} (connection refused): {NEXT_STEP}\n"),
             "{scenario}: {}",
             show(&output)
         );
@@ -48,7 +52,7 @@ async fn a_missing_socket_file_is_named_as_such() {
     assert_eq!(output.status.code(), Some(1), "{}", show(&output));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        format!("error: nothing listens at {addr} (no such socket file)\n")
+        format!("error: nothing listens at {addr} (no such socket file): {NEXT_STEP}\n")
     );
 }
 

@@ -4,8 +4,8 @@
 //! from when each exchange was due.
 
 use super::util::{
-    Behaviour, Server, echo_bench, json_report, show, slow_server, stalling_server, tcp_server,
-    udp_server,
+    Behaviour, Server, after_start_line, echo_bench, json_report, show, slow_server,
+    stalling_server, tcp_server, udp_server,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +127,7 @@ async fn a_rate_the_server_cannot_reach_fails_with_the_shortfall() {
         "{}",
         show(&output)
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = after_start_line(&output);
     assert!(
         stderr.starts_with("error: persistent run against") && stderr.contains("% short"),
         "{}",

@@ -365,6 +365,17 @@ pub async fn run_bounded(command: &mut Command) -> Output {
     }
 }
 
+/// A run's stderr after the line that announces the load (`running ...`),
+/// which it must begin with.
+pub fn after_start_line(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let Some((first, rest)) = stderr.split_once('\n') else {
+        panic!("no start line: {}", show(output));
+    };
+    assert!(first.starts_with("running "), "{}", show(output));
+    rest.to_owned()
+}
+
 /// Stdout and stderr of a run, for assertion messages.
 pub fn show(output: &Output) -> String {
     format!(
