@@ -7,6 +7,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -271,14 +272,20 @@ fn tcp_socket(addr: SocketAddr, shared: bool) -> io::Result<Socket> {
 /// # Errors
 /// The listener does not allow it (an inherited socket, say), or the kernel
 /// is out of descriptors or memory.
-pub(crate) fn sibling(listener: &TcpListener) -> io::Result<TcpListener> {
-    if !socket2::SockRef::from(listener).reuse_port()? {
+pub(crate) fn sibling(listener: impl AsFd) -> io::Result<TcpListener> {
+    let listener = socket2::SockRef::from(&listener);
+    if !listener.reuse_port()? {
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "the listener does not allow SO_REUSEPORT",
         ));
     }
-    let addr = listener.local_addr()?;
+    let addr = listener.local_addr()?.as_socket().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the listener is not on an IP address",
+        )
+    })?;
     let socket = tcp_socket(addr, true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::config::{Config, Splice};
-use crate::engine::{self, StreamListener};
+use crate::engine;
 use crate::limits;
 use crate::listen::{ListenError, Listener};
 use crate::stats::{Stats, Totals};
@@ -69,36 +69,11 @@ impl Server {
             .collect();
         let stop_udp = CancellationToken::new();
         let udp_tasks = TaskTracker::new();
-        let loops = self.config.event_loops.clamp(1, engine::MAX_LOOPS);
-        let mut streams: Vec<Vec<StreamListener>> = (0..loops).map(|_| Vec::new()).collect();
+        let mut streams = Vec::new();
         for listener in listeners {
-            let name = listener.to_string();
-            match listener {
-                Listener::Tcp(tcp) => {
-                    for (index, streams) in streams.iter_mut().enumerate().skip(1) {
-                        match crate::listen::sibling(&tcp) {
-                            Ok(sibling) => streams.push(StreamListener::Tcp(
-                                mio::net::TcpListener::from_std(sibling),
-                                name.clone(),
-                            )),
-                            Err(err) => {
-                                debug!(listener = %name, event_loop = index, error = %err,
-                                    "served by the first event loop alone");
-                                break;
-                            }
-                        }
-                    }
-                    streams[0].push(StreamListener::Tcp(
-                        mio::net::TcpListener::from_std(tcp),
-                        name,
-                    ));
-                }
-                Listener::Unix(unix, socket_file) => streams[0].push(StreamListener::Unix {
-                    listener: mio::net::UnixListener::from_std(unix),
-                    _file: socket_file,
-                    name,
-                }),
-                Listener::Udp(udp) => {
+            match engine::stream_listener(listener) {
+                Ok(stream) => streams.push(stream),
+                Err(udp) => {
                     let udp =
                         tokio::net::UdpSocket::from_std(udp).map_err(ServerError::EventLoop)?;
                     udp_tasks.spawn(udp::serve(
@@ -112,10 +87,6 @@ impl Server {
             }
         }
         udp_tasks.close();
-        // A loop that got no listener (Unix or inherited ones only, or a
-        // sibling refused) would only wait: it is not started. Those left are
-        // the first ones, in order.
-        streams.retain(|listeners| !listeners.is_empty());
         let mut event_loop = if streams.is_empty() {
             None
         } else {
@@ -125,7 +96,8 @@ impl Server {
                 idle_timeout: self.config.idle_timeout(),
                 splice: self.config.splice == Splice::Bulk,
             };
-            Some(engine::start(streams, &shared).map_err(ServerError::EventLoop)?)
+            let handle = engine::start(streams, self.config.event_loops, &shared);
+            Some(handle.map_err(ServerError::EventLoop)?)
         };
 
         shutdown.await;

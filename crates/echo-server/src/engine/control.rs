@@ -1,0 +1,103 @@
+//! The control plane: how the rest of the server tells the event loops to
+//! stop accepting (drain) or to close everything (cut), how it learns that
+//! they ended, and the waker that makes a loop look.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use mio::{Registry, Token, Waker};
+use tracing::warn;
+
+/// The phase the rest of the server has put an event loop in: serving.
+pub(super) const SERVING: u8 = 0;
+/// Listeners closed; connections in flight go on.
+pub(super) const DRAINING: u8 = 1;
+/// The grace period is over: close every connection and stop.
+pub(super) const CUT: u8 = 2;
+
+/// What the rest of the server tells an event loop, and the waker that
+/// makes it look.
+#[derive(Debug)]
+pub(crate) struct Control {
+    /// Only ever moves forward: serving, draining, cut.
+    phase: AtomicU8,
+    /// Another loop gave a place back while this one waited for one.
+    place_freed: AtomicBool,
+    waker: Waker,
+}
+
+impl Control {
+    /// The control of the loop whose epoll set `registry` is; its waker
+    /// raises `token` there.
+    ///
+    /// # Errors
+    /// The waker's eventfd could not be made or registered.
+    pub(super) fn new(registry: &Registry, token: Token) -> std::io::Result<Control> {
+        Ok(Control {
+            phase: AtomicU8::new(SERVING),
+            place_freed: AtomicBool::new(false),
+            waker: Waker::new(registry, token)?,
+        })
+    }
+
+    /// The phase now: [`SERVING`], [`DRAINING`] or [`CUT`].
+    pub(super) fn phase(&self) -> u8 {
+        self.phase.load(Ordering::Acquire)
+    }
+
+    fn set(&self, phase: u8) {
+        self.phase.fetch_max(phase, Ordering::AcqRel);
+        self.wake();
+    }
+
+    /// Tells the loop that a place under the connection limit is free again.
+    pub(super) fn free_place(&self) {
+        self.place_freed.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    /// Whether a place was freed since the loop last asked.
+    pub(super) fn take_place_freed(&self) -> bool {
+        self.place_freed.swap(false, Ordering::AcqRel)
+    }
+
+    fn wake(&self) {
+        if let Err(err) = self.waker.wake() {
+            // Only an eventfd that cannot be written; the loop still looks
+            // at its next event or sweep.
+            warn!(error = %err, "cannot wake the event loop");
+        }
+    }
+}
+
+/// The running event loops, as the rest of the server holds them.
+#[derive(Debug)]
+pub(crate) struct Handle {
+    pub(super) controls: Vec<Arc<Control>>,
+    pub(super) finished: Vec<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Handle {
+    /// Closes the listeners (queued clients are then reset by the kernel);
+    /// connections in flight go on.
+    pub(crate) fn stop_accepting(&self) {
+        for control in &self.controls {
+            control.set(DRAINING);
+        }
+    }
+
+    /// Closes every connection still open and ends the loops.
+    pub(crate) fn cut(&self) {
+        for control in &self.controls {
+            control.set(CUT);
+        }
+    }
+
+    /// Resolves once every loop has ended: drained, or cut.
+    pub(crate) async fn finished(&mut self) {
+        for finished in &mut self.finished {
+            // An error means the thread is gone without saying so: ended too.
+            let _ = finished.await;
+        }
+    }
+}

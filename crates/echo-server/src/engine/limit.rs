@@ -1,0 +1,99 @@
+//! The connection limit, shared by every listener of every event loop: a
+//! loop that finds it reached stops accepting, and is woken when another
+//! loop gives a place back.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use super::control::Control;
+
+/// The most event loops a server runs: one bit each in [`Limit`]'s waiting set.
+pub(crate) const MAX_LOOPS: usize = 64;
+
+/// The connection limit, shared by every listener of every event loop.
+#[derive(Debug)]
+pub(crate) struct Limit {
+    max: usize,
+    taken: AtomicUsize,
+    /// One bit per event loop that stopped accepting at the limit.
+    waiting: AtomicU64,
+    /// How to wake each event loop, once they are all started.
+    loops: OnceLock<Vec<Arc<Control>>>,
+}
+
+impl Limit {
+    /// A limit of `max` connections at once (at least one).
+    pub(crate) fn new(max: usize) -> Self {
+        Limit {
+            max: max.max(1),
+            taken: AtomicUsize::new(0),
+            waiting: AtomicU64::new(0),
+            loops: OnceLock::new(),
+        }
+    }
+
+    /// Says how to wake each loop, by index; only the first call counts.
+    pub(super) fn set_loops(&self, loops: Vec<Arc<Control>>) {
+        let _ = self.loops.set(loops);
+    }
+
+    /// Takes a place for one more connection, if there is one.
+    fn try_take(&self) -> bool {
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+                (taken < self.max).then_some(taken + 1)
+            })
+            .is_ok()
+    }
+
+    /// Takes a place, or marks event loop `me` as waiting for one; `true`
+    /// when a place was taken.
+    pub(super) fn take_or_wait(&self, me: usize) -> bool {
+        if self.try_take() {
+            return true;
+        }
+        self.waiting.fetch_or(1 << me, Ordering::AcqRel);
+        // A place given back between the failed take and the mark found no
+        // one to wake: look once more, now that the mark is there.
+        if self.try_take() {
+            self.waiting.fetch_and(!(1 << me), Ordering::AcqRel);
+            return true;
+        }
+        false
+    }
+
+    /// Gives a place back, from event loop `me`, and wakes the other loops
+    /// that wait for one (`me` sees to its own listeners itself). Every mark
+    /// is cleared: a loop that finds the limit still reached marks itself again.
+    pub(super) fn give_back(&self, me: usize) {
+        self.taken.fetch_sub(1, Ordering::AcqRel);
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let waiting = self.waiting.swap(0, Ordering::AcqRel) & !(1 << me);
+        if let Some(loops) = self.loops.get() {
+            for (index, control) in loops.iter().enumerate() {
+                if waiting & (1 << index) != 0 {
+                    control.free_place();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_admits_exactly_its_size() {
+        let limit = Limit::new(2);
+        assert!(limit.try_take());
+        assert!(limit.take_or_wait(0));
+        assert!(!limit.take_or_wait(1));
+        assert_eq!(limit.waiting.load(Ordering::Acquire), 0b10);
+        limit.give_back(0);
+        assert_eq!(limit.waiting.load(Ordering::Acquire), 0, "loop 1 was told");
+        assert!(limit.try_take());
+    }
+}

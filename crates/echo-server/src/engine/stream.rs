@@ -1,0 +1,262 @@
+//! The kinds of stream the event loop serves, TCP and Unix, each saying what
+//! the loop must know of it: how to accept one, whether it may splice,
+//! whether a short read drains it, how the peer's progress is seen, and how
+//! it ends early.
+//!
+//! The loop knows streams only through [`Listen`] and [`Stream`], so a new
+//! kind (TLS, say) is a new pair of implementations here, not a change there.
+
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
+
+use mio::Interest;
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use crate::connection::Socket;
+use crate::listen::{Listener, SocketFile};
+use crate::send_queue;
+
+/// A listening socket the event loop accepts streams on.
+pub(crate) trait Listen: Source + Send + fmt::Debug {
+    /// Its name in log lines, as announced.
+    fn name(&self) -> &str;
+
+    /// The next connection waiting, with the peer's name for the log.
+    ///
+    /// # Errors
+    /// As `accept(2)`: `WouldBlock` when none waits.
+    fn accept(&self) -> io::Result<(Box<dyn Stream>, Peer)>;
+
+    /// Another listener on the same address for another event loop, among
+    /// which the kernel deals new connections; `None` for a kind that only
+    /// the first loop serves.
+    fn sibling(&self) -> Option<io::Result<Box<dyn Listen>>> {
+        None
+    }
+}
+
+/// One accepted connection as the event loop serves it.
+///
+/// Whether it may splice is [`Socket::splice_fd`].
+pub(crate) trait Stream: Socket + Source + Send + fmt::Debug {
+    /// The events it is registered for.
+    fn interest(&self) -> Interest {
+        Interest::READABLE | Interest::WRITABLE
+    }
+
+    /// Whether a read that fills less than the buffer means nothing more is
+    /// queued, so the echo may wait for the next event without reading again.
+    fn short_read_drains(&self) -> bool;
+
+    /// Bytes written and not yet taken by the peer, as the kernel counts
+    /// them, for the idle rule; `None` when it cannot tell.
+    fn unsent(&self) -> Option<u64>;
+
+    /// The peer's name for a log line; asked only when one is written.
+    fn peer(&self) -> String;
+
+    /// Ends a connection the server closes early: with a clean end of stream
+    /// when the peer is owed nothing; when it is still owed bytes, as
+    /// loudly as the kind allows, so a cut echo never passes for a whole one.
+    fn end_early(&self, owed: bool);
+}
+
+impl Socket for Box<dyn Stream> {
+    fn splice_fd(&self) -> Option<BorrowedFd<'_>> {
+        (**self).splice_fd()
+    }
+}
+
+/// How a peer is named in logs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Peer {
+    /// An IP peer, by its address.
+    Ip(SocketAddr),
+    /// A peer with no address of its own, by its kind; the listener's name
+    /// is in its own log lines.
+    Unnamed(&'static str),
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Ip(addr) => write!(f, "{addr}"),
+            Peer::Unnamed(kind) => f.write_str(kind),
+        }
+    }
+}
+
+/// How Unix peers are named.
+const UNIX_PEER: Peer = Peer::Unnamed("unix peer");
+
+/// A bound stream listener of [`Listener`] as the event loop takes it; a UDP
+/// socket, which the loop does not serve, is given back.
+pub(crate) fn stream_listener(listener: Listener) -> Result<Box<dyn Listen>, UdpSocket> {
+    let name = listener.to_string();
+    match listener {
+        Listener::Tcp(tcp) => Ok(Box::new(Tcp {
+            listener: TcpListener::from_std(tcp),
+            name,
+        })),
+        Listener::Unix(unix, file) => Ok(Box::new(Unix {
+            listener: UnixListener::from_std(unix),
+            _file: file,
+            name,
+        })),
+        Listener::Udp(udp) => Err(udp),
+    }
+}
+
+/// A TCP listener.
+#[derive(Debug)]
+struct Tcp {
+    listener: TcpListener,
+    name: String,
+}
+
+impl Listen for Tcp {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn accept(&self) -> io::Result<(Box<dyn Stream>, Peer)> {
+        let (stream, peer) = self.listener.accept()?;
+        // Each exchange is a request waiting for its answer: Nagle's
+        // algorithm would hold small replies back until the peer's delayed
+        // ACK. It fails only on a connection already dead, which the echo
+        // then finds out.
+        let _ = stream.set_nodelay(true);
+        Ok((Box::new(stream), Peer::Ip(peer)))
+    }
+
+    fn sibling(&self) -> Option<io::Result<Box<dyn Listen>>> {
+        Some(crate::listen::sibling(&self.listener).map(|sibling| {
+            Box::new(Tcp {
+                listener: TcpListener::from_std(sibling),
+                name: self.name.clone(),
+            }) as Box<dyn Listen>
+        }))
+    }
+}
+
+/// A Unix stream listener, and the socket file to remove when it closes.
+#[derive(Debug)]
+struct Unix {
+    listener: UnixListener,
+    /// Held only to be dropped with the listener, which removes the file.
+    _file: Option<SocketFile>,
+    name: String,
+}
+
+impl Listen for Unix {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn accept(&self) -> io::Result<(Box<dyn Stream>, Peer)> {
+        let (stream, _) = self.listener.accept()?;
+        Ok((Box::new(stream), UNIX_PEER))
+    }
+}
+
+/// Implements mio's `Source` for `$kind` by handing each call to its `$field`.
+macro_rules! forward_source {
+    ($kind:ty, $field:ident) => {
+        impl mio::event::Source for $kind {
+            fn register(
+                &mut self,
+                registry: &mio::Registry,
+                token: mio::Token,
+                interests: mio::Interest,
+            ) -> std::io::Result<()> {
+                self.$field.register(registry, token, interests)
+            }
+
+            fn reregister(
+                &mut self,
+                registry: &mio::Registry,
+                token: mio::Token,
+                interests: mio::Interest,
+            ) -> std::io::Result<()> {
+                self.$field.reregister(registry, token, interests)
+            }
+
+            fn deregister(&mut self, registry: &mio::Registry) -> std::io::Result<()> {
+                self.$field.deregister(registry)
+            }
+        }
+    };
+}
+#[cfg(test)]
+pub(super) use forward_source;
+
+forward_source!(Tcp, listener);
+forward_source!(Unix, listener);
+
+/// TCP bulk streams splice.
+impl Socket for TcpStream {
+    fn splice_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.as_fd())
+    }
+}
+
+impl Stream for TcpStream {
+    /// Urgent data raises EPOLLPRI: it tells the echo that a short read
+    /// stopped at the urgent mark rather than at the end of the queue.
+    fn interest(&self) -> Interest {
+        Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY
+    }
+
+    fn short_read_drains(&self) -> bool {
+        true
+    }
+
+    fn unsent(&self) -> Option<u64> {
+        send_queue::unsent(self)
+    }
+
+    fn peer(&self) -> String {
+        self.peer_addr()
+            .map_or_else(|_| "a peer gone".to_owned(), |addr| addr.to_string())
+    }
+
+    /// A reset when the peer is still owed bytes.
+    fn end_early(&self, owed: bool) {
+        // Best effort either way: both fail only on a connection already dead.
+        let _ = if owed {
+            // A zero linger makes the close a reset, and throws the send queue away.
+            socket2::SockRef::from(self).set_linger(Some(Duration::ZERO))
+        } else {
+            self.shutdown(Shutdown::Write)
+        };
+    }
+}
+
+/// Unix streams copy, as they are rarely bulk.
+impl Socket for UnixStream {}
+
+impl Stream for UnixStream {
+    fn short_read_drains(&self) -> bool {
+        false
+    }
+
+    fn unsent(&self) -> Option<u64> {
+        send_queue::unsent(self)
+    }
+
+    fn peer(&self) -> String {
+        UNIX_PEER.to_string()
+    }
+
+    /// A Unix socket has no reset: its peer reads a plain end of stream,
+    /// unless input was left unread, which the kernel reports to it as
+    /// `ECONNRESET`.
+    fn end_early(&self, _owed: bool) {
+        // Fails only on a connection already dead.
+        let _ = self.shutdown(Shutdown::Write);
+    }
+}
