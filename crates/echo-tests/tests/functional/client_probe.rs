@@ -217,6 +217,17 @@ fn a_refused_probe_says_so_and_the_run_goes_on() {
         assert!(line.starts_with(&prefix), "{line}");
         assert!(line.contains("refused"), "{line}");
     }
+    // What to do is said once, on the first line.
+    let next_step = format!(
+        "; is an echo server running there? start one with \
+         `cargo run -p echo-server -- --listen {addr}`, or pick another with --addr"
+    );
+    assert!(failures[0].ends_with(&next_step), "{}", failures[0]);
+    assert!(
+        !failures[1].contains("; is an echo server"),
+        "{}",
+        failures[1]
+    );
     assert_eq!(
         summary_counts(&run.stdout, &addr),
         "2 probes sent, 0 received, 2 errors, 100% lost"
@@ -391,6 +402,152 @@ fn udp_corruption_is_pinned_to_its_probe_and_foreign_datagrams_are_strays() {
 }
 
 #[test]
+fn udp_probes_to_a_closed_port_say_nothing_listens_on_udp_there() {
+    // A TCP-only server: its port is closed to UDP.
+    let server = Server::start(&[]);
+    let addr = server.addr().to_string();
+    let run = run(&["--udp", "-c", "2", "-i", "100ms", "-a", &addr]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stderr, "");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[1..3],
+        [
+            format!(
+                "seq=1: nothing listens on UDP at {addr}: an ICMP port unreachable came back; \
+                 echo-server answers UDP only when started with --udp, as in \
+                 `cargo run -p echo-server -- --udp --listen {addr}`"
+            ),
+            format!("seq=2: nothing listens on UDP at {addr}: an ICMP port unreachable came back"),
+        ],
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        summary_counts(&run.stdout, &addr),
+        "2 probes sent, 0 received, 2 errors, 100% lost"
+    );
+}
+
+#[test]
+fn quiet_prints_the_header_and_the_summary_only() {
+    let server = Server::start(&[]);
+    let addr = server.addr().to_string();
+    let run = run(&["-q", "-c", "3", "-i", "100ms", "-a", &addr]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[..3],
+        [
+            format!("ECHO {addr} over tcp, a new connection per probe: 64 bytes per probe")
+                .as_str(),
+            "",
+            format!("--- {addr} echo statistics ---").as_str(),
+        ],
+        "{}",
+        run.stdout
+    );
+    assert_eq!(lines.len(), 5, "{}", run.stdout);
+    assert_eq!(
+        summary_counts(&run.stdout, &addr),
+        "3 probes sent, 3 received, 0% lost"
+    );
+    let json = self::run(&["-q", "--json", "-c", "2", "-i", "100ms", "-a", &addr]);
+    assert_eq!(json.code, Some(0), "{}{}", json.stdout, json.stderr);
+    let lines: Vec<&str> = json.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", json.stdout);
+    let summary: serde_json::Value = serde_json::from_str(lines[0]).expect("JSON");
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["sent"], 2);
+    assert_eq!(summary["received"], 2);
+}
+
+/// The elapsed milliseconds at the end of the counts line of a text summary.
+fn elapsed_ms(stdout: &str) -> u64 {
+    let counts = stdout
+        .lines()
+        .find(|line| line.contains(" probes sent, "))
+        .unwrap_or_else(|| panic!("no counts in:\n{stdout}"));
+    counts
+        .rsplit_once(", ")
+        .and_then(|(_, elapsed)| elapsed.strip_suffix(" ms"))
+        .and_then(|millis| millis.parse().ok())
+        .unwrap_or_else(|| panic!("{counts:?}"))
+}
+
+#[test]
+fn a_deadline_ends_an_endless_run_with_the_summary() {
+    let server = Server::start(&[]);
+    let addr = server.addr().to_string();
+    // No -c: only the deadline can end the run before echo_client's WAIT kills it.
+    let run = run(&["-w", "500ms", "-i", "100ms", "-a", &addr]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stderr, "");
+    let n = probe_lines(&run.stdout).len();
+    // Probes start at 0, 100, ... 400 ms, and perhaps one at 500 ms.
+    assert!((1..=6).contains(&n), "{n} probes in 500ms:\n{}", run.stdout);
+    assert_eq!(
+        summary_counts(&run.stdout, &addr),
+        format!("{n} probes sent, {n} received, 0% lost")
+    );
+    assert!(elapsed_ms(&run.stdout) >= 500, "{}", run.stdout);
+    // JSON: the summary counts the probe lines before it.
+    let json = self::run(&["--json", "-w", "300ms", "-i", "100ms", "-a", &addr]);
+    assert_eq!(json.code, Some(0), "{}{}", json.stdout, json.stderr);
+    let values: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON"))
+        .collect();
+    let (summary, probes) = values.split_last().expect("a summary");
+    assert_eq!(summary["type"], "summary", "{}", json.stdout);
+    assert_eq!(summary["sent"], probes.len());
+    assert_eq!(summary["received"], probes.len());
+    assert!(
+        summary["time_ms"].as_u64().is_some_and(|t| t >= 300),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_deadline_with_a_count_stops_at_whichever_comes_first() {
+    let server = Server::start(&[]);
+    let addr = server.addr().to_string();
+    // The count first: an hour's deadline would outlast echo_client's WAIT.
+    let run_count = run(&["-c", "2", "-i", "100ms", "-w", "1h", "-a", &addr]);
+    assert_eq!(
+        run_count.code,
+        Some(0),
+        "{}{}",
+        run_count.stdout,
+        run_count.stderr
+    );
+    assert_eq!(
+        summary_counts(&run_count.stdout, &addr),
+        "2 probes sent, 2 received, 0% lost"
+    );
+    // The deadline first: 100 probes would take ten seconds.
+    let run_deadline = run(&["-c", "100", "-i", "100ms", "-w", "300ms", "-a", &addr]);
+    assert_eq!(
+        run_deadline.code,
+        Some(0),
+        "{}{}",
+        run_deadline.stdout,
+        run_deadline.stderr
+    );
+    let n = probe_lines(&run_deadline.stdout).len();
+    assert!(
+        (1..=4).contains(&n),
+        "{n} probes in 300ms:\n{}",
+        run_deadline.stdout
+    );
+    assert_eq!(
+        summary_counts(&run_deadline.stdout, &addr),
+        format!("{n} probes sent, {n} received, 0% lost")
+    );
+}
+
+#[test]
 fn the_message_is_every_probes_payload() {
     let server = Server::start_with(&["--listen", "127.0.0.1:0", "--udp"], 2);
     let addr = server.addr().to_string();
@@ -431,7 +588,15 @@ fn the_message_is_every_probes_payload() {
 fn json_lines_all_parse_with_the_documented_fields() {
     let server = Server::start(&[]);
     let addr = server.addr().to_string();
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64()
+    };
+    let before = unix_now();
     let run = run(&["--json", "-c", "3", "-i", "100ms", "-s", "32", "-a", &addr]);
+    let after = unix_now();
     assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
     let values: Vec<serde_json::Value> = run
         .stdout
@@ -471,7 +636,18 @@ fn json_lines_all_parse_with_the_documented_fields() {
         assert!(probe["time_ms"].as_f64().is_some_and(|t| t >= 0.0));
         assert_eq!(probe["duplicate"], false);
         assert_eq!(probe["error"], serde_json::Value::Null);
+        let at = probe["unix_time_s"].as_f64().expect("a number");
+        assert!(before <= at && at <= after, "{before} <= {at} <= {after}");
+        // To the microsecond, as ping -D: no more digits than that.
+        let micros = at * 1e6;
+        assert!((micros - micros.round()).abs() < 0.01, "{at}");
     }
+    let stamps: Vec<f64> = values[..3]
+        .iter()
+        .map(|probe| probe["unix_time_s"].as_f64().expect("a number"))
+        .collect();
+    // In the order of the lines: stamped as they were reported.
+    assert!(stamps.is_sorted(), "{stamps:?}");
     let summary = &values[3];
     assert_eq!(summary["type"], "summary");
     assert_eq!(summary["target"], addr.as_str());
@@ -624,6 +800,11 @@ fn flags_that_cannot_make_a_probe_are_usage_errors() {
         ),
         (&["--json", "hi"], "required arguments were not provided"),
         (&["-i", "1", "-c", "1"], "invalid duration '1'"),
+        (
+            &["-w", "0s"],
+            "-w 0s would stop before the first probe; give a deadline longer than 0s",
+        ),
+        (&["-q", "hi"], "required arguments were not provided"),
     ] {
         echo_client()
             .args(args)

@@ -327,6 +327,90 @@ fn when_every_address_fails_each_is_named_on_the_one_error_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
+/// Probes [`DUAL`]`:port` twice with `family` (`-4` or `-6`), where `::1`
+/// comes first, and returns the run's stdout; `None` where the test cannot
+/// give the client hosts of its own (skipped).
+fn probed_by_family(family: &str, port: u16) -> Option<String> {
+    let target = format!("{DUAL}:{port}");
+    let args = [family, "-c", "2", "-i", "100ms", "-a", &target];
+    let output = with_hosts(&dual_hosts(), &args, &[])?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    Some(stdout)
+}
+
+#[test]
+fn ipv4_and_ipv6_flags_keep_a_names_addresses_of_their_family() {
+    for (family, ip) in [("-4", "127.0.0.1"), ("-6", "[::1]")] {
+        let server = Server::start_with(&["--listen", &format!("{ip}:0")], 1);
+        let addr = server.addr();
+        let Some(stdout) = probed_by_family(family, addr.port()) else {
+            return;
+        };
+        // The header lists the addresses probed: only the family's one.
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!(
+                "ECHO {DUAL}:{} ({addr}) over tcp, a new connection per probe: 64 bytes per probe",
+                addr.port()
+            ),
+            "{family}"
+        );
+        for (line, seq) in lines[1..3].iter().zip(1..) {
+            let answered = format!("64 bytes from {addr}: seq={seq} time=");
+            assert!(line.starts_with(&answered), "{family}: {stdout}");
+        }
+    }
+}
+
+#[test]
+fn a_name_without_an_address_of_the_family_says_what_it_has() {
+    let Some(output) = with_hosts(
+        &format!("127.0.0.1 {DUAL}\n"),
+        &["-6", "-a", &format!("{DUAL}:7"), "hi"],
+        &[],
+    ) else {
+        return;
+    };
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.stdout, b"");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!("error: host name '{DUAL}' has no IPv6 address: it resolves to 127.0.0.1\n")
+    );
+}
+
+#[test]
+fn an_address_of_the_other_family_is_a_usage_error() {
+    for (args, message) in [
+        (
+            &["-4", "-a", "[::1]:7", "hi"][..],
+            "error: -4 uses IPv4 addresses only, and --addr [::1]:7 is not one",
+        ),
+        (
+            &["-6", "-c", "1", "-a", "127.0.0.1:7"],
+            "error: -6 uses IPv6 addresses only, and --addr 127.0.0.1:7 is not one",
+        ),
+        (
+            &["--ipv6", "-a", "unix:/nowhere.sock", "hi"],
+            "error: -6 chooses among a host name's addresses; --addr unix:/nowhere.sock has none",
+        ),
+        (
+            &["-4", "-6", "hi"],
+            "error: the argument '--ipv4' cannot be used with '--ipv6'",
+        ),
+    ] {
+        echo_client()
+            .args(args)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::starts_with(message));
+    }
+}
+
 #[test]
 fn an_unknown_flag_is_a_usage_error_not_a_message() {
     // No server: a usage error must stop the command before it connects.
