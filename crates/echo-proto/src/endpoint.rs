@@ -24,12 +24,41 @@ pub enum Endpoint {
 /// Why a string is not an [`Endpoint`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointError {
-    /// The text is neither `IP:PORT`, `[IPV6]:PORT` nor `unix:PATH`.
-    #[error("invalid address '{0}': expected IP:PORT, [IPV6]:PORT or unix:PATH")]
+    /// The text is neither `IP:PORT`, `[IPV6]:PORT` nor `unix:PATH`; the
+    /// message shows the address meant when it is a port alone (`7008`,
+    /// `:7008`) or a host name with a port (`localhost:0`).
+    #[error("invalid address '{}': {}", .0, way_forward(.0))]
     Invalid(String),
     /// The text starts with `unix:` but names no path.
     #[error("invalid address '{0}': unix: needs a path, as in unix:/tmp/echo.sock")]
     EmptyUnixPath(String),
+}
+
+/// What to write instead of `text`, which is not an endpoint: the same
+/// port on an address, for a port alone or a name, else the forms there are.
+fn way_forward(text: &str) -> String {
+    let trimmed = text.trim();
+    let on_addresses = |port: u16| {
+        format!("127.0.0.1:{port} (this machine) or 0.0.0.0:{port} (every IPv4 address)")
+    };
+    if let Ok(port) = trimmed.strip_prefix(':').unwrap_or(trimmed).parse::<u16>() {
+        return format!(
+            "a port needs an address before it, as in {}",
+            on_addresses(port)
+        );
+    }
+    if let Some((host, port)) = trimmed.rsplit_once(':')
+        && let Ok(port) = port.parse::<u16>()
+        && !host.is_empty()
+        && !host.contains(':')
+        && host.parse::<std::net::IpAddr>().is_err()
+    {
+        return format!(
+            "a listener takes addresses, not names: {}",
+            on_addresses(port)
+        );
+    }
+    "expected IP:PORT, [IPV6]:PORT or unix:PATH".to_owned()
 }
 
 impl FromStr for Endpoint {
@@ -97,6 +126,37 @@ mod tests {
             "unix:".parse::<Endpoint>(),
             Err(EndpointError::EmptyUnixPath("unix:".to_owned()))
         );
+    }
+
+    #[test]
+    fn a_port_alone_or_a_name_is_shown_the_address_meant() {
+        let message = |text: &str| text.parse::<Endpoint>().expect_err(text).to_string();
+        for text in ["7008", ":7008", " 7008\n"] {
+            assert_eq!(
+                message(text),
+                format!(
+                    "invalid address '{text}': a port needs an address before it, as in \
+                     127.0.0.1:7008 (this machine) or 0.0.0.0:7008 (every IPv4 address)"
+                )
+            );
+        }
+        assert_eq!(
+            message("localhost:0"),
+            "invalid address 'localhost:0': a listener takes addresses, not names: \
+             127.0.0.1:0 (this machine) or 0.0.0.0:0 (every IPv4 address)"
+        );
+        for text in [
+            "localhost",
+            "127.0.0.1:70000",
+            "::1:7007",
+            "host:port",
+            "70000",
+        ] {
+            assert_eq!(
+                message(text),
+                format!("invalid address '{text}': expected IP:PORT, [IPV6]:PORT or unix:PATH")
+            );
+        }
     }
 
     #[test]

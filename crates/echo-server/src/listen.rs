@@ -68,8 +68,14 @@ impl fmt::Display for Listener {
 /// Why the server could not get its sockets.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
-    /// Binding or listening on an address failed (in use, permission denied,
-    /// address not available on this machine).
+    /// Another socket holds the address (another server, most likely).
+    #[error(
+        "cannot listen on {0}: the address is in use (is another server running there? \
+         stop it, or pick another port: port 0 picks a free one)"
+    )]
+    InUse(Endpoint),
+    /// Binding or listening on an address failed for another reason than
+    /// its being in use (permission denied, address not available on this machine).
     #[error("cannot listen on {endpoint}")]
     Bind {
         /// The address as given.
@@ -168,9 +174,15 @@ pub fn bind(
     let shared = event_loops > 1;
     let mut listeners = Vec::new();
     for endpoint in endpoints {
-        let fail = |source| ListenError::Bind {
-            endpoint: endpoint.clone(),
-            source,
+        let fail = |source: io::Error| {
+            if source.kind() == io::ErrorKind::AddrInUse {
+                ListenError::InUse(endpoint.clone())
+            } else {
+                ListenError::Bind {
+                    endpoint: endpoint.clone(),
+                    source,
+                }
+            }
         };
         match endpoint {
             Endpoint::Ip(addr) if udp => {

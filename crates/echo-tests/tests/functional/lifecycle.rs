@@ -95,11 +95,10 @@ fn an_address_in_use_is_one_line_and_exit_1() {
         .assert()
         .code(1)
         .stdout("")
-        .stderr(predicate::str::starts_with(format!(
-            "error: cannot listen on {addr}: "
-        )))
-        .stderr(predicate::str::contains("in use"))
-        .stderr(predicate::function(|err: &str| err.lines().count() == 1));
+        .stderr(format!(
+            "error: cannot listen on {addr}: the address is in use (is another server \
+             running there? stop it, or pick another port: port 0 picks a free one)\n"
+        ));
 }
 
 #[test]
@@ -210,4 +209,24 @@ fn durations_are_logged_as_they_are_typed() {
         started.contains(r#""idle_timeout":"1m","grace":"5s""#),
         "{started}"
     );
+}
+
+#[test]
+fn a_port_alone_or_a_name_is_shown_the_address_meant() {
+    for (given, port, why) in [
+        ("7008", 7008, "a port needs an address before it, as in"),
+        (":7008", 7008, "a port needs an address before it, as in"),
+        ("localhost:0", 0, "a listener takes addresses, not names:"),
+    ] {
+        Cmd::new(binary("echo-server"))
+            .args(["--listen", given])
+            .timeout(WAIT)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(format!(
+                "invalid value '{given}' for '--listen <ADDR>': invalid address '{given}': \
+                 {why} 127.0.0.1:{port} (this machine) or 0.0.0.0:{port} (every IPv4 address)\n"
+            )));
+    }
 }
