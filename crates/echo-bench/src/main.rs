@@ -41,6 +41,9 @@ struct Cli {
 
     #[command(flatten)]
     generate: echo_generate::Generate,
+
+    #[command(flatten)]
+    color: echo_generate::Color,
 }
 
 const AFTER_HELP: &str = "\
@@ -54,7 +57,7 @@ Manual and completions, without a scenario:
                                            written with --generate-dir DIR
   echo-bench --generate complete-bash      bash's completions (also complete-zsh,
                                            complete-fish, complete-powershell)
-  The README says where each goes; `cargo xtask dist` lays them all out.";
+  docs/install.md says where each goes; `cargo xtask dist` lays them all out.";
 
 /// What every scenario's --help ends with: where the load goes and what
 /// happens when nothing answers there.
@@ -244,7 +247,7 @@ struct PlotArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = echo_generate::color::parse();
     if let Some(kind) = cli.generate.kind {
         return generate(kind, cli.generate.dir.as_deref());
     }
@@ -252,12 +255,13 @@ fn main() -> ExitCode {
         // A bare `echo-bench` gets the help (arg_required_else_help), and
         // --generate-dir requires --generate, so only a future top-level flag
         // could come here: a usage error all the same.
-        Cli::command()
-            .error(
+        echo_generate::color::exit(
+            Cli::command().error(
                 ErrorKind::MissingSubcommand,
                 "a scenario (conn, persistent, bulk, idle, udp) or plot is needed",
-            )
-            .exit()
+            ),
+            Cli::command(),
+        )
     };
     match run(command) {
         Ok(true) => ExitCode::SUCCESS,

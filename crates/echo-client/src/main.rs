@@ -197,7 +197,7 @@ Manual and completions, without a MESSAGE:
   echo-client --generate man | man -l -    this help as a man page
   echo-client --generate complete-bash     bash's completions (also complete-zsh,
                                            complete-fish, complete-powershell)
-  The README says where each goes; `cargo xtask dist` lays them all out.";
+  docs/install.md says where each goes; `cargo xtask dist` lays them all out.";
 
 fn main() -> ExitCode {
     let cli: Cli = echo_generate::color::parse();
