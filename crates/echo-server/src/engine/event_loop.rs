@@ -20,7 +20,7 @@ use tracing::{debug, error, warn};
 
 use super::control::{CUT, Control, DRAINING};
 use super::limit::Limit;
-use super::stream::{Listen, Peer, Stream};
+use super::stream::{Held, Listen, Peer, Stream};
 use crate::connection::{Echo, Look, MAX_PIPES, Readiness, Scratch, Socket as _, Step};
 use crate::stats::Stats;
 
@@ -122,7 +122,7 @@ struct Accepting {
 /// One connection being served.
 #[derive(Debug)]
 struct Connection {
-    stream: Box<dyn Stream>,
+    stream: Held,
     echo: Echo,
     /// When a byte last moved, or the idle sweep last saw the peer take bytes.
     last_progress: Instant,
@@ -290,7 +290,7 @@ impl EventLoop {
         }
     }
 
-    fn add(&mut self, mut stream: Box<dyn Stream>, peer: Peer) {
+    fn add(&mut self, mut stream: Held, peer: Peer) {
         let stats = &self.shared.stats;
         Stats::bump(&stats.accepted);
         Stats::bump(&stats.active);

@@ -98,7 +98,7 @@ mod tests {
 
     use mio::net::{UnixListener, UnixStream};
 
-    use super::stream::{Peer, Stream, forward_source};
+    use super::stream::{Held, Peer, Stream, forward_source};
     use super::*;
     use crate::connection::Socket;
     use crate::stats::Stats;
@@ -168,11 +168,11 @@ mod tests {
             "marked"
         }
 
-        fn accept(&self) -> io::Result<(Box<dyn Stream>, Peer)> {
+        fn accept(&self) -> io::Result<(Held, Peer)> {
             let (stream, _) = self.listener.accept()?;
             let endings = Arc::clone(&self.endings);
             Ok((
-                Box::new(Marked { stream, endings }),
+                Held::Other(Box::new(Marked { stream, endings })),
                 Peer::Unnamed("marked peer"),
             ))
         }
