@@ -514,12 +514,15 @@ mod tests {
         let mut limit = RateLimit::new(rate);
         let start = Instant::now();
         let bound = (TRACKED_SOURCES + SHARED_BUDGETS) as u32 * rate;
-        let sources_per_window = 30_000;
+        // Enough that no shared budget is left without a source (about 43
+        // sources on each, so one with none has odds near 1e-19): the keyed
+        // hash differs in every run.
+        let sources_per_window = 60_000;
         for window in 0..3 {
             let now = start + RATE_WINDOW * window;
             // New sources in each window, more than the table holds, each
             // sending more than its rate: those beyond the table spread over
-            // the shared budgets (about 40 datagrams on each) and spend them all.
+            // the shared budgets and spend them all.
             let answered = (0..sources_per_window)
                 .flat_map(|n| [ip(window * sources_per_window + n); 3])
                 .filter(|&source| limit.allow(source, now))

@@ -25,7 +25,7 @@ const CLAP_FLAGS: [&str; 2] = ["help", "version"];
 
 /// Long flags of other tools that our pages name: cargo's and `cargo xtask
 /// bench`'s. Anything else that looks like a flag must be one our binaries accept.
-const FOREIGN_FLAGS: [&str; 5] = ["locked", "path", "root", "release", "reference"];
+const FOREIGN_FLAGS: [&str; 6] = ["locked", "path", "root", "release", "reference", "rounds"];
 
 /// The workspace root, two levels above this crate.
 fn root() -> PathBuf {
