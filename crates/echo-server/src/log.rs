@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -40,14 +40,14 @@ pub enum Format {
 }
 
 /// Installs the global `tracing` subscriber: the level from `RUST_LOG`
-/// (default `info`), lines in `format` on stderr through the lossy queue.
+/// (default `info`), lines in `format` on stderr through the lossy queue,
+/// human ones coloured when `ansi` (see `echo_generate::color`).
 ///
 /// Later calls change nothing.
-pub fn init(format: Format) {
+pub fn init(format: Format, ansi: bool) {
     if QUEUE.get().is_some() {
         return;
     }
-    let ansi = io::stderr().is_terminal();
     let queue = match stderr_sink() {
         Ok(sink) => Queue::start(sink),
         // No stderr to write to at all: count every line as dropped.

@@ -32,6 +32,9 @@ struct Cli {
 
     #[command(flatten)]
     generate: echo_generate::Generate,
+
+    #[command(flatten)]
+    color: echo_generate::Color,
 }
 
 /// The `--log-format` values.
@@ -88,13 +91,13 @@ Manual and completions:
   echo-server --generate man | man -l -    this help as a man page
   echo-server --generate complete-bash     bash's completions (also complete-zsh,
                                            complete-fish, complete-powershell)
-  The README says where each goes; `cargo xtask dist` lays them all out.";
+  docs/install.md says where each goes; `cargo xtask dist` lays them all out.";
 
 /// How long the server waits at exit for its last log lines to be written.
 const EXIT_LOG_FLUSH: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = echo_generate::color::parse();
     if let Some(kind) = cli.generate.kind {
         return generate(kind, cli.generate.dir.as_deref());
     }
@@ -102,7 +105,7 @@ fn main() -> ExitCode {
         LogFormat::Human => log::Format::Human,
         LogFormat::Json => log::Format::Json,
     };
-    log::init(format);
+    log::init(format, cli.color.when.stderr());
     let status = match echo_server::serve(&cli.config) {
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {

@@ -18,7 +18,10 @@ use crate::{limits, notify, signals};
 /// # Errors
 /// A [`ServerError`] when the server cannot start; once serving, it returns `Ok`.
 pub fn server() -> Result<Totals, ServerError> {
-    crate::log::init(crate::log::Format::Human);
+    crate::log::init(
+        crate::log::Format::Human,
+        echo_generate::color::When::Auto.stderr(),
+    );
     serve(&Config::default())
 }
 

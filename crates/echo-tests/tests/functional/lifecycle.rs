@@ -230,3 +230,14 @@ fn a_port_alone_or_a_name_is_shown_the_address_meant() {
             )));
     }
 }
+
+#[test]
+fn log_colours_follow_the_color_flag() {
+    let coloured = Server::start(&["--color", "always"]);
+    let started = coloured.wait_for_log("echo-server started");
+    assert!(started.contains('\u{1b}'), "{started:?}");
+    // Auto into a pipe, as a test's stderr is: no colour, NO_COLOR or not.
+    let plain = Server::start(&[]);
+    let started = plain.wait_for_log("echo-server started");
+    assert!(!started.contains('\u{1b}'), "{started:?}");
+}
