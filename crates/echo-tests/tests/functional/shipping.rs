@@ -353,3 +353,42 @@ fn the_usage_errors_stay_as_they_were() {
             "error: unexpected argument '--bogus' found\n\nUsage: echo-server [OPTIONS]\n",
         ));
 }
+
+/// The install loop of docs/install.md, as a reader copies it: from its
+/// `for bin in` line to its `done`.
+fn install_loop() -> String {
+    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/install.md");
+    let text = std::fs::read_to_string(&page).expect("docs/install.md");
+    let start = text.find("for bin in ").expect("the install loop");
+    let end = start + text[start..].find("done").expect("its end") + "done".len();
+    text[start..end].to_owned()
+}
+
+#[test]
+fn the_documented_install_lines_work_on_a_fresh_account() {
+    let home = TempDir::new("fresh-home");
+    let bin_dir = binary("echo-server")
+        .parent()
+        .expect("a directory")
+        .to_path_buf();
+    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("a PATH");
+    Cmd::new("bash")
+        .args(["-e", "-c", &install_loop()])
+        .env("HOME", home.path())
+        .env("PATH", path)
+        .timeout(WAIT)
+        .assert()
+        .success();
+    for file in [
+        ".cargo/share/man/man1/echo-server.1",
+        ".cargo/share/man/man1/echo-bench-conn.1",
+        ".local/share/bash-completion/completions/echo-client",
+        ".zfunc/_echo-bench",
+        ".config/fish/completions/echo-server.fish",
+    ] {
+        assert!(home.path().join(file).is_file(), "{file} was not written");
+    }
+}
