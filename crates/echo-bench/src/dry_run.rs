@@ -205,15 +205,7 @@ mod tests {
 
     use super::*;
     use crate::plan::Destination;
-
-    fn plan(scenario: Scenario) -> Plan {
-        Plan::local(
-            scenario,
-            "127.0.0.1:7"
-                .parse::<std::net::SocketAddr>()
-                .expect("literal"),
-        )
-    }
+    use crate::plan::tests::plan;
 
     #[test]
     fn a_dry_run_shows_where_the_load_goes() {

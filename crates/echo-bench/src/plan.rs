@@ -360,10 +360,11 @@ pub fn format_rate(rate: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn plan(scenario: Scenario) -> Plan {
+    /// A plan of `scenario` towards 127.0.0.1:7, for tests here and beside.
+    pub(crate) fn plan(scenario: Scenario) -> Plan {
         Plan::local(
             scenario,
             "127.0.0.1:7"
