@@ -23,9 +23,9 @@ use echo_proto::{Human, Target, parse_duration};
 /// leaves this machine, a note on stderr says so, and --dry-run shows the
 /// plan without sending anything to the server. One connection before the load proves a
 /// server is there, so a target where nothing listens fails at once; during
-/// the run a worker whose exchange gets no answer (refused, reset, timed out)
-/// waits before it tries again, 10 ms at first and doubling up to a second. Every run ends at its duration or
-/// count, and a hung server is given up on after the timeout.
+/// the run a worker whose exchange gets no answer waits before it tries
+/// again (each scenario's --help says how long). Every run ends at its
+/// duration or count, and a hung server is given up on after the timeout.
 #[derive(Debug, Parser)]
 #[command(
     version,
