@@ -7,6 +7,7 @@
 //! responder (a well-known service port, or the port this server itself
 //! answers on), or that cannot be a real single sender.
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 /// The largest UDP payload that fits in one IPv4 datagram (65,535 minus the
@@ -50,6 +51,18 @@ pub enum Refusal {
     ZeroPort,
     /// A broadcast, multicast or unspecified address cannot be a single real sender.
     NotUnicast(IpAddr),
+}
+
+impl fmt::Display for Refusal {
+    /// The reason as a log line gives it: `source port 7 answers any datagram`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::ReflectingPort(port) => write!(f, "source port {port} answers any datagram"),
+            Refusal::OwnPort(port) => write!(f, "source port {port} is this server's own"),
+            Refusal::ZeroPort => f.write_str("source port 0"),
+            Refusal::NotUnicast(ip) => write!(f, "source {ip} is not a single sender"),
+        }
+    }
 }
 
 /// Decides whether a datagram from `source` may be echoed by a server whose
@@ -100,6 +113,28 @@ mod tests {
     fn the_datagram_limit_follows_the_family() {
         assert_eq!(max_datagram(addr("127.0.0.1:7")), 65_507);
         assert_eq!(max_datagram(addr("[::1]:7")), 65_527);
+    }
+
+    #[test]
+    fn a_refusal_reads_as_its_reason() {
+        let reasons = [
+            (
+                Refusal::ReflectingPort(7),
+                "source port 7 answers any datagram",
+            ),
+            (
+                Refusal::OwnPort(7007),
+                "source port 7007 is this server's own",
+            ),
+            (Refusal::ZeroPort, "source port 0"),
+            (
+                Refusal::NotUnicast("224.0.0.1".parse().expect("ip")),
+                "source 224.0.0.1 is not a single sender",
+            ),
+        ];
+        for (refusal, reason) in reasons {
+            assert_eq!(refusal.to_string(), reason);
+        }
     }
 
     #[test]

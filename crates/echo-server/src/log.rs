@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::{DefaultFields, Json, JsonFields};
+use tracing_subscriber::fmt::{self, MakeWriter, SubscriberBuilder};
 
 /// Lines held for a slow stderr before new ones are dropped: enough for a
 /// burst of connection logs, small enough that a stuck reader costs little memory.
@@ -25,7 +26,7 @@ const QUEUE_LINES: usize = 1024;
 
 /// The process's log queue, once [`init`] has run.
 static QUEUE: OnceLock<Arc<Queue>> = OnceLock::new();
-/// The format [`init`] was given, which [`error_line`] follows too.
+/// The format [`init`] was given, which [`error_line`] and [`announcement`] follow too.
 static FORMAT: OnceLock<Format> = OnceLock::new();
 
 /// How log lines are written.
@@ -65,24 +66,60 @@ pub fn init(format: Format, ansi: bool) {
         .log_internal_errors(false);
     let _ = match format {
         Format::Human => builder.with_ansi(ansi).try_init(),
-        Format::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        Format::Json => json(builder).try_init(),
     };
 }
 
+/// The format [`init`] was given; [`Format::Human`] without it.
+pub fn format() -> Format {
+    FORMAT.get().copied().unwrap_or_default()
+}
+
+/// The line that announces a socket on stdout, in the process's [`format`]:
+/// `listening on tcp 127.0.0.1:7007`, or the same as a JSON event with
+/// `kind` and `address` fields beside the message.
+///
+/// Any `kind` is written the same way, so readers of either form need
+/// nothing new for a new kind of socket.
+pub fn announcement(kind: &str, address: &str) -> Vec<u8> {
+    match format() {
+        Format::Human => format!("listening on {kind} {address}\n").into_bytes(),
+        Format::Json => {
+            json_line(|| tracing::info!(kind, address, "listening on {kind} {address}"))
+        }
+    }
+}
+
+/// The JSON form of every line, written once for [`init`] and [`json_line`].
+fn json<F, W>(
+    builder: SubscriberBuilder<DefaultFields, fmt::format::Format, F, W>,
+) -> SubscriberBuilder<JsonFields, fmt::format::Format<Json>, F, W> {
+    builder.json().flatten_event(true).with_current_span(false)
+}
+
+/// The JSON line of the event `emit` makes, formatted as [`init`]'s
+/// subscriber formats events but whatever `RUST_LOG` says, for the lines
+/// that must be written at any level: the announcement and the error at exit.
+fn json_line(emit: impl FnOnce()) -> Vec<u8> {
+    let line = Arc::new(Mutex::new(Vec::new()));
+    let writer = Arc::clone(&line);
+    let subscriber = json(tracing_subscriber::fmt())
+        .with_writer(move || Captured(Arc::clone(&writer)))
+        .log_internal_errors(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, emit);
+    std::mem::take(&mut *line.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
 /// Reports the error that ends the process, behind the log lines already
-/// queued: as the `error: MESSAGE` line of every command, or in JSON as an
-/// error event like every other line. Without [`init`], the line goes to
+/// queued, whatever `RUST_LOG` says: as the `error: MESSAGE` line of every
+/// command, or in JSON as an error event like every other line. Without [`init`], the line goes to
 /// stderr directly, a failure ignored, since there is nowhere left to report it.
 pub fn error_line(message: &str) {
-    if FORMAT.get() == Some(&Format::Json) {
-        tracing::error!("{message}");
-        return;
-    }
-    let bytes = format!("error: {message}\n").into_bytes();
+    let bytes = match format() {
+        Format::Human => format!("error: {message}\n").into_bytes(),
+        Format::Json => json_line(|| tracing::error!("{message}")),
+    };
     match QUEUE.get() {
         Some(queue) => queue.push(bytes),
         None => {
@@ -233,6 +270,23 @@ impl Write for LineWriter<'_> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         self.0.push(bytes.to_vec());
         // Reported as written even when dropped: the caller could do nothing better.
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The writer of [`json_line`]: the line, kept for the caller.
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(bytes);
         Ok(bytes.len())
     }
 

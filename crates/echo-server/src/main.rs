@@ -19,9 +19,10 @@ struct Cli {
     #[command(flatten)]
     config: Config,
 
-    /// How log lines on stderr are written: `human`, a line of text each, or
-    /// `json`, one JSON object each, with the totals as numeric fields, for
-    /// log shippers.
+    /// How log lines are written: `human`, a line of text each, or `json`,
+    /// one JSON object each, with the totals as numeric fields, for log
+    /// shippers; in JSON the `listening on` lines on stdout are events too,
+    /// with `kind` and `address` fields.
     #[arg(
         long,
         value_name = "FORMAT",
@@ -73,9 +74,10 @@ Logging:
   connection). Stdout carries only the `listening on` lines. A stderr that
   is closed, full or not read never stops the server: lines that cannot be
   written are dropped, and their count is in the totals. With --log-format
-  json every line the server logs is a JSON object, the start-up `error:`
-  line included; only the command-line errors and --help, which come before
-  logging starts, stay plain text.
+  json every line the server writes is a JSON object: the start-up `error:`
+  line, and on stdout each `listening on` line, an event with `kind` and
+  `address` fields. Only the command-line errors and --help, which come
+  before logging starts, stay plain text.
 
 Service manager:
   With NOTIFY_SOCKET set (systemd's Type=notify), the server sends READY=1

@@ -132,13 +132,13 @@ fn send_surely(message: String) {
     match outcome {
         Ok(Sent::Yes) => {}
         Ok(Sent::QueueFull) => warn!(
-            notification = first_line(&message),
+            notification = %first_line(&message),
             "the service manager is not reading its socket: the notification is kept \
              and retried until it goes"
         ),
         Err(err) => warn!(
             error = %err,
-            notification = first_line(&message),
+            notification = %first_line(&message),
             "cannot notify the service manager"
         ),
     }
@@ -156,7 +156,7 @@ fn address() -> Option<SocketAddr> {
     match socket_address(&name) {
         Ok(address) => Some(address),
         Err(err) => {
-            warn!(error = %err, socket = ?name, "cannot notify the service manager");
+            warn!(error = %err, socket = %name.to_string_lossy(), "cannot notify the service manager");
             None
         }
     }
@@ -249,7 +249,7 @@ impl Notifier {
                 }
                 Err(err) => warn!(
                     error = %err,
-                    notification = first_line(&message),
+                    notification = %first_line(&message),
                     "cannot notify the service manager"
                 ),
             }

@@ -130,14 +130,18 @@ impl Server {
 }
 
 /// Prints one `listening on <kind> <address>` line per listener to stdout,
-/// the line scripts and tests wait for, and nothing else.
+/// the line scripts and tests wait for, and nothing else; with JSON logs, as
+/// a JSON event with `kind` and `address` fields ([`crate::log::announcement`]).
 ///
 /// # Errors
 /// Writing to stdout failed.
 pub fn announce(listeners: &[Listener]) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
     for listener in listeners {
-        writeln!(stdout, "listening on {listener}")?;
+        // A listener shows itself as `kind address`, the announcement's own words.
+        let shown = listener.to_string();
+        let (kind, address) = shown.split_once(' ').unwrap_or((&shown, ""));
+        stdout.write_all(&crate::log::announcement(kind, address))?;
     }
     stdout.flush()
 }

@@ -353,7 +353,7 @@ pub(crate) async fn serve(
         let datagram = &buffer[..len];
         if let Err(refusal) = udp::check_source(source, &own_ports) {
             Stats::bump(&stats.datagrams_refused);
-            debug!(%source, ?refusal, "udp datagram not answered: reflection risk");
+            debug!(%source, %refusal, "udp datagram not answered: reflection risk");
             continue;
         }
         let now = Instant::now();

@@ -58,8 +58,10 @@ pub fn binary(name: &str) -> PathBuf {
 #[derive(Debug)]
 pub struct Server {
     child: Child,
-    /// The `listening on ...` lines, without the prefix: `tcp 127.0.0.1:4000`.
+    /// The announced listeners, as `kind address`: `tcp 127.0.0.1:4000`.
     listeners: Vec<String>,
+    /// The announcement lines as the server wrote them, text or JSON.
+    announcements: Vec<String>,
     stderr: Arc<Mutex<String>>,
     stderr_lines: Receiver<String>,
     /// Disconnected when the server's stdout closes, which it does as it exits.
@@ -153,6 +155,7 @@ impl Server {
         let mut server = Server {
             child,
             listeners: Vec::new(),
+            announcements: Vec::new(),
             stderr,
             stderr_lines,
             stdout_open: announcements,
@@ -163,10 +166,11 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match server.stdout_open.recv_timeout(left) {
                 Ok(line) => {
-                    let listener = line.strip_prefix("listening on ").unwrap_or_else(|| {
+                    let listener = announced(&line).unwrap_or_else(|| {
                         panic!("unexpected stdout line from the server: {line:?}")
                     });
-                    server.listeners.push(listener.to_owned());
+                    server.listeners.push(listener);
+                    server.announcements.push(line);
                 }
                 Err(_) => panic!(
                     "the server announced {} of {listeners} listeners within {WAIT:?}; stderr:\n{}",
@@ -203,6 +207,12 @@ impl Server {
         &self.listeners
     }
 
+    /// The announcement lines, as the server wrote them on stdout (without
+    /// the line ends): `listening on tcp 127.0.0.1:4000`, or a JSON event.
+    pub fn announcements(&self) -> &[String] {
+        &self.announcements
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -233,18 +243,24 @@ impl Server {
     }
 
     /// Reads one numeric field of the server's totals (`idle_closed`,
-    /// `bytes`, ...), asking for them with SIGUSR1.
+    /// `bytes`, ...), asking for them with SIGUSR1; the totals line may be
+    /// text (`bytes=5`) or JSON (`"bytes":5`).
     ///
     /// # Panics
     /// If no totals line comes within [`WAIT`], or it lacks the field.
     pub fn total(&self, name: &str) -> u64 {
         self.signal(Signal::SIGUSR1);
         let line = self.wait_for_log("totals");
-        let field = format!("{name}=");
-        line.split_whitespace()
-            .find_map(|word| word.strip_prefix(&field))
-            .and_then(|value| value.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {line}"))
+        let value = match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(event) => event[name].as_u64(),
+            Err(_) => {
+                let field = format!("{name}=");
+                line.split_whitespace()
+                    .find_map(|word| word.strip_prefix(&field))
+                    .and_then(|value| value.parse().ok())
+            }
+        };
+        value.unwrap_or_else(|| panic!("no {name} in {line}"))
     }
 
     /// Sends `signal` to the server.
@@ -296,6 +312,20 @@ impl Drop for Server {
             );
         }
     }
+}
+
+/// What an announcement line of the server's stdout names, as `kind address`
+/// (`tcp 127.0.0.1:4000`): from the text form, `listening on tcp
+/// 127.0.0.1:4000`, or from the JSON event of `--log-format json`, whose
+/// `kind` and `address` fields say the same; `None` for any other line.
+pub fn announced(line: &str) -> Option<String> {
+    if let Some(listener) = line.strip_prefix("listening on ") {
+        return Some(listener.to_owned());
+    }
+    let event: serde_json::Value = serde_json::from_str(line).ok()?;
+    let kind = event.get("kind")?.as_str()?;
+    let address = event.get("address")?.as_str()?;
+    Some(format!("{kind} {address}"))
 }
 
 /// Resident memory of process `pid` in KiB (`VmRSS`), and its peak (`VmHWM`).
@@ -440,6 +470,24 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, format!("#!/bin/sh\necho '{banner}' >&2\nexit 1\n")).expect("write");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    #[test]
+    fn announcements_read_alike_in_text_and_json() {
+        let json = r#"{"timestamp":"2026-01-01T00:00:00.000001Z","level":"INFO","message":"listening on metrics 127.0.0.1:9100","kind":"metrics","address":"127.0.0.1:9100","target":"echo_server::log"}"#;
+        assert_eq!(announced(json).as_deref(), Some("metrics 127.0.0.1:9100"));
+        assert_eq!(
+            announced("listening on unix /run/echo.sock").as_deref(),
+            Some("unix /run/echo.sock")
+        );
+        for other in [
+            "listening",
+            r#"{"kind":"tcp"}"#,
+            r#"{"kind":"tcp","address":7}"#,
+            "[1]",
+        ] {
+            assert_eq!(announced(other), None, "{other}");
+        }
     }
 
     #[test]
