@@ -1,13 +1,29 @@
-//! `cargo xtask ci`: the checks that decide whether a change lands.
+//! `cargo xtask ci`: the checks that decide whether a change lands, and
+//! `cargo xtask ci --containers`: the release as it ships, tested.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::{cargo, run_step};
+use anyhow::bail;
 
-/// Runs every check, stopping at the first failure, and prints a summary.
-pub fn run(root: &Path) -> anyhow::Result<()> {
+use crate::{cargo, dist, image, run_step};
+
+/// Runs every check of the kind `args` names, stopping at the first failure,
+/// and prints a summary.
+pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    match args {
+        [] => checks(root),
+        [flag] if flag == "--containers" => containers(root),
+        [other, ..] => bail!(
+            "ci takes no option but --containers, not '{other}'\n\n{}",
+            crate::USAGE
+        ),
+    }
+}
+
+/// The checks of every change: format, lints, and the tests in debug and release.
+fn checks(root: &Path) -> anyhow::Result<()> {
     crate::prerequisites::check()?;
     let started = Instant::now();
     let mut summary = Summary::default();
@@ -48,15 +64,75 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
             crate::bench::smoke(root, &profile_dir)
         })?;
     }
-    eprintln!("\nci summary:");
-    for (name, took) in &summary.steps {
-        eprintln!("  ok  {name:<24} {:>6.1}s", took.as_secs_f64());
+    summary.print(started);
+    Ok(())
+}
+
+/// The release as it ships: `dist`'s archive, the image, and the Kubernetes
+/// manifests, each tested by `crates/echo-tests/tests/containers.rs`.
+///
+/// Where podman or the schema validator cannot run, the checks that need
+/// them are skipped with a message saying why, unless `CI` is set: CI
+/// installs them, so there a missing one fails.
+fn containers(root: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let strict = std::env::var_os("CI").is_some();
+    let skip = |what: &str, why: String| -> anyhow::Result<()> {
+        if strict {
+            bail!("{what} cannot be checked, and CI is set: {why}");
+        }
+        eprintln!("\nci --containers: {what} skipped: {why}");
+        Ok(())
+    };
+    let mut release = None;
+    summary.timed("dist", || {
+        release = Some(dist::build(root)?);
+        Ok(())
+    })?;
+    let Some(release) = release else {
+        bail!("dist made no release");
+    };
+    let mut tests = cargo();
+    tests
+        .args([
+            "test",
+            "-p",
+            "echo-tests",
+            "--test",
+            "containers",
+            "--locked",
+        ])
+        .env("ECHO_TEST_ARCHIVE", &release.archive);
+    // Each test's name starts with what it needs: `release_`, `image_`,
+    // `kube_`, `manifests_`; the filters below pick those that can run.
+    let mut filters = vec!["release_"];
+    match image::podman_works() {
+        Ok(()) => {
+            let mut built = None;
+            summary.timed("image", || {
+                built = Some(image::build(root, &release)?);
+                Ok(())
+            })?;
+            if let Some((name, megabytes)) = built {
+                eprintln!("image: {name} ({megabytes:.1} MB)");
+                tests.env("ECHO_TEST_IMAGE", name);
+                filters.extend(["image_", "kube_"]);
+            }
+        }
+        Err(why) => skip("the image and podman kube play", why)?,
     }
-    eprintln!(
-        "  all {} steps passed in {:.1}s",
-        summary.steps.len(),
-        started.elapsed().as_secs_f64()
-    );
+    match crate::prerequisites::on_path("kubernetes-validate") {
+        true => filters.push("manifests_"),
+        false => skip(
+            "deploy/kubernetes/ against the Kubernetes schemas",
+            "kubernetes-validate is missing (pip install kubernetes-validate)".to_owned(),
+        )?,
+    }
+    // The tests are ignored in a plain `cargo test`, which has no release to test.
+    tests.args(["--", "--ignored"]).args(&filters);
+    summary.command("container tests", &mut tests)?;
+    summary.print(started);
     Ok(())
 }
 
@@ -67,6 +143,18 @@ struct Summary {
 }
 
 impl Summary {
+    fn print(&self, started: Instant) {
+        eprintln!("\nci summary:");
+        for (name, took) in &self.steps {
+            eprintln!("  ok  {name:<24} {:>6.1}s", took.as_secs_f64());
+        }
+        eprintln!(
+            "  all {} steps passed in {:.1}s",
+            self.steps.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+
     fn command(&mut self, name: &str, command: &mut Command) -> anyhow::Result<()> {
         let took = run_step(command)?;
         self.steps.push((name.to_owned(), took));

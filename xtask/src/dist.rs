@@ -1,7 +1,12 @@
-//! `cargo xtask dist`: the three commands as they ship, laid out in
-//! `target/dist/` as under an install prefix (`bin/`, `share/man/man1/`, each
-//! shell's completion directory), with a `SHA256SUMS` that `sha256sum -c` checks.
+//! `cargo xtask dist`: the release as it ships, one archive of static,
+//! stripped binaries with their man pages, completions, systemd units,
+//! LICENSE and README, beside a `SHA256SUMS` that `sha256sum -c` checks.
 //!
+//! The binaries link glibc statically (`+crt-static`), so they run on any
+//! Linux of their architecture and in a `FROM scratch` image; glibc 2.34 and
+//! later keep `/etc/hosts` and DNS lookups inside libc, so names still resolve.
+//! Symbols and debug information are dropped (`-C strip=symbols`): a panic's
+//! backtrace names no functions, and a build from source has them back.
 //! The pages and scripts come from the release binaries' own `--generate`,
 //! so what ships is what those very binaries say in `--help`.
 
@@ -10,7 +15,7 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
 use clap::ValueEnum as _;
@@ -20,10 +25,15 @@ use sha2::{Digest as _, Sha256};
 use crate::{cargo, run_step, target_dir};
 
 /// The commands that ship, each a package of the same name.
-const BINARIES: [&str; 3] = ["echo-server", "echo-client", "echo-bench"];
+pub(crate) const BINARIES: [&str; 3] = ["echo-server", "echo-client", "echo-bench"];
 
-/// The name of the checksum file, in the top of the tree it lists.
+/// The name of the checksum files: the archive's, and the one inside it.
 pub(crate) const SUMS: &str = "SHA256SUMS";
+
+/// The flags that make the shipped binaries static and stripped. Given
+/// through `RUSTFLAGS` with an explicit `--target`, they reach only the
+/// target's code, not build scripts and proc-macros, which must stay dynamic.
+const RUSTFLAGS: &str = "-C target-feature=+crt-static -C strip=symbols";
 
 /// Where under the prefix each kind of `--generate` output goes: where man,
 /// bash-completion, zsh's site functions and fish look when the prefix is
@@ -39,11 +49,56 @@ fn directory(kind: Kind) -> &'static str {
     }
 }
 
-/// Builds the release binaries and lays out `target/dist/` afresh.
+/// Where the systemd units go under the prefix: systemd reads
+/// `/usr/local/lib/systemd/system/` as well as `/usr/lib/systemd/system/`.
+const UNITS: &str = "lib/systemd/system";
+
+/// What `cargo xtask dist` made.
+#[derive(Debug)]
+pub(crate) struct Release {
+    /// The unpacked tree, `target/dist/echo-VERSION-TARGET/`.
+    pub(crate) tree: PathBuf,
+    /// The archive of that tree, beside it, listed in `target/dist/SHA256SUMS`.
+    pub(crate) archive: PathBuf,
+}
+
+/// The target triple of the release: this machine's architecture, Linux, glibc.
+///
+/// # Errors
+/// xtask was not built for Linux with glibc, the only kind of host whose
+/// static build is known to work.
+pub(crate) fn target() -> anyhow::Result<String> {
+    if !cfg!(all(target_os = "linux", target_env = "gnu")) {
+        bail!(
+            "dist builds static glibc binaries, which needs a Linux host with glibc, not {}",
+            std::env::consts::OS
+        );
+    }
+    Ok(format!("{}-unknown-linux-gnu", std::env::consts::ARCH))
+}
+
+/// `cargo xtask dist`: builds the release and says where it is.
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     if let Some(arg) = args.first() {
         bail!("dist takes no options, not '{arg}'\n\n{}", crate::USAGE);
     }
+    let release = build(root)?;
+    let dist = release.archive.parent().unwrap_or(root);
+    eprintln!(
+        "\ndist: {} ({:.1} MB), listed with its SHA-256 in {}",
+        release.archive.display(),
+        megabytes(&release.archive)?,
+        dist.join(SUMS).display()
+    );
+    eprintln!("  unpacked: {}", release.tree.display());
+    Ok(())
+}
+
+/// Builds the static release binaries, lays out the tree in
+/// `target/dist/` afresh, packs it and writes the archive's `SHA256SUMS`.
+pub(crate) fn build(root: &Path) -> anyhow::Result<Release> {
+    let target = target()?;
+    let name = format!("echo-{}-{target}", env!("CARGO_PKG_VERSION"));
     let dist = target_dir(root).join("dist");
     // Whatever an earlier run left, a binary or page since renamed, must not ship.
     if dist.exists() {
@@ -51,26 +106,25 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
             .with_context(|| format!("cannot remove {}", dist.display()))?;
     }
     let mut build = cargo();
-    build.args(["build", "--release", "--locked"]);
+    build
+        .args(["build", "--release", "--locked", "--target", &target])
+        .env("RUSTFLAGS", RUSTFLAGS);
     for binary in BINARIES {
         build.args(["-p", binary]);
     }
     run_step(&mut build)?;
 
-    let bin = dist.join("bin");
-    std::fs::create_dir_all(&bin).with_context(|| format!("cannot create {}", bin.display()))?;
-    let release = target_dir(root).join("release");
+    let tree = dist.join(&name);
+    let release = target_dir(root).join(&target).join("release");
     for binary in BINARIES {
-        let (from, to) = (release.join(binary), bin.join(binary));
-        std::fs::copy(&from, &to)
-            .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+        copy(&release.join(binary), &tree.join("bin").join(binary))?;
     }
     for binary in BINARIES {
         for &kind in Kind::value_variants() {
-            let mut generate = Command::new(bin.join(binary));
+            let mut generate = Command::new(tree.join("bin").join(binary));
             generate
                 .args(["--generate", &kind.name(), "--generate-dir"])
-                .arg(dist.join(directory(kind)));
+                .arg(tree.join(directory(kind)));
             // A setting meant for a run (a bad ECHO_ADDR, say) has no say here.
             for (key, _) in std::env::vars_os() {
                 if key.to_string_lossy().starts_with("ECHO_") {
@@ -80,16 +134,108 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
             run_step(&mut generate)?;
         }
     }
-    let files = write_sums(&dist)?;
+    for file in ["LICENSE", "README.md"] {
+        copy(&root.join(file), &tree.join(file))?;
+    }
+    for unit in ["echo-server.service", "echo-server.socket"] {
+        copy(
+            &root.join("contrib").join(unit),
+            &tree.join(UNITS).join(unit),
+        )?;
+    }
+    write_sums(&tree)?;
+
+    let archive = dist.join(format!("{name}.tar.gz"));
+    pack(root, &dist, &name, &archive)?;
+    let file_name = archive
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sums = dist.join(SUMS);
+    std::fs::write(&sums, format!("{}  {file_name}\n", sha256_file(&archive)?))
+        .with_context(|| format!("cannot write {}", sums.display()))?;
+    Ok(Release { tree, archive })
+}
+
+/// Copies `from` to `to`, making `to`'s directory first.
+pub(crate) fn copy(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::copy(from, to)
+        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+/// Packs `dir/name/` into `archive` with tar and gzip, the same bytes for the
+/// same tree: entries sorted, owned by root, dated to the last commit (or
+/// `SOURCE_DATE_EPOCH`), and no name or time in the gzip header.
+fn pack(root: &Path, dir: &Path, name: &str, archive: &Path) -> anyhow::Result<()> {
+    let epoch = source_date_epoch(root)?;
+    let output =
+        File::create(archive).with_context(|| format!("cannot create {}", archive.display()))?;
+    let mut tar = Command::new("tar");
+    tar.args(["--sort=name", "--owner=0", "--group=0", "--numeric-owner"])
+        .arg(format!("--mtime=@{epoch}"))
+        .arg("-C")
+        .arg(dir)
+        .args(["-cf", "-", name])
+        .stdout(Stdio::piped());
     eprintln!(
-        "\ndist: {} files in {}, listed with their SHA-256 in {SUMS}:",
-        files.len(),
-        dist.display()
+        "$ {} | gzip -n -9 > {}",
+        crate::show(&tar),
+        archive.display()
     );
-    for file in &files {
-        eprintln!("  {file}");
+    let mut tar = tar.spawn().context("cannot run tar")?;
+    let tar_out = tar.stdout.take().context("tar's stdout")?;
+    let gzip = Command::new("gzip")
+        .args(["-n", "-9"])
+        .stdin(tar_out)
+        .stdout(output)
+        .status()
+        .context("cannot run gzip")?;
+    let tar = tar.wait().context("cannot wait for tar")?;
+    if !tar.success() || !gzip.success() {
+        bail!(
+            "packing {} failed (tar: {tar}, gzip: {gzip})",
+            archive.display()
+        );
     }
     Ok(())
+}
+
+/// The time the archive's entries carry: `SOURCE_DATE_EPOCH` if set (the
+/// reproducible-builds convention), else the last commit's.
+fn source_date_epoch(root: &Path) -> anyhow::Result<u64> {
+    if let Some(epoch) = std::env::var_os("SOURCE_DATE_EPOCH") {
+        let text = epoch.to_string_lossy();
+        return text
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={text:?} is not a count of seconds"));
+    }
+    let output = Command::new("git")
+        .args(["log", "-1", "--format=%ct"])
+        .current_dir(root)
+        .output()
+        .context("cannot run git for the last commit's time")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    match text.trim().parse() {
+        Ok(epoch) if output.status.success() => Ok(epoch),
+        _ => bail!(
+            "cannot read the last commit's time from git ({}); set SOURCE_DATE_EPOCH",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+    }
+}
+
+/// A file's size in megabytes (10^6 bytes).
+fn megabytes(path: &Path) -> anyhow::Result<f64> {
+    let bytes = std::fs::metadata(path)
+        .with_context(|| format!("cannot stat {}", path.display()))?
+        .len();
+    #[allow(clippy::cast_precision_loss)] // sizes far below 2^52 bytes
+    Ok(bytes as f64 / 1e6)
 }
 
 /// Writes `dir/SHA256SUMS`, one line per file under `dir` in the format

@@ -2,11 +2,14 @@
 //!
 //! - `cargo xtask ci`: every check CI runs, in debug and then release.
 //! - `cargo xtask bench`: our server against the reference echo, side by side.
-//! - `cargo xtask dist`: release binaries, man pages and completions in `target/dist/`.
+//! - `cargo xtask ci --containers`: the release archive, the image and the Kubernetes manifests, tested.
+//! - `cargo xtask dist`: the release archive of static binaries, pages, completions and units.
+//! - `cargo xtask image`: that release as a `FROM scratch` container image.
 
 mod bench;
 mod ci;
 mod dist;
+mod image;
 mod prerequisites;
 mod tidy;
 
@@ -26,9 +29,19 @@ tasks:
           side by side: throughput, p99 latency, server and client CPU per operation,
           memory per idle connection; medians and spreads of several rounds (about a
           minute per server with the default five rounds)
-  dist    release binaries, man pages and shell completions laid out in target/dist/
-          as under an install prefix (bin/, share/man/man1/, share/bash-completion/,
-          share/zsh/, share/fish/, share/powershell/), with SHA256SUMS; no options
+  ci --containers
+          the release as it ships, tested: dist's archive (static, stripped, runs,
+          resolves names), the image (echoes TCP and UDP through mapped ports,
+          probes, metrics, stops on SIGTERM) and deploy/kubernetes/ (validated
+          offline, run with podman kube play); parts whose tools are missing
+          are skipped with a message, unless CI is set
+  dist    static, stripped release binaries with their man pages, shell completions,
+          systemd units, LICENSE and README in target/dist/echo-VERSION-TARGET.tar.gz,
+          beside its SHA256SUMS, and unpacked beside it as under an install prefix
+          (bin/, share/man/man1/, share/bash-completion/, share/zsh/, share/fish/,
+          share/powershell/, lib/systemd/system/); no options
+  image   dist's release as a FROM scratch image, localhost/echo:VERSION (and
+          :latest), built with podman from deploy/container/Containerfile; no options
 
 bench options:
   --reference REF   a server to measure ours against; repeat for several (default: tokio)
@@ -48,9 +61,10 @@ fn main() -> ExitCode {
         std::env::set_current_dir(&root)
             .with_context(|| format!("cannot enter {}", root.display()))?;
         match args.first().map(String::as_str) {
-            Some("ci") => ci::run(&root),
+            Some("ci") => ci::run(&root, &args[1..]),
             Some("bench") => bench::run(&root, &args[1..]),
             Some("dist") => dist::run(&root, &args[1..]),
+            Some("image") => image::run(&root, &args[1..]),
             Some("-h" | "--help" | "help") => {
                 println!("{USAGE}");
                 Ok(())
