@@ -23,9 +23,27 @@ const FRONT_PAGES: [&str; 2] = ["README.md", "BENCHMARKS.md"];
 /// clap's own flags, which every binary has and no page needs to explain.
 const CLAP_FLAGS: [&str; 2] = ["help", "version"];
 
-/// Long flags of other tools that our pages name: cargo's and `cargo xtask
-/// bench`'s. Anything else that looks like a flag must be one our binaries accept.
-const FOREIGN_FLAGS: [&str; 6] = ["locked", "path", "root", "release", "reference", "rounds"];
+/// Long flags of other tools that our pages name: cargo's, `cargo xtask`'s,
+/// podman's, kubectl's and kubernetes-validate's. Anything else that looks
+/// like a flag must be one our binaries accept.
+const FOREIGN_FLAGS: [&str; 16] = [
+    "locked",
+    "path",
+    "root",
+    "release",
+    "reference",
+    "rounds",
+    "containers",
+    "rm",
+    "entrypoint",
+    "runtime",
+    "ulimit",
+    "restart",
+    "image",
+    "command",
+    "replicas",
+    "strict",
+];
 
 /// The workspace root, two levels above this crate.
 fn root() -> PathBuf {
