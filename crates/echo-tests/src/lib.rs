@@ -5,7 +5,7 @@
 #![warn(missing_docs)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -58,6 +58,9 @@ pub fn binary(name: &str) -> PathBuf {
 #[derive(Debug)]
 pub struct Server {
     child: Child,
+    /// The server's own process: the child, unless it runs under a tracer
+    /// ([`Server::serving_as_grandchild`]).
+    pid: u32,
     /// The announced listeners, as `kind address`: `tcp 127.0.0.1:4000`.
     listeners: Vec<String>,
     /// The announcement lines as the server wrote them, text or JSON.
@@ -153,6 +156,7 @@ impl Server {
             }
         });
         let mut server = Server {
+            pid: child.id(),
             child,
             listeners: Vec::new(),
             announcements: Vec::new(),
@@ -213,9 +217,27 @@ impl Server {
         &self.announcements
     }
 
-    /// The process id.
+    /// The process id of the server.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
+    }
+
+    /// Takes the child's own child as the server, for a server started under
+    /// a tracer such as `strace`, which forks it: [`Server::pid`],
+    /// [`Server::signal`] and [`Server::total`] then mean the server.
+    ///
+    /// # Panics
+    /// If the child has not exactly one child.
+    pub fn serving_as_grandchild(&mut self) {
+        let tracer = self.child.id();
+        let path = format!("/proc/{tracer}/task/{tracer}/children");
+        let children = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+        let pids: Vec<u32> = children
+            .split_whitespace()
+            .map(|pid| pid.parse().expect("a pid"))
+            .collect();
+        assert_eq!(pids.len(), 1, "the children of {tracer}: {children}");
+        self.pid = pids[0];
     }
 
     /// Everything the server wrote to stderr so far.
@@ -293,6 +315,27 @@ impl Server {
         self.child.wait().expect("the server can be reaped")
     }
 
+    /// Stops the server with SIGTERM while a TCP exchange is in flight, which
+    /// the client ends once the drain has begun, as one finishing in the
+    /// grace period does; returns the exit status.
+    ///
+    /// # Panics
+    /// If the exchange is not served whole, or the server does not log the
+    /// drain (at info level) and exit within [`WAIT`].
+    pub fn stop_during_an_exchange(&mut self) -> ExitStatus {
+        let mut in_flight = TcpStream::connect(self.addr()).expect("connects");
+        in_flight.set_read_timeout(Some(WAIT)).expect("timeout");
+        in_flight.write_all(b"held").expect("written");
+        let mut held = [0u8; 4];
+        in_flight.read_exact(&mut held).expect("echoed");
+        assert_eq!(&held, b"held");
+        self.signal(Signal::SIGTERM);
+        self.wait_for_log("draining connections");
+        in_flight.shutdown(Shutdown::Write).expect("half-closed");
+        assert_eq!(read_all(&mut in_flight, 64).expect("finished"), b"");
+        self.wait_exit(WAIT)
+    }
+
     /// Whether the server process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -301,6 +344,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if self.pid != self.child.id() {
+            // A traced server outlives its killed tracer.
+            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if thread::panicking() {
@@ -312,6 +359,22 @@ impl Drop for Server {
             );
         }
     }
+}
+
+/// Whether `echo-server --help` lists `flag` (`--metrics`), so a test can
+/// take in a feature once the server has it.
+///
+/// # Panics
+/// If the server cannot be run.
+pub fn server_accepts(flag: &str) -> bool {
+    let output = Command::new(binary("echo-server"))
+        .arg("--help")
+        .stdin(Stdio::null())
+        .output()
+        .expect("echo-server --help runs");
+    String::from_utf8_lossy(&output.stdout)
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .any(|word| word == flag)
 }
 
 /// What an announcement line of the server's stdout names, as `kind address`
