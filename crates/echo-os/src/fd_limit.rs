@@ -62,6 +62,16 @@ pub fn raise_to_hard() -> Result<FdLimit, FdLimitError> {
     })
 }
 
+/// The soft limit on open files now in force, the most descriptors this
+/// process may hold.
+///
+/// # Errors
+/// [`FdLimitError::Read`] when the limits cannot be read.
+pub fn soft() -> Result<u64, FdLimitError> {
+    let (soft, _hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(FdLimitError::Read)?;
+    Ok(soft)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +83,6 @@ mod tests {
         assert_eq!(limit.was, before);
         assert_eq!(limit.hard, hard);
         assert_eq!(limit.soft, hard);
+        assert_eq!(soft().expect("getrlimit"), hard);
     }
 }

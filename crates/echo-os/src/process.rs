@@ -1,8 +1,8 @@
 //! A process as the kernel reports it in `/proc/PID`: resident memory, CPU
-//! time, open descriptors and ignored signals.
+//! time, open descriptors, ignored signals and when it started.
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Why a figure of a process could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,10 @@ pub enum ProcessError {
         /// The field looked for.
         field: &'static str,
     },
+    /// The clock that counts from boot, which dates a process's start,
+    /// could not be read.
+    #[error("cannot read the boot-time clock")]
+    Clock(#[source] nix::Error),
 }
 
 /// The resident memory of process `pid` in KiB (`VmRSS`).
@@ -80,6 +84,34 @@ pub fn cpu_time(pid: u32) -> Result<Duration, ProcessError> {
     let ticks = stat_ticks(&stat).ok_or(missing("utime and stime"))?;
     let tick = clock_tick();
     Ok(tick * u32::try_from(ticks).map_err(|_| missing("utime and stime"))?)
+}
+
+/// When process `pid` started, to the clock tick.
+///
+/// The kernel gives the start in ticks after boot; the moment of boot is
+/// taken as now less the boot-time clock, so a wall clock set since then
+/// moves the answer with it, as it does `btime` in `/proc/stat`.
+///
+/// # Errors
+/// A [`ProcessError`] when its `stat` cannot be read or parsed, or the
+/// boot-time clock cannot be read.
+pub fn start_time(pid: u32) -> Result<SystemTime, ProcessError> {
+    use nix::time::{ClockId, clock_gettime};
+    let stat = read(pid, "stat")?;
+    let ticks = stat_fields(&stat)
+        .and_then(|fields| fields.get(STARTTIME)?.parse::<u64>().ok())
+        .ok_or(ProcessError::Missing {
+            pid,
+            file: "stat",
+            field: "starttime",
+        })?;
+    let tick_nanos = u64::try_from(clock_tick().as_nanos()).unwrap_or(u64::MAX);
+    let started_after_boot = Duration::from_nanos(ticks.saturating_mul(tick_nanos));
+    let since_boot =
+        Duration::from(clock_gettime(ClockId::CLOCK_BOOTTIME).map_err(ProcessError::Clock)?);
+    let age = since_boot.saturating_sub(started_after_boot);
+    let now = SystemTime::now();
+    Ok(now.checked_sub(age).unwrap_or(now))
 }
 
 /// The CPU time (user and system) this process has used so far, to the
@@ -152,15 +184,27 @@ fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Where `utime`, `stime` and `starttime` are among [`stat_fields`]: fields
+/// 14, 15 and 22 of proc(5), counted from 1 with the pid and the name, which
+/// come before them.
+const UTIME: usize = 14 - 3;
+const STIME: usize = 15 - 3;
+const STARTTIME: usize = 22 - 3;
+
+/// The fields of a `/proc/PID/stat` text after the command name, from the
+/// state (field 3) on.
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    // The name is in parentheses and may hold spaces and parentheses of its
+    // own: the last ')' ends it.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    Some(rest.split_whitespace().collect())
+}
+
 /// User plus system ticks from a `/proc/PID/stat` text.
 fn stat_ticks(stat: &str) -> Option<u64> {
-    // The fields after the command name, which is in parentheses and may hold
-    // spaces and parentheses of its own: the last ')' ends it.
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state (3), ..., utime (14), stime (15), counted from 1.
-    let user: u64 = fields.get(11)?.parse().ok()?;
-    let system: u64 = fields.get(12)?.parse().ok()?;
+    let fields = stat_fields(stat)?;
+    let user: u64 = fields.get(UTIME)?.parse().ok()?;
+    let system: u64 = fields.get(STIME)?.parse().ok()?;
     Some(user + system)
 }
 
@@ -182,6 +226,11 @@ mod tests {
         let stat = "42 (my (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 1 0";
         assert_eq!(stat_ticks(stat), Some(12));
         assert_eq!(stat_ticks("42 (truncated) S 1"), None);
+        let fields = stat_fields(stat).expect("fields");
+        assert_eq!(fields[0], "S");
+        assert_eq!(fields.get(STARTTIME), None);
+        let long = "42 (a) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 1 0 98765 1000";
+        assert_eq!(stat_fields(long).expect("fields")[STARTTIME], "98765");
     }
 
     #[test]
@@ -192,6 +241,17 @@ mod tests {
         assert!(peak_resident_kib(me).expect("own VmHWM") >= rss);
         assert!(open_fds(me).expect("own fds") >= 3);
         cpu_time(me).expect("own CPU time");
+        // Started before now, and not before this test binary was built.
+        let started = start_time(me).expect("own start time");
+        let now = SystemTime::now();
+        assert!(started <= now, "{started:?} after {now:?}");
+        let built = std::fs::metadata(std::env::current_exe().expect("own path"))
+            .and_then(|meta| meta.modified())
+            .expect("the test binary's time");
+        assert!(
+            started >= built - clock_tick(),
+            "{started:?} before {built:?}"
+        );
         ignored_signals(me).expect("own SigIgn");
         assert!(matches!(
             resident_kib(u32::MAX),

@@ -2,6 +2,7 @@
 //! `--help` text, its attribute its flag, environment variable and default,
 //! so the `echo-server` command and the library's `server()` start alike.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use echo_proto::{DEFAULT_ADDR, Endpoint, parse_duration};
@@ -126,6 +127,33 @@ pub struct Config {
     /// second, not the cheapest server, may go faster with `never`.
     #[arg(long, value_name = "WHEN", env = "ECHO_SPLICE", default_value = "bulk")]
     pub splice: Splice,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (ADDR is IP:PORT;
+    /// off unless given).
+    ///
+    /// The counters of the totals line, the connections active and their
+    /// limit, and the process's CPU time, memory, descriptors and start time,
+    /// in Prometheus's text format. Served from a thread of its own, never an
+    /// event loop's, to 8 connections at once (more are closed at once), each
+    /// with 5 seconds to send its request and 10 in all; they do not count
+    /// against --max-connections, and the endpoint closes when the drain
+    /// starts. Port 0 picks a free port; the line `listening on metrics
+    /// <address>` on stdout tells which. It answers anyone who can reach
+    /// ADDR: keep it on an address only the scraper reaches.
+    #[arg(long, value_name = "ADDR", env = "ECHO_METRICS", value_parser = parse_metrics_addr)]
+    pub metrics: Option<SocketAddr>,
+}
+
+/// `--metrics`: an IP address and port, as `--listen` takes them (a Unix
+/// socket is refused: Prometheus scrapes over TCP).
+fn parse_metrics_addr(text: &str) -> Result<SocketAddr, String> {
+    match text.parse::<Endpoint>() {
+        Ok(Endpoint::Ip(addr)) => Ok(addr),
+        Ok(Endpoint::Unix(_)) => Err(format!(
+            "invalid address '{text}': metrics are served over TCP: expected IP:PORT or [IPV6]:PORT"
+        )),
+        Err(err) => Err(err.to_string()),
+    }
 }
 
 /// The `--splice` values.
@@ -163,6 +191,34 @@ impl Default for Config {
             grace: DEFAULT_GRACE,
             event_loops: DEFAULT_EVENT_LOOPS,
             splice: Splice::Bulk,
+            metrics: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_take_an_ip_address_and_port_only() {
+        assert_eq!(
+            parse_metrics_addr("127.0.0.1:9100"),
+            Ok("127.0.0.1:9100".parse().expect("literal"))
+        );
+        assert_eq!(
+            parse_metrics_addr("unix:/tmp/m.sock"),
+            Err(
+                "invalid address 'unix:/tmp/m.sock': metrics are served over TCP: \
+                 expected IP:PORT or [IPV6]:PORT"
+                    .to_owned()
+            )
+        );
+        // The port alone is shown the address meant, as for --listen.
+        let message = parse_metrics_addr("9100").expect_err("a port alone");
+        assert!(
+            message.contains("127.0.0.1:9100 (this machine)"),
+            "{message}"
+        );
     }
 }

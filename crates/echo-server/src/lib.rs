@@ -34,6 +34,8 @@ pub mod listen;
 #[cfg(target_os = "linux")]
 pub mod log;
 #[cfg(target_os = "linux")]
+mod metrics;
+#[cfg(target_os = "linux")]
 mod notify;
 #[cfg(target_os = "linux")]
 mod send_queue;
@@ -56,6 +58,9 @@ pub use crate::{
     listen::{ListenError, Listener},
     server::{Server, ServerError, announce},
     start::{serve, server},
-    stats::{COUNTERS, Counter, CounterKind, Stats, Totals},
+    stats::{
+        CAUSED_METRICS, CONNECTION_LIMIT, COUNTERS, Counter, CounterKind, LOG_LINES_DROPPED, Stats,
+        Totals,
+    },
     udp::{REPEATS_ANSWERED, TRACKED_SOURCES},
 };

@@ -1,12 +1,17 @@
 //! The one way the server starts, for the `echo-server` command and the
 //! library's `server()` alike: signal handlers, sockets (inherited or bound),
-//! the open-files limit, SIGUSR1, the announcement, the run, the totals.
+//! the open-files limit, SIGUSR1, the metrics endpoint, the announcement, the
+//! run, the totals.
+
+use std::io::{self, Write as _};
+use std::net::{SocketAddr, TcpListener};
 
 use echo_proto::{Endpoint, Human};
 use tracing::{info, warn};
 
 use crate::config::{Config, Splice};
-use crate::listen;
+use crate::listen::{self, ListenError, Listener};
+use crate::metrics::{self, Metrics};
 use crate::server::{Server, ServerError, announce};
 use crate::stats::Totals;
 use crate::{limits, notify, signals};
@@ -54,6 +59,7 @@ pub fn serve(config: &Config) -> Result<Totals, ServerError> {
             Some(listeners) => listeners,
             None => listen::bind(&config.listen, config.udp, plan.event_loops)?,
         };
+        let metrics_listener = config.metrics.map(bind_metrics).transpose()?;
         // Only once bound: a server that cannot start says one line, the error.
         fd_limit.log();
         if plan.event_loops < config.event_loops {
@@ -69,7 +75,11 @@ pub fn serve(config: &Config) -> Result<Totals, ServerError> {
         if config.udp && !config.listen.iter().any(|endpoint| matches!(endpoint, Endpoint::Ip(_))) {
             warn!("--udp echoes UDP on IP addresses only, and no --listen address is one: no UDP is served");
         }
-        let max_connections = plan.max_connections;
+        let max_connections = match (config.max_connections, config.metrics) {
+            // A limit derived from the descriptors leaves the endpoint's own to it.
+            (None, Some(_)) => plan.max_connections.saturating_sub(metrics::DESCRIPTORS).max(1),
+            _ => plan.max_connections,
+        };
         let config = Config {
             max_connections: Some(max_connections),
             event_loops: plan.event_loops,
@@ -77,10 +87,23 @@ pub fn serve(config: &Config) -> Result<Totals, ServerError> {
         };
         let server = Server::new(config.clone());
         signals::report_on_sigusr1(server.stats()).map_err(ServerError::Signals)?;
+        let metrics = match metrics_listener {
+            Some((listener, addr)) => {
+                let metrics = Metrics::start(listener, server.stats(), max_connections)
+                    .map_err(ServerError::EventLoop)?;
+                Some((metrics, addr))
+            }
+            None => None,
+        };
         announce(&listeners).map_err(ServerError::Stdout)?;
+        if let Some((_, addr)) = &metrics {
+            announce_metrics(*addr).map_err(ServerError::Stdout)?;
+            info!(url = %format!("http://{addr}/metrics"), "serving metrics");
+        }
         notify::ready(listeners.len());
         info!(
             listeners = listeners.len(),
+            event_loops = plan.event_loops,
             max_connections,
             idle_timeout = %config
                 .idle_timeout()
@@ -89,13 +112,46 @@ pub fn serve(config: &Config) -> Result<Totals, ServerError> {
             "echo-server started"
         );
         let stats = server.stats();
-        let drain_starts = async move {
+        let metrics = metrics.map(|(metrics, _)| metrics);
+        let drain_starts = async {
             let reason = shutdown.started().await;
+            // A scraper must not hold the process up: the endpoint closes first.
+            if let Some(metrics) = &metrics {
+                metrics.stop();
+            }
             info!(reason, "shutting down");
             notify::stopping(stats.active.load(std::sync::atomic::Ordering::Relaxed));
         };
         let totals = server.run(listeners, drain_starts).await?;
+        drop(metrics);
         totals.log("echo-server stopped");
         Ok(totals)
     })
+}
+
+/// Binds the `--metrics` address as a TCP listener is bound for `--listen`,
+/// so it fails, and is refused, alike; returns it with the address it got.
+fn bind_metrics(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ListenError> {
+    let endpoint = Endpoint::Ip(addr);
+    let bound = listen::bind(std::slice::from_ref(&endpoint), false, 1)?;
+    let listener = bound.into_iter().find_map(|listener| match listener {
+        Listener::Tcp(listener) => Some(listener),
+        Listener::Udp(_) | Listener::Unix(..) => None,
+    });
+    let fail = |source| ListenError::Bind {
+        endpoint: endpoint.clone(),
+        source,
+    };
+    let listener = listener.ok_or_else(|| fail(io::Error::other("no TCP listener was bound")))?;
+    let addr = listener.local_addr().map_err(fail)?;
+    Ok((listener, addr))
+}
+
+/// Says where the metrics are, as [`announce`] says where the listeners
+/// are: `listening on metrics <address>` on stdout (or its JSON event), for
+/// scripts and tests that started it on port 0.
+fn announce_metrics(addr: SocketAddr) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(&crate::log::announcement("metrics", &addr.to_string()))?;
+    stdout.flush()
 }

@@ -23,13 +23,32 @@ pub struct Counter {
     pub help: &'static str,
     /// Counter or gauge.
     pub kind: CounterKind,
+    /// The Prometheus metric it is a sample of (`--metrics`), in base units,
+    /// a counter's ending in `_total`.
+    pub metric: &'static str,
+    /// Its `cause` label, when the metric sums several totals that differ
+    /// only in why they happened ([`CAUSED_METRICS`] has their help).
+    pub cause: Option<&'static str>,
+}
+
+/// `Some` of a cause written in the table, or `None` where it has none.
+macro_rules! cause {
+    () => {
+        None
+    };
+    ($cause:literal) => {
+        Some($cause)
+    };
 }
 
 /// Writes, from one table, [`Stats`], [`Totals`], [`COUNTERS`], the
 /// snapshot and the totals log line, so that a count cannot be added to
 /// one of them and forgotten in another.
 macro_rules! totals {
-    ($( $(#[doc = $help:literal])+ $field:ident => $name:ident, $kind:ident; )+) => {
+    ($(
+        $(#[doc = $help:literal])+
+        $field:ident => $name:ident, $kind:ident, $metric:ident $({ cause: $cause:literal })?;
+    )+) => {
         /// Counters shared by every listener, event loop and UDP task.
         ///
         /// Each is a relaxed atomic: they are independent tallies read only for
@@ -53,6 +72,8 @@ macro_rules! totals {
                 name: stringify!($name),
                 help: concat!($($help),+).trim_ascii_start(),
                 kind: CounterKind::$kind,
+                metric: stringify!($metric),
+                cause: cause!($($cause)?),
             }, )+
         ];
 
@@ -86,40 +107,82 @@ macro_rules! totals {
 
 totals! {
     /// Stream connections accepted (TCP and Unix).
-    accepted => accepted, Counter;
+    accepted => accepted, Counter, echo_connections_accepted_total;
     /// Stream connections being served right now.
-    active => active, Gauge;
+    active => active, Gauge, echo_connections_active;
     /// Connections closed because nothing moved for the idle timeout.
-    idle_closed => idle_closed, Counter;
+    idle_closed => idle_closed, Counter, echo_connections_closed_total { cause: "idle" };
     /// Connections the kernel handed over already aborted or reset, so they
     /// could not be served at all.
-    refused => refused, Counter;
+    refused => refused, Counter, echo_connections_aborted_total;
     /// Connections that ended in an error (reset by the peer, mostly).
-    failed => failed, Counter;
+    failed => failed, Counter, echo_connections_closed_total { cause: "error" };
     /// Connections still open when the shutdown grace period ran out.
-    cut => cut, Counter;
+    cut => cut, Counter, echo_connections_closed_total { cause: "cut" };
     /// Bytes echoed back over stream connections: written to the socket, less
     /// those still queued in it when the server closed the connection early.
-    stream_bytes => bytes, Counter;
+    stream_bytes => bytes, Counter, echo_stream_echoed_bytes_total;
     /// Bytes written back that were still queued in the socket when the server
     /// closed the connection early (idle, or cut at shutdown), so were likely
     /// never delivered: a peer that reads nothing is reset.
-    stream_bytes_unsent => bytes_unsent, Counter;
+    stream_bytes_unsent => bytes_unsent, Counter, echo_stream_unsent_bytes_total;
     /// UDP datagrams echoed.
-    datagrams => udp_datagrams, Counter;
+    datagrams => udp_datagrams, Counter, echo_udp_echoed_datagrams_total;
     /// UDP bytes echoed.
-    datagram_bytes => udp_bytes, Counter;
+    datagram_bytes => udp_bytes, Counter, echo_udp_echoed_bytes_total;
     /// UDP datagrams dropped because their source could start a reflection loop.
-    datagrams_refused => udp_refused, Counter;
+    datagrams_refused => udp_refused, Counter,
+        echo_udp_dropped_datagrams_total { cause: "reflection" };
     /// UDP datagrams dropped by the per-source rate limit.
-    datagrams_limited => udp_rate_limited, Counter;
+    datagrams_limited => udp_rate_limited, Counter,
+        echo_udp_dropped_datagrams_total { cause: "rate_limit" };
     /// UDP datagrams dropped because the same one kept coming back from the
     /// same address, as in a loop between two echo services.
-    datagrams_looping => udp_loops, Counter;
+    datagrams_looping => udp_loops, Counter,
+        echo_udp_dropped_datagrams_total { cause: "loop" };
     /// `STATUS=` lines for the service manager dropped because its socket's
     /// queue was full: it was not reading, and waiting for it would stall the server.
-    notify_dropped => notify_dropped, Counter;
+    notify_dropped => notify_dropped, Counter, echo_notifications_dropped_total;
 }
+
+/// The help of each metric that sums several rows of [`COUNTERS`] by their
+/// `cause`, which no one row can give.
+pub const CAUSED_METRICS: &[(&str, &str)] = &[
+    (
+        "echo_connections_closed_total",
+        "Stream connections that ended other than by their client's end of stream, by cause: \
+         idle (the idle timeout), error (reset by the peer, mostly), cut (still open when the \
+         shutdown grace period ran out).",
+    ),
+    (
+        "echo_udp_dropped_datagrams_total",
+        "UDP datagrams dropped unanswered, by cause: reflection (a source that could start a \
+         reflection loop), rate_limit (the per-source rate limit), loop (the same datagram \
+         kept coming back from the same address).",
+    ),
+];
+
+/// Log lines dropped because stderr could not take them: kept by the log
+/// writer ([`crate::log::dropped_lines`]), not in [`Stats`], and reported
+/// beside the table (the totals line writes its name by hand, as `tracing`
+/// needs).
+pub const LOG_LINES_DROPPED: Counter = Counter {
+    name: "log_lines_dropped",
+    help: "Log lines dropped because stderr could not take them (not read, full or closed).",
+    kind: CounterKind::Counter,
+    metric: "echo_log_lines_dropped_total",
+    cause: None,
+};
+
+/// The connection limit in force, a setting rather than a count: reported
+/// beside the table, on `/metrics` only.
+pub const CONNECTION_LIMIT: Counter = Counter {
+    name: "max_connections",
+    help: "Stream connections served at once at most, over all listeners (--max-connections).",
+    kind: CounterKind::Gauge,
+    metric: "echo_connections_limit",
+    cause: None,
+};
 
 impl Stats {
     /// Adds one to `counter`.
@@ -190,10 +253,65 @@ mod tests {
             .map(|counter| counter.name)
             .collect();
         assert_eq!(gauges, ["active"]);
+        assert_eq!(COUNTERS[6].metric, "echo_stream_echoed_bytes_total");
         assert_eq!(
             COUNTERS[6].help,
             "Bytes echoed back over stream connections: written to the socket, less \
              those still queued in it when the server closed the connection early."
+        );
+    }
+
+    #[test]
+    fn every_metric_is_named_as_prometheus_wants_and_caused_ones_have_their_help() {
+        let all = COUNTERS
+            .iter()
+            .chain([&LOG_LINES_DROPPED, &CONNECTION_LIMIT]);
+        for counter in all.clone() {
+            let name = counter.metric;
+            assert!(name.starts_with("echo_"), "{name}");
+            assert!(
+                name.bytes()
+                    .all(|byte| byte.is_ascii_lowercase() || byte == b'_'),
+                "{name}"
+            );
+            assert_eq!(
+                name.ends_with("_total"),
+                counter.kind == CounterKind::Counter,
+                "{name}: counters, and only they, end in _total"
+            );
+        }
+        let caused: Vec<&str> = CAUSED_METRICS.iter().map(|(name, _)| *name).collect();
+        for counter in all.clone() {
+            assert_eq!(
+                counter.cause.is_some(),
+                caused.contains(&counter.metric),
+                "{}: a metric split by cause has its help in CAUSED_METRICS, and no other",
+                counter.name
+            );
+        }
+        for metric in caused {
+            let members: Vec<&Counter> = all.clone().filter(|c| c.metric == metric).collect();
+            let mut causes: Vec<_> = members.iter().map(|c| c.cause).collect();
+            causes.sort_unstable();
+            causes.dedup();
+            assert_eq!(causes.len(), members.len(), "{metric}: a cause twice");
+            assert!(
+                members.iter().all(|c| c.kind == members[0].kind),
+                "{metric}"
+            );
+        }
+        let closed: Vec<_> = COUNTERS
+            .iter()
+            .filter(|c| c.metric == "echo_connections_closed_total")
+            .map(|c| (c.name, c.cause))
+            .collect();
+        assert_eq!(
+            closed,
+            [
+                ("idle_closed", Some("idle")),
+                ("failed", Some("error")),
+                ("cut", Some("cut"))
+            ]
         );
     }
 }
