@@ -94,10 +94,45 @@ impl Handle {
     }
 
     /// Resolves once every loop has ended: drained, or cut.
+    ///
+    /// Cancel-safe: the drain drops this future when the grace runs out and
+    /// awaits it again after the cut, so a loop's receiver is let go as soon
+    /// as it has resolved, since a oneshot receiver panics if polled again.
     pub(crate) async fn finished(&mut self) {
-        for finished in &mut self.finished {
+        while let Some(finished) = self.finished.last_mut() {
             // An error means the thread is gone without saying so: ended too.
             let _ = finished.await;
+            self.finished.pop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The drain's sequence with three loops, the first and last ended
+    /// within the grace and the middle one still busy: waiting is cut short
+    /// by the grace, then resumed after the cut.
+    #[tokio::test]
+    async fn waiting_again_after_the_grace_does_not_poll_an_ended_loop_again() {
+        let (first_ended, first) = tokio::sync::oneshot::channel::<()>();
+        let (busy_ended, busy) = tokio::sync::oneshot::channel::<()>();
+        let (last_ended, last) = tokio::sync::oneshot::channel::<()>();
+        let mut handle = Handle {
+            controls: Vec::new(),
+            finished: vec![first, busy, last],
+        };
+        first_ended.send(()).expect("the receiver is alive");
+        // A loop whose thread died without saying so has ended too.
+        drop(last_ended);
+        let grace = tokio::time::timeout(Duration::from_millis(20), handle.finished()).await;
+        assert!(grace.is_err(), "the busy loop has not ended");
+        busy_ended.send(()).expect("the receiver is alive");
+        tokio::time::timeout(Duration::from_secs(5), handle.finished())
+            .await
+            .expect("every loop has ended");
+        assert!(handle.finished.is_empty());
     }
 }
