@@ -3,6 +3,7 @@
 //! so the `echo-server` command and the library's `server()` start alike.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use echo_proto::{DEFAULT_ADDR, Endpoint, parse_duration};
@@ -18,6 +19,8 @@ pub const DEFAULT_UDP_RATE: u32 = 1_000;
 /// How many event loops serve stream connections, by default: one is the
 /// cheapest per operation (see BENCHMARKS.md for what a second buys).
 pub const DEFAULT_EVENT_LOOPS: usize = 1;
+/// The most event loops `--threads` may ask for, `auto` included.
+pub const MAX_EVENT_LOOPS: usize = 64;
 
 /// What to serve and how: `echo-server`'s flags, parsed straight into this
 /// type, and `Config::default()` is what a bare `echo-server` runs (a test
@@ -104,7 +107,9 @@ pub struct Config {
           value_parser = parse_duration)]
     pub grace: Duration,
 
-    /// Event loops serving stream connections, each a thread of its own.
+    /// Event loops serving stream connections, each a thread of its own: 1 to
+    /// 64, or `auto`, one per CPU this process may use (its CPU affinity and
+    /// cgroup quota included), at most 64.
     ///
     /// One is the cheapest per operation; more spread connections over more
     /// cores (each TCP listener then gets one SO_REUSEPORT socket per loop, and
@@ -114,8 +119,7 @@ pub struct Config {
     /// loop it is not set. Unix and socket-activated listeners are served by
     /// the first.
     #[arg(long = "threads", value_name = "N", env = "ECHO_THREADS", default_value = "1",
-          value_parser = clap::builder::TypedValueParser::map(
-              clap::value_parser!(u8).range(1..=64), usize::from))]
+          value_parser = parse_event_loops)]
     pub event_loops: usize,
 
     /// When TCP connections move bytes with splice(2), inside the kernel:
@@ -142,6 +146,22 @@ pub struct Config {
     /// ADDR: keep it on an address only the scraper reaches.
     #[arg(long, value_name = "ADDR", env = "ECHO_METRICS", value_parser = parse_metrics_addr)]
     pub metrics: Option<SocketAddr>,
+}
+
+/// `--threads`: a number of event loops from 1 to [`MAX_EVENT_LOOPS`], or
+/// `auto`, one per CPU this process may use as
+/// [`std::thread::available_parallelism`] counts them (CPU affinity and a
+/// cgroup's quota included), at most [`MAX_EVENT_LOOPS`].
+fn parse_event_loops(text: &str) -> Result<usize, String> {
+    if text.trim() == "auto" {
+        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        return Ok(cpus.min(MAX_EVENT_LOOPS));
+    }
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|loops| (1..=MAX_EVENT_LOOPS).contains(loops))
+        .ok_or_else(|| format!("expected a number from 1 to {MAX_EVENT_LOOPS}, or auto"))
 }
 
 /// `--metrics`: an IP address and port, as `--listen` takes them (a Unix
@@ -199,6 +219,21 @@ impl Default for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_auto_is_one_loop_per_cpu_this_process_may_use() {
+        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        assert_eq!(parse_event_loops("auto"), Ok(cpus.min(MAX_EVENT_LOOPS)));
+        assert_eq!(parse_event_loops("1"), Ok(1));
+        assert_eq!(parse_event_loops("64"), Ok(64));
+        for refused in ["0", "65", "-1", "two", "", "Auto"] {
+            assert_eq!(
+                parse_event_loops(refused),
+                Err("expected a number from 1 to 64, or auto".to_owned()),
+                "{refused:?}"
+            );
+        }
+    }
 
     #[test]
     fn metrics_take_an_ip_address_and_port_only() {

@@ -53,7 +53,8 @@ mod udp;
 #[cfg(target_os = "linux")]
 pub use crate::{
     config::{
-        Config, DEFAULT_EVENT_LOOPS, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE, Splice,
+        Config, DEFAULT_EVENT_LOOPS, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE,
+        MAX_EVENT_LOOPS, Splice,
     },
     listen::{ListenError, Listener},
     server::{Server, ServerError, announce},
