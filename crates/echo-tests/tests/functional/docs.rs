@@ -26,8 +26,9 @@ const CLAP_FLAGS: [&str; 2] = ["help", "version"];
 /// Long flags of other tools that our pages name: cargo's, `cargo xtask`'s,
 /// podman's, kubectl's and kubernetes-validate's. Anything else that looks
 /// like a flag must be one our binaries accept.
-const FOREIGN_FLAGS: [&str; 16] = [
+const FOREIGN_FLAGS: [&str; 17] = [
     "locked",
+    "target",
     "path",
     "root",
     "release",
