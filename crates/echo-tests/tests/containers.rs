@@ -13,13 +13,14 @@
 //! default 1048576 needs CAP_SYS_RESOURCE): that is this harness's business,
 //! never the image's or the manifests'.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use echo_client::Client;
-use echo_tests::{Server, TempDir, binary};
+use echo_tests::{Server, TempDir, binary, read_all};
 use nix::sys::resource::{Resource, getrlimit};
 
 /// How long a container may take to stop after SIGTERM: the server's
@@ -267,15 +268,41 @@ fn image_is_small_unprivileged_and_listens_on_every_address() {
     let env = fields.next().unwrap_or_default();
     assert!(env.contains("\"ECHO_LISTEN=0.0.0.0:7007\""), "{said}");
     assert!(env.contains("\"ECHO_LOG_FORMAT=json\""), "{said}");
+    assert!(env.contains("\"ECHO_THREADS=auto\""), "{said}");
+    assert!(env.contains("\"ECHO_METRICS=0.0.0.0:9007\""), "{said}");
     assert!(
         !env.contains("ECHO_ADDR") && !env.contains("ECHO_UDP"),
         "read by echo-client too: {said}"
     );
 }
 
+/// `GET /metrics` from `addr`: the body of a 200 answer.
+fn scrape(addr: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(addr).expect("the metrics port accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+        .expect("the request goes");
+    let answer = text(&read_all(&mut stream, 1 << 20).expect("the answer comes"));
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    body.to_owned()
+}
+
+/// The value of the sample written exactly `name` in a scrape.
+fn sample(body: &str, name: &str) -> u64 {
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no whole sample {name} in:\n{body}"))
+}
+
 /// Runs the image with `args`, echoes TCP and UDP through ports published on
-/// loopback, probes from inside with its own echo-client, and stops it with
-/// SIGTERM: exit 0 within the grace period.
+/// loopback, reads the counters of that through its published metrics port,
+/// probes from inside with its own echo-client, and stops it with SIGTERM:
+/// exit 0 within the grace period, every line it wrote a JSON object.
 fn serve_stop(args: &[&str]) {
     let image = given("ECHO_TEST_IMAGE");
     let name = unique("run");
@@ -285,24 +312,37 @@ fn serve_stop(args: &[&str]) {
             .arg("run")
             .args(runtime_args())
             .args(["--name", &name])
-            .args([
-                "--publish",
-                "127.0.0.1::7007/tcp",
-                "--publish",
-                "127.0.0.1::7007/udp",
-            ])
+            .args(["--publish", "127.0.0.1::7007/tcp"])
+            .args(["--publish", "127.0.0.1::7007/udp"])
+            .args(["--publish", "127.0.0.1::9007/tcp"])
             .arg(&image)
             .args(args)
             .stdin(Stdio::null()),
-        2,
+        3,
     );
-    assert_eq!(server.listeners(), ["tcp 0.0.0.0:7007", "udp 0.0.0.0:7007"]);
+    assert_eq!(
+        server.listeners(),
+        [
+            "tcp 0.0.0.0:7007",
+            "udp 0.0.0.0:7007",
+            "metrics 0.0.0.0:9007"
+        ]
+    );
 
-    assert_tcp_echo(published(&name, "7007/tcp"), &pattern(256 * 1024));
+    let message = pattern(256 * 1024);
+    assert_tcp_echo(published(&name, "7007/tcp"), &message);
     assert_udp_echo(
         published(&name, "7007/udp"),
         "a datagram through the mapped port",
     );
+    let metrics = scrape(published(&name, "9007/tcp"));
+    assert_eq!(sample(&metrics, "echo_connections_accepted_total"), 1);
+    assert_eq!(
+        sample(&metrics, "echo_stream_echoed_bytes_total"),
+        message.len() as u64
+    );
+    // echo-client resends a datagram whose reply is late: at least one answered.
+    assert!(sample(&metrics, "echo_udp_echoed_datagrams_total") >= 1);
     let probe = run_ok(
         "podman",
         &[
@@ -323,10 +363,15 @@ fn serve_stop(args: &[&str]) {
         server.stderr()
     );
     let log = server.stderr();
-    for line in log.lines() {
+    for line in server
+        .announcements()
+        .iter()
+        .map(String::as_str)
+        .chain(log.lines())
+    {
         assert!(
             serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v.is_object()),
-            "a log line that is not a JSON object: {line}\n{log}"
+            "a line on stdout or stderr that is not a JSON object: {line}\n{log}"
         );
     }
     assert!(log.contains(r#""message":"echo-server stopped""#), "{log}");
@@ -356,9 +401,14 @@ fn probe_commands(manifest: &str) -> Vec<Vec<String>> {
 }
 
 /// A port below 32768 (outside Linux's ephemeral range, so no client takes
-/// it meanwhile) that is free for TCP and UDP on loopback now.
-fn free_low_port() -> u16 {
-    let start = 20_000 + (std::process::id() % 10_000) as u16;
+/// it meanwhile) that is free for TCP and UDP on loopback now, from `from`
+/// on if that is in the range.
+fn free_low_port(from: u16) -> u16 {
+    let start = if (20_000..32_768).contains(&from) {
+        from
+    } else {
+        20_000 + (std::process::id() % 10_000) as u16
+    };
     (start..32_768)
         .chain(20_000..start)
         .find(|&port| {
@@ -376,16 +426,25 @@ fn kube_play_runs_the_deployment_whose_probes_prove_an_echo_and_stops_cleanly() 
         .expect("the manifest");
     // podman 4.3 publishes every containerPort on the host, on all addresses,
     // and makes one pod per replica: one replica, published on loopback only.
-    let port = free_low_port();
+    let port = free_low_port(0);
+    let metrics_port = free_low_port(port + 1);
     let played: String = manifest
         .replace("replicas: 2", "replicas: 1")
         .lines()
         .flat_map(|line| {
             let mut lines = vec![line.to_owned()];
-            if line.trim() == "containerPort: 7007" {
+            let host_port = match line.trim() {
+                "containerPort: 7007" => Some(port),
+                "containerPort: 9007" => Some(metrics_port),
+                other => {
+                    assert!(!other.starts_with("containerPort"), "unknown {other}");
+                    None
+                }
+            };
+            if let Some(host_port) = host_port {
                 let indent = &line[..line.len() - line.trim_start().len()];
                 lines.push(format!("{indent}hostIP: 127.0.0.1"));
-                lines.push(format!("{indent}hostPort: {port}"));
+                lines.push(format!("{indent}hostPort: {host_port}"));
             }
             lines
         })
@@ -439,12 +498,21 @@ fn kube_play_runs_the_deployment_whose_probes_prove_an_echo_and_stops_cleanly() 
         Command::new("podman")
             .args(["logs", "--follow", container])
             .stdin(Stdio::null()),
-        2,
+        3,
     );
-    assert_eq!(logs.listeners(), ["tcp 0.0.0.0:7007", "udp 0.0.0.0:7007"]);
+    assert_eq!(
+        logs.listeners(),
+        [
+            "tcp 0.0.0.0:7007",
+            "udp 0.0.0.0:7007",
+            "metrics 0.0.0.0:9007"
+        ]
+    );
     let published: SocketAddr = ([127, 0, 0, 1], port).into();
     assert_tcp_echo(published, &pattern(64 * 1024));
     assert_udp_echo(published, "a datagram to the pod");
+    let metrics = scrape(([127, 0, 0, 1], metrics_port).into());
+    assert_eq!(sample(&metrics, "echo_connections_accepted_total"), 1);
 
     let probes = probe_commands(&manifest);
     assert_eq!(
