@@ -61,6 +61,19 @@ pub enum BenchError {
         #[source]
         source: echo_os::process::ProcessError,
     },
+    /// With a start time (`--start-at`), the generator was ready only after
+    /// it: its load would begin out of step with the other generators'.
+    #[error(
+        "ready {} after the start time {start}: the load would begin late, out of step \
+         with the other generators; start them all earlier, or pass --late-ok to run anyway",
+        echo_proto::Human(*.late)
+    )]
+    Late {
+        /// The start time, in RFC 3339.
+        start: String,
+        /// How long after it the generator was ready.
+        late: Duration,
+    },
     /// A plot could not be drawn or written.
     #[error("cannot draw the plot {}: {message}", path.display())]
     Plot {

@@ -69,6 +69,8 @@ pub mod dry_run;
 #[cfg(target_os = "linux")]
 mod error;
 #[cfg(target_os = "linux")]
+pub mod histogram_log;
+#[cfg(target_os = "linux")]
 pub mod host;
 #[cfg(target_os = "linux")]
 pub mod limits;
@@ -88,6 +90,8 @@ mod run;
 mod scenario;
 #[cfg(target_os = "linux")]
 pub mod size;
+#[cfg(target_os = "linux")]
+pub mod start_at;
 #[cfg(target_os = "linux")]
 pub mod tally;
 

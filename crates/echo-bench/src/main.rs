@@ -1,18 +1,21 @@
 //! The `echo-bench` command: parses flags into a [`Plan`], runs it, and prints
-//! the report as a table or a JSON line; `plot` turns JSON lines into an SVG.
+//! the report as a table or a JSON line, perhaps with a histogram log;
+//! `plot` turns JSON lines into an SVG, and `merge` histogram logs into one report.
 
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
+use echo_bench::histogram_log::{LogWriter, Recording, STANDARD_STREAM, merge_logs};
 use echo_bench::plan::{parse_rate, time_limit};
 use echo_bench::progress::Progress;
 use echo_bench::size::{format_size, group_thousands, parse_size};
+use echo_bench::start_at::{self, StartAtError};
 use echo_bench::{BenchError, Live, Plan, Report, Scenario, Unanswered, host, limits, plot};
 use echo_proto::{Human, Target, parse_duration};
 
@@ -35,7 +38,7 @@ use echo_proto::{Human, Target, parse_duration};
     override_usage = "echo-bench <COMMAND>\n       echo-bench --generate <KIND> [--generate-dir <DIR>]"
 )]
 struct Cli {
-    /// A scenario or plot: not needed with --generate alone.
+    /// A scenario, plot or merge: not needed with --generate alone.
     #[command(subcommand)]
     command: Option<Command>,
 
@@ -114,6 +117,13 @@ enum Command {
     /// Draws the latency percentiles of JSON reports (from --json) as an SVG,
     /// one panel per scenario and one line per --label.
     Plot(PlotArgs),
+    /// Adds up the histogram logs (--histogram-log) of generators that ran
+    /// together, on one machine or many, into one report: exchanges, bytes,
+    /// errors by kind and CPU summed, latency percentiles from the sum of
+    /// every histogram (never an average of percentiles), and how many
+    /// generators joined and how far apart they started. Prints the table,
+    /// JSON or plot of a single run, and exits 1 if the merged run failed.
+    Merge(MergeArgs),
 }
 
 /// Flags every scenario takes.
@@ -183,6 +193,38 @@ struct Common {
     /// Also draw this run's latency percentiles as an SVG here.
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
+
+    /// Also write every exchange's latency here as an HdrHistogram interval
+    /// log, one histogram per --histogram-interval, ending with the run's
+    /// JSON report; `echo-bench merge` adds such logs up exactly. `-` writes
+    /// it to stdout, which then carries the log alone: the table, the start
+    /// line, notes and hints go into it as comments, and --json is refused.
+    #[arg(long, value_name = "FILE")]
+    histogram_log: Option<PathBuf>,
+
+    /// The length of each interval of the histogram log.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = parse_interval,
+        default_value = "1s",
+        requires = "histogram_log"
+    )]
+    histogram_interval: Duration,
+
+    /// Begin the load at this instant, as RFC 3339 (2030-06-01T12:00:00Z,
+    /// or with an offset, +02:00) or Unix seconds, at most a day ahead: the
+    /// name is resolved, the plan checked and the first connection made
+    /// first, then the load waits for it. Give every generator the same
+    /// instant to start them together. Ready only after it, the run fails,
+    /// saying by how much.
+    #[arg(long, value_name = "TIME", env = "ECHO_BENCH_START_AT", value_parser = parse_start_at)]
+    start_at: Option<SystemTime>,
+
+    /// With --start-at, run even when ready only after it, starting at once
+    /// (a note says how late), instead of failing.
+    #[arg(long, requires = "start_at")]
+    late_ok: bool,
 }
 
 /// The flags of scenarios that send one exchange after another.
@@ -203,7 +245,9 @@ struct RateArg {
     /// hiding (coordinated omission, corrected as wrk2 does). With --count
     /// the timetable has that many exchanges, and the run ends with the last.
     /// The run fails when it achieves less than 95% of N. Without it, each
-    /// worker sends as soon as its last reply is in (a closed loop).
+    /// worker sends as soon as its last reply is in (a closed loop). N is
+    /// this generator's own: to share a total among G generators, give each
+    /// the total over G.
     #[arg(long, value_name = "N", value_parser = parse_rate)]
     rate: Option<f64>,
 }
@@ -238,6 +282,35 @@ struct UdpArgs {
 }
 
 #[derive(Debug, Args)]
+struct MergeArgs {
+    /// Print one JSON object on one line instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also draw the merged latency percentiles as an SVG here.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// The histogram logs, one per generator; `-` reads one from stdin.
+    #[arg(value_name = "LOG", required = true)]
+    logs: Vec<PathBuf>,
+}
+
+/// Reads `--start-at` as of now.
+fn parse_start_at(text: &str) -> Result<SystemTime, StartAtError> {
+    start_at::parse_start_at(text, SystemTime::now())
+}
+
+/// Reads `--histogram-interval`: a duration above zero.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    match parse_duration(text) {
+        Ok(interval) if interval.is_zero() => {
+            Err("an interval must be longer than zero".to_owned())
+        }
+        Ok(interval) => Ok(interval),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+#[derive(Debug, Args)]
 struct PlotArgs {
     /// Where to write the SVG; `-` writes it to stdout.
     #[arg(short, long, value_name = "FILE")]
@@ -258,7 +331,7 @@ fn main() -> ExitCode {
         echo_generate::color::exit(
             Cli::command().error(
                 ErrorKind::MissingSubcommand,
-                "a scenario (conn, persistent, bulk, idle, udp) or plot is needed",
+                "a scenario (conn, persistent, bulk, idle, udp), plot or merge is needed",
             ),
             Cli::command(),
         )
@@ -289,6 +362,10 @@ fn generate(kind: echo_generate::Kind, dir: Option<&Path>) -> ExitCode {
 fn run(command: Command) -> anyhow::Result<bool> {
     let (common, scenario, defaults, rate) = match command {
         Command::Plot(args) => return plot_reports(&args).map(|()| true),
+        Command::Merge(args) => {
+            let report = merge_logs(&args.logs)?;
+            return publish(&report, args.json, args.plot.as_deref(), None);
+        }
         Command::Conn(paced) => (
             paced.common,
             Scenario::Conn,
@@ -346,6 +423,26 @@ fn run(command: Command) -> anyhow::Result<bool> {
     // A bad command line is told before any name is looked up; each address
     // is checked as it is added.
     let plan = plan.validate().map_err(UsageError)?;
+    let to_stdout = common
+        .histogram_log
+        .as_ref()
+        .is_some_and(|path| path.as_os_str() == STANDARD_STREAM);
+    if to_stdout && common.json && !common.dry_run {
+        echo_generate::color::exit(
+            Cli::command().error(
+                ErrorKind::ArgumentConflict,
+                "--json and --histogram-log - both want stdout: give the log a file, or \
+                 leave out --json (the log ends with the JSON report)",
+            ),
+            Cli::command(),
+        )
+    }
+    // Opened before anything is looked up, so that a log that cannot be
+    // written costs nothing; a dry run writes none.
+    let mut log = match &common.histogram_log {
+        Some(path) if !common.dry_run => Some(LogWriter::create(path, common.histogram_interval)?),
+        _ => None,
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -357,56 +454,125 @@ fn run(command: Command) -> anyhow::Result<bool> {
         let own = host::own_addresses();
         let addrs = echo_bench::resolve::resolve(&plan.target, &own, plan.timeout).await?;
         let plan = plan.with_addrs(addrs, own).map_err(UsageError)?;
-        note_off_host(&plan);
+        note_off_host(&plan, &mut log);
         if common.dry_run {
             return print_dry_run(&plan, common.json).map(|()| None);
         }
         limits::raise_fd_limit();
         let plan = echo_bench::reach(&plan).await.map_err(with_next_step)?;
-        say(&start_line(&plan));
-        let live = Arc::new(Live::default());
+        if let Some(start) = common.start_at {
+            check_ready(start, common.late_ok, &mut log)?;
+        }
+        say(&start_line(&plan, common.start_at), &mut log);
+        if let Some(start) = common.start_at {
+            start_at::wait_until(start).await;
+        }
+        let live = Arc::new(match log {
+            Some(_) => Live::with_intervals(),
+            None => Live::default(),
+        });
         let progress = Progress::start(&plan, Arc::clone(&live));
+        let recording = log
+            .take()
+            .map(|log| Recording::start(log, Arc::clone(&live), common.histogram_interval));
         let report = echo_bench::run(&plan, live).await;
         drop(progress);
-        anyhow::Ok(Some(report?))
+        let log = recording.map(Recording::finish).transpose();
+        anyhow::Ok(Some((report?, log?)))
     });
     // Workers abandoned at the hard deadline, or a lookup given up on, may
     // still hold threads and sockets; do not wait for them.
     runtime.shutdown_background();
     // A dry run has printed its plan, and passes.
-    let Some(report) = outcome? else {
+    let Some((report, log)) = outcome? else {
         return Ok(true);
     };
+    publish(&report, common.json, common.plot.as_deref(), log)
+}
 
-    let mut stdout = io::stdout().lock();
-    if common.json {
-        writeln!(stdout, "{}", report.to_json())?;
-    } else {
-        write!(stdout, "{report}")?;
+/// With a start time, whether the generator is ready in time: late, it
+/// fails, or with `late_ok` says by how much and goes on.
+fn check_ready(
+    start: SystemTime,
+    late_ok: bool,
+    log: &mut Option<LogWriter>,
+) -> anyhow::Result<()> {
+    let Some(late) = start_at::late_by(start, SystemTime::now()) else {
+        return Ok(());
+    };
+    if !late_ok {
+        return Err(BenchError::Late {
+            start: start_at::show(start),
+            late,
+        }
+        .into());
     }
-    stdout.flush()?;
-    if let Some(path) = &common.plot {
-        plot::latency_svg(std::slice::from_ref(&report), path)?;
+    say(
+        &format!(
+            "echo-bench: note: the load begins {} after the start time {} \
+             (--late-ok), out of step with the other generators",
+            Human(late),
+            start_at::show(start)
+        ),
+        log,
+    );
+    Ok(())
+}
+
+/// Gives the report of a run or a merge: as a table or JSON on stdout, or
+/// with a log on stdout as comments there; as a plot if asked; and ends the
+/// log with it. Returns whether the run passed.
+fn publish(
+    report: &Report,
+    json: bool,
+    plot_path: Option<&Path>,
+    mut log: Option<LogWriter>,
+) -> anyhow::Result<bool> {
+    match &mut log {
+        Some(log) if log.is_stdout() => log.comment(&report.to_string())?,
+        _ => {
+            let mut stdout = io::stdout().lock();
+            if json {
+                writeln!(stdout, "{}", report.to_json())?;
+            } else {
+                write!(stdout, "{report}")?;
+            }
+            stdout.flush()?;
+        }
     }
-    if let Some(hint) = udp_limit_hint(&report) {
-        say(&hint);
+    if let Some(path) = plot_path {
+        plot::latency_svg(std::slice::from_ref(report), path)?;
+    }
+    if let Some(hint) = udp_limit_hint(report) {
+        say(&hint, &mut log);
     }
     if !report.ok {
-        // The report on stdout already says it failed, and so will the exit code.
-        let _ = writeln!(
-            io::stderr().lock(),
-            "error: {} run against {} FAILED: {}",
-            report.scenario,
-            report.addr,
-            report.failures.join("; ")
+        // The report already says it failed, and so will the exit code.
+        let runs = if report.generators.is_some() {
+            "merged runs"
+        } else {
+            "run"
+        };
+        say(
+            &format!(
+                "error: {} {runs} against {} FAILED: {}",
+                report.scenario,
+                report.addr,
+                report.failures.join("; ")
+            ),
+            &mut log,
         );
+    }
+    if let Some(log) = log {
+        log.finish(report)?;
     }
     Ok(report.ok)
 }
 
 /// What `echo-bench` says on stderr as the load starts, as wrk does:
-/// `running 10s persistent test @ 127.0.0.1:7007, 50 workers`.
-fn start_line(plan: &Plan) -> String {
+/// `running 10s persistent test @ 127.0.0.1:7007, 50 workers`, and with a
+/// start time, `at` it.
+fn start_line(plan: &Plan, start: Option<SystemTime>) -> String {
     let scenario = plan.scenario.name();
     let how_long = Human(plan.duration);
     let test = match (&plan.scenario, plan.count) {
@@ -434,7 +600,10 @@ fn start_line(plan: &Plan) -> String {
         1 => "1 worker".to_owned(),
         n => format!("{} workers", group_thousands(n as u64)),
     };
-    format!("running {test} @ {addr}, {workers}")
+    let at = start
+        .map(|start| format!(", at {}", start_at::show(start)))
+        .unwrap_or_default();
+    format!("running {test} @ {addr}, {workers}{at}")
 }
 
 /// When a udp run lost datagrams, why that may be: an echo-server's
@@ -464,10 +633,19 @@ fn with_next_step(err: BenchError) -> anyhow::Error {
     }
 }
 
-/// One line on stderr; with stderr gone the run goes on, as nothing is lost
-/// but the line.
-fn say(line: &str) {
-    let _ = writeln!(io::stderr().lock(), "{line}");
+/// One line for people: on stderr, or as a comment of a histogram log on
+/// stdout, which then carries nothing else; with either gone the run goes
+/// on, as nothing is lost but the line (a log that cannot be written says
+/// so at its next interval).
+fn say(line: &str, log: &mut Option<LogWriter>) {
+    match log {
+        Some(log) if log.is_stdout() => {
+            let _ = log.comment(line);
+        }
+        _ => {
+            let _ = writeln!(io::stderr().lock(), "{line}");
+        }
+    }
 }
 
 /// `--dry-run`: the plan on stdout, as text or one JSON object.
@@ -484,9 +662,9 @@ fn print_dry_run(plan: &Plan, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Says on stderr, in one line, when the load is to leave this machine, so
-/// that no one loads another machine without knowing it.
-fn note_off_host(plan: &Plan) {
+/// Says in one line when the load is to leave this machine, so that no one
+/// loads another machine without knowing it.
+fn note_off_host(plan: &Plan, log: &mut Option<LogWriter>) {
     let off_host = plan.off_host();
     if off_host.is_empty() {
         return;
@@ -502,10 +680,9 @@ fn note_off_host(plan: &Plan) {
     } else {
         "may go"
     };
-    // A note is not worth failing over: with stderr gone, the run goes on.
-    let _ = writeln!(
-        io::stderr().lock(),
-        "echo-bench: note: the load {goes} to {place}, off this machine"
+    say(
+        &format!("echo-bench: note: the load {goes} to {place}, off this machine"),
+        log,
     );
 }
 

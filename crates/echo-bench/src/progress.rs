@@ -1,5 +1,7 @@
 //! A progress bar on stderr while a run goes on, drawn only for a person at a
-//! terminal: redirected or piped, stderr gets nothing of the kind.
+//! terminal: redirected or piped, stderr gets nothing of the kind. With a
+//! histogram log, each interval it takes shows there too: its rate and its
+//! median and 99th percentile latencies.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::plan::{Plan, Scenario};
+use crate::plan::{Plan, Scenario, format_rate};
 use crate::size::group_thousands;
 use crate::tally::Live;
 
@@ -73,7 +75,26 @@ impl Progress {
                 } else {
                     format!(", {} ERRORS", group_thousands(errors))
                 };
-                shown.set_message(format!("{} exchanges{errors}", group_thousands(exchanges)));
+                let interval = live
+                    .intervals
+                    .as_ref()
+                    .and_then(|intervals| intervals.last())
+                    .map(|last| {
+                        let micros = |nanos: u64| group_thousands(nanos.div_ceil(1_000));
+                        let rate = last.count as f64 / last.length.as_secs_f64().max(1e-9);
+                        format!(
+                            "; last {}: {}/s, p50 {} µs, p99 {} µs",
+                            echo_proto::Human(last.length),
+                            format_rate(rate),
+                            micros(last.p50_ns),
+                            micros(last.p99_ns)
+                        )
+                    })
+                    .unwrap_or_default();
+                shown.set_message(format!(
+                    "{} exchanges{errors}{interval}",
+                    group_thousands(exchanges)
+                ));
             }
         });
         Some(Progress { bar, redraw })

@@ -6,6 +6,7 @@
 //! reported; neither of those knows the other.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 
@@ -67,6 +68,7 @@ pub async fn run(plan: &ValidPlan, live: Arc<Live>) -> Result<Report, BenchError
     let cpu_before = plan.server_pid.map(limits::cpu_time).transpose()?;
     let own_before = limits::own_cpu_time();
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let mut outcome = match &plan.scenario {
         Scenario::Conn => conn::run(Shared::new(plan, live, started)?).await,
         Scenario::Persistent => persistent::run(Shared::new(plan, live, started)?).await,
@@ -82,6 +84,7 @@ pub async fn run(plan: &ValidPlan, live: Arc<Live>) -> Result<Report, BenchError
             used: after.saturating_sub(before),
         });
     }
+    outcome.started_at = Some(started_at);
     outcome.rss_before_kib = rss_before;
     if outcome.rss_after_kib.is_none() {
         outcome.rss_after_kib = plan.server_pid.map(limits::resident_kib).transpose()?;

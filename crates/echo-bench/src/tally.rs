@@ -7,11 +7,13 @@
 //! A scenario hands its merged tally on as an [`Outcome`], with the few things
 //! it measured that are not counts, so that reports read what was measured
 //! without knowing how it was.
+//! For a histogram log, [`Intervals`] also gathers the latencies recorded
+//! since it was last asked, one second of the run at a time.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -170,7 +172,8 @@ impl ErrorCounts {
         *counter += 1;
     }
 
-    fn add(&mut self, other: &ErrorCounts) {
+    /// Adds `other`'s counts, kind by kind.
+    pub(crate) fn add(&mut self, other: &ErrorCounts) {
         self.mismatch += other.mismatch;
         self.reset += other.reset;
         self.timeout += other.timeout;
@@ -180,8 +183,23 @@ impl ErrorCounts {
     }
 }
 
-/// Counters shared by all workers while a run goes on, for progress displays only;
-/// the final figures come from the merged [`Tally`].
+/// An empty histogram of latencies in nanoseconds, as every tally, interval
+/// and merge keeps them: from 1 ns to [`LATENCY_CEILING`], to
+/// [`SIGNIFICANT_FIGURES`] digits. Histograms with the same lowest value and
+/// digits share their buckets, so adding them together loses nothing.
+pub fn latency_histogram() -> Histogram<u64> {
+    let ceiling = u64::try_from(LATENCY_CEILING.as_nanos()).unwrap_or(u64::MAX);
+    Histogram::new_with_bounds(1, ceiling, SIGNIFICANT_FIGURES)
+        .expect("constant histogram bounds are valid")
+}
+
+/// A latency as the histograms record it: whole nanoseconds, at least one.
+fn nanos(latency: Duration) -> u64 {
+    u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Counters shared by all workers while a run goes on, for progress displays
+/// and the histogram log; the final figures come from the merged [`Tally`].
 #[derive(Debug, Default)]
 pub struct Live {
     /// Exchanges completed and verified.
@@ -190,6 +208,87 @@ pub struct Live {
     pub bytes: AtomicU64,
     /// Failed exchanges.
     pub errors: AtomicU64,
+    /// The latencies recorded since the histogram log last took them; `None`
+    /// when no log is written, so that a run without one records nothing twice.
+    pub intervals: Option<Intervals>,
+}
+
+impl Live {
+    /// Live counters that also gather every latency for a histogram log.
+    pub fn with_intervals() -> Live {
+        Live {
+            intervals: Some(Intervals::default()),
+            ..Live::default()
+        }
+    }
+}
+
+/// The latencies recorded since they were last taken, for the histogram log.
+///
+/// Each [`Recorder`] has a histogram of its own behind a lock that only it
+/// and [`Intervals::take`] use: recording contends with no other worker,
+/// and with the taker once an interval. A latency belongs to the interval in
+/// which its exchange ended and was recorded.
+#[derive(Debug, Default)]
+pub struct Intervals {
+    /// Every recorder's histogram, in the order they were made.
+    recorders: Mutex<Vec<Arc<Mutex<Histogram<u64>>>>>,
+    /// What the last interval taken held, for a progress line.
+    last: Mutex<Option<IntervalSummary>>,
+}
+
+/// The figures of one interval of the histogram log, as a progress line shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntervalSummary {
+    /// How long the interval was.
+    pub length: Duration,
+    /// Latencies recorded in it.
+    pub count: u64,
+    /// Its median latency, in nanoseconds (0 when empty).
+    pub p50_ns: u64,
+    /// Its 99th percentile latency, in nanoseconds (0 when empty).
+    pub p99_ns: u64,
+}
+
+impl Intervals {
+    /// A histogram for one more recorder, which it alone records into.
+    fn recorder(&self) -> Arc<Mutex<Histogram<u64>>> {
+        let histogram = Arc::new(Mutex::new(latency_histogram()));
+        lock(&self.recorders).push(Arc::clone(&histogram));
+        histogram
+    }
+
+    /// Every latency recorded since the last call, in one histogram, each
+    /// recorder's emptied on the way; `length` is the time they cover, kept
+    /// for [`Intervals::last`].
+    pub fn take(&self, length: Duration) -> Histogram<u64> {
+        let mut interval = latency_histogram();
+        let recorders = lock(&self.recorders).clone();
+        for recorder in recorders {
+            let mut histogram = lock(&recorder);
+            // Same bounds on both sides: adding cannot fail.
+            let _ = interval.add(&*histogram);
+            histogram.reset();
+        }
+        *lock(&self.last) = Some(IntervalSummary {
+            length,
+            count: interval.len(),
+            p50_ns: interval.value_at_quantile(0.5),
+            p99_ns: interval.value_at_quantile(0.99),
+        });
+        interval
+    }
+
+    /// The figures of the interval taken last, if any was.
+    pub fn last(&self) -> Option<IntervalSummary> {
+        *lock(&self.last)
+    }
+}
+
+/// Locks `mutex`, even if a thread panicked holding it: a histogram or a
+/// list is whole between any two calls, so what it holds is still good.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What one worker, or a whole run, achieved.
@@ -220,7 +319,6 @@ impl Default for Tally {
 impl Tally {
     /// An empty tally.
     pub fn new() -> Self {
-        let ceiling = u64::try_from(LATENCY_CEILING.as_nanos()).unwrap_or(u64::MAX);
         Tally {
             exchanges: 0,
             bytes: 0,
@@ -228,8 +326,7 @@ impl Tally {
             lost: 0,
             late: 0,
             samples: Vec::new(),
-            latency: Histogram::new_with_bounds(1, ceiling, SIGNIFICANT_FIGURES)
-                .expect("constant histogram bounds are valid"),
+            latency: latency_histogram(),
         }
     }
 
@@ -237,8 +334,7 @@ impl Tally {
     pub fn succeeded(&mut self, bytes: u64, latency: Duration) {
         self.exchanges += 1;
         self.bytes += bytes;
-        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-        self.latency.saturating_record(nanos.max(1));
+        self.latency.saturating_record(nanos(latency));
     }
 
     /// Records a failed exchange of `worker` (`None` for the run as a whole),
@@ -295,6 +391,8 @@ pub struct Outcome {
     pub server_cpu: Option<ServerCpu>,
     /// This process's own CPU time over the load.
     pub client_cpu: Option<ClientCpu>,
+    /// When the load began, by this machine's clock.
+    pub started_at: Option<SystemTime>,
 }
 
 /// A worker's tally together with the run's live counters, kept in step.
@@ -305,15 +403,19 @@ pub struct Recorder {
     /// The worker's own accounting.
     pub tally: Tally,
     live: Arc<Live>,
+    /// This worker's latencies since the histogram log last took them.
+    interval: Option<Arc<Mutex<Histogram<u64>>>>,
 }
 
 impl Recorder {
     /// A recorder for `worker`, feeding `live`.
     pub fn new(worker: usize, live: Arc<Live>) -> Self {
+        let interval = live.intervals.as_ref().map(Intervals::recorder);
         Recorder {
             worker,
             tally: Tally::new(),
             live,
+            interval,
         }
     }
 
@@ -322,6 +424,14 @@ impl Recorder {
         self.tally.succeeded(bytes, latency);
         self.live.exchanges.fetch_add(1, Ordering::Relaxed);
         self.live.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.record_interval(latency);
+    }
+
+    /// Adds `latency` to the interval the histogram log will take next.
+    fn record_interval(&self, latency: Duration) {
+        if let Some(interval) = &self.interval {
+            lock(interval).saturating_record(nanos(latency));
+        }
     }
 
     /// Records bytes verified without completing an exchange (a bulk stream's progress).
@@ -334,6 +444,7 @@ impl Recorder {
     pub fn exchange_done(&mut self, latency: Duration) {
         self.tally.succeeded(0, latency);
         self.live.exchanges.fetch_add(1, Ordering::Relaxed);
+        self.record_interval(latency);
     }
 
     /// Records a failed exchange.
@@ -487,5 +598,37 @@ mod tests {
             tally.samples,
             ["worker 2: reading the reply: connection reset"]
         );
+        assert!(live.intervals.is_none(), "no log, no second histogram");
+    }
+
+    #[test]
+    fn intervals_hold_every_latency_once_whatever_the_recorder() {
+        let live = Arc::new(Live::with_intervals());
+        let intervals = live.intervals.as_ref().expect("intervals");
+        let mut first = Recorder::new(0, Arc::clone(&live));
+        let mut second = Recorder::new(1, Arc::clone(&live));
+        first.succeeded(64, Duration::from_micros(10));
+        second.exchange_done(Duration::from_micros(30));
+        second.failed(&reset());
+        let taken = intervals.take(Duration::from_secs(1));
+        assert_eq!(taken.len(), 2, "a failure has no latency");
+        assert_eq!(taken.max(), taken.highest_equivalent(30_000));
+        let summary = intervals.last().expect("a summary");
+        assert_eq!(summary.count, 2);
+        assert_eq!(summary.p50_ns, taken.highest_equivalent(10_000));
+        first.succeeded(64, Duration::from_micros(20));
+        let next = intervals.take(Duration::from_millis(500));
+        assert_eq!(next.len(), 1, "taken latencies are not taken again");
+        assert_eq!(
+            intervals.last().map(|s| s.length),
+            Some(Duration::from_millis(500))
+        );
+        let (first, second) = (first.finish(), second.finish());
+        assert_eq!(
+            first.latency().len() + second.latency().len(),
+            3,
+            "the tallies keep theirs"
+        );
+        assert!(intervals.take(Duration::ZERO).is_empty());
     }
 }

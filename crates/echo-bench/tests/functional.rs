@@ -5,6 +5,7 @@
 mod functional {
     pub mod cli;
     pub mod corrupt;
+    pub mod distributed;
     pub mod fail_fast;
     pub mod first_hour;
     pub mod rate;

@@ -1,18 +1,23 @@
 //! The outcome of a run: [`Report`] gathers what was measured, as programs
-//! read it (one JSON object per run, via serde); `verdict` judges it and
-//! `table` writes it as people read it.
+//! read it (one JSON object per run, via serde); `verdict` judges it,
+//! `table` writes it as people read it, and `merge` joins the reports of
+//! generators that ran together into one.
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use echo_proto::Target;
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{Plan, Scenario};
 use crate::size::{format_size, group_thousands};
 use crate::tally::{ErrorCounts, Outcome};
 
+mod merge;
 mod table;
 mod verdict;
+
+pub use merge::{MergeError, Part, merge};
 
 /// The latency percentiles a report lists for plotting; 100 is the maximum.
 pub const PERCENTILES: [f64; 10] = [
@@ -23,7 +28,7 @@ pub const PERCENTILES: [f64; 10] = [
 ///
 /// The JSON form has one key per field; scenario-specific fields are left out
 /// when they do not apply.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// The run's name, such as the server's, when one was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +159,17 @@ pub struct Report {
     /// machine's count, the rate measured the client rather than the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cores: Option<f64>,
+    /// When the load began, in seconds since the Unix epoch by the
+    /// generator's clock (a merge: the first generator's start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix_s: Option<f64>,
+    /// A merge: how many generators' runs it joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generators: Option<usize>,
+    /// A merge: seconds from the first generator's start to the last's, by
+    /// their own clocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_skew_s: Option<f64>,
     /// Whether the run passed: no errors, loss within its limit, something exchanged.
     pub ok: bool,
     /// Why the run did not pass, one reason each.
@@ -164,9 +180,6 @@ impl Report {
     /// Builds the report of `plan`'s run, which took `elapsed`.
     pub fn new(plan: &Plan, outcome: &Outcome, elapsed: Duration) -> Report {
         let tally = &outcome.tally;
-        let latency = tally.latency();
-        let micros = |nanos: u64| nanos as f64 / 1_000.0;
-        let at = |percentile: f64| micros(latency.value_at_quantile(percentile / 100.0));
         let window = outcome
             .rate_window
             .unwrap_or(elapsed)
@@ -197,13 +210,6 @@ impl Report {
             rate_asked: plan.rate,
             bytes_per_s: tally.bytes as f64 / window,
             count_reached: outcome.count_reached,
-            p50_us: at(50.0),
-            p90_us: at(90.0),
-            p99_us: at(99.0),
-            p999_us: at(99.9),
-            max_us: micros(latency.max()),
-            mean_us: latency.mean() / 1_000.0,
-            percentiles: PERCENTILES.iter().map(|&p| [p, at(p)]).collect(),
             errors: tally.errors.total(),
             error_counts: tally.errors,
             error_samples: tally.samples.clone(),
@@ -239,9 +245,20 @@ impl Report {
                 .client_cpu
                 .and_then(|cpu| cpu.per_gib_s(tally.bytes)),
             client_cores: outcome.client_cpu.and_then(|cpu| cpu.cores(elapsed)),
+            started_unix_s: outcome.started_at.and_then(|started| {
+                started
+                    .duration_since(UNIX_EPOCH)
+                    .ok()
+                    .map(|since| since.as_secs_f64())
+            }),
+            generators: None,
+            start_skew_s: None,
             ok: true,
             failures: Vec::new(),
+            // The latency figures, set just below from the histogram.
+            ..Report::default()
         };
+        report.set_latency(tally.latency());
         match plan.scenario {
             Scenario::Udp { max_loss } => {
                 // Every datagram sent ended as an echo, a loss or an error;
@@ -276,6 +293,20 @@ impl Report {
         report
     }
 
+    /// Sets every latency figure from `latency`, in nanoseconds: the
+    /// percentiles, the maximum and the mean, in microseconds.
+    fn set_latency(&mut self, latency: &Histogram<u64>) {
+        let micros = |nanos: u64| nanos as f64 / 1_000.0;
+        let at = |percentile: f64| micros(latency.value_at_quantile(percentile / 100.0));
+        self.p50_us = at(50.0);
+        self.p90_us = at(90.0);
+        self.p99_us = at(99.0);
+        self.p999_us = at(99.9);
+        self.max_us = micros(latency.max());
+        self.mean_us = latency.mean() / 1_000.0;
+        self.percentiles = PERCENTILES.iter().map(|&p| [p, at(p)]).collect();
+    }
+
     /// The report as one line of JSON.
     pub fn to_json(&self) -> String {
         // A struct of plain fields always serializes.
@@ -290,25 +321,47 @@ impl Report {
 
 /// The scenario with the shape of its load, as in `persistent 64 B × 50`.
 fn title(plan: &Plan) -> String {
-    let size = format_size(plan.size as u64);
-    match plan.scenario {
-        Scenario::Bulk { total } => format!(
-            "bulk {} × {} ({size} writes)",
-            format_size(total),
-            plan.workers
+    let (total, connections) = match plan.scenario {
+        Scenario::Bulk { total } => (Some(total), None),
+        Scenario::Idle { connections } => (None, Some(connections)),
+        _ => (None, None),
+    };
+    shape(
+        plan.scenario.name(),
+        plan.size as u64,
+        plan.workers,
+        total,
+        connections,
+    )
+}
+
+/// [`title`] from a report's figures: a `bulk` run's `total`, an `idle`
+/// run's `connections`, and for the rest the size and workers.
+fn shape(
+    scenario: &str,
+    size: u64,
+    workers: usize,
+    total: Option<u64>,
+    connections: Option<u64>,
+) -> String {
+    let size = format_size(size);
+    match (total, connections) {
+        (Some(total), _) => format!(
+            "{scenario} {} × {workers} ({size} writes)",
+            format_size(total)
         ),
-        Scenario::Idle { connections } => format!("idle {}", group_thousands(connections)),
-        _ => format!("{} {size} × {}", plan.scenario.name(), plan.workers),
+        (_, Some(connections)) => format!("{scenario} {}", group_thousands(connections)),
+        _ => format!("{scenario} {size} × {workers}"),
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cost::{ClientCpu, ServerCpu};
     use crate::tally::{ExchangeError, Mismatch, Tally};
 
-    fn plan(scenario: Scenario) -> Plan {
+    pub(crate) fn plan(scenario: Scenario) -> Plan {
         Plan {
             workers: 50,
             duration: Duration::from_secs(2),
@@ -320,6 +373,15 @@ mod tests {
                     .expect("literal"),
             )
         }
+    }
+
+    /// The report of a 2 s run of `plan`'s with what `tally` counted.
+    pub(crate) fn report_of(plan: &Plan, tally: Tally) -> Report {
+        let outcome = Outcome {
+            tally,
+            ..Outcome::default()
+        };
+        Report::new(plan, &outcome, Duration::from_secs(2))
     }
 
     fn outcome(exchanges: u64) -> Outcome {

@@ -18,6 +18,15 @@ fn micros(value: f64) -> String {
     }
 }
 
+/// A span of seconds: in milliseconds, to a tenth, below one second.
+fn seconds(value: f64) -> String {
+    if value < 1.0 {
+        format!("{:.1} ms", value * 1e3)
+    } else {
+        format!("{value:.2} s")
+    }
+}
+
 /// A rate as a whole number with thousands separators.
 fn whole(value: f64) -> String {
     group_thousands(value.round().max(0.0) as u64)
@@ -35,6 +44,14 @@ impl fmt::Display for Report {
             "{} → {}{label}, {:.2} s",
             self.title, self.addr, self.elapsed_s
         )?;
+        if let Some(generators) = self.generators {
+            let skew = self
+                .start_skew_s
+                .filter(|_| generators > 1)
+                .map(|skew| format!(", started within {} of one another", seconds(skew)))
+                .unwrap_or_default();
+            writeln!(f, "  generators    {generators} merged{skew}")?;
+        }
         let count = group_thousands(self.exchanges);
         let rate = match self.rate_asked {
             Some(asked) => format!(
