@@ -1,9 +1,8 @@
 //! The command as a user meets it: output forms, exit codes, usage errors, plots.
 
-use std::io::Read as _;
-use std::process::Stdio;
-
-use super::util::{Behaviour, after_start_line, binary, echo_bench, json_report, show, tcp_server};
+use super::util::{
+    Behaviour, after_start_line, echo_bench, json_report, on_a_terminal, show, tcp_server,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_run_prints_a_table_and_nothing_on_stderr() {
@@ -73,33 +72,8 @@ async fn bad_flags_are_a_usage_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_terminal_a_progress_line_is_drawn_as_the_run_goes() {
     let addr = tcp_server(Behaviour::Faithful).await.to_string();
-    let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
-    let mut command = std::process::Command::new(binary());
-    command
-        .args(["persistent", "--addr", &addr, "-c", "2", "-d", "1500ms"])
-        .env_remove("ECHO_ADDR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(pty.slave));
-    let mut child = command.spawn().expect("echo-bench starts");
-    // The child holds the terminal's only other end now: reading stops (EIO)
-    // once it has exited.
-    drop(command);
-    let mut master = std::fs::File::from(pty.master);
-    let reading = tokio::task::spawn_blocking(move || {
-        let mut all = Vec::new();
-        let mut buffer = [0u8; 4096];
-        while let Ok(n @ 1..) = master.read(&mut buffer) {
-            all.extend_from_slice(&buffer[..n]);
-        }
-        all
-    });
-    let written = tokio::time::timeout(std::time::Duration::from_secs(60), reading)
-        .await
-        .expect("echo-bench ends")
-        .expect("read the terminal");
-    let status = child.wait().expect("echo-bench exits");
-    let text = String::from_utf8_lossy(&written);
+    let (status, text) =
+        on_a_terminal(&["persistent", "--addr", &addr, "-c", "2", "-d", "1500ms"]).await;
     assert!(status.success(), "{text}");
     assert!(
         text.starts_with("running 1s500ms persistent test @ "),

@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use echo_bench::start_at::{parse_start_at, show as show_instant};
 
 use super::util::{
-    Behaviour, Server, TempDir, binary, echo_bench, json_report, run_bounded, show, tcp_server,
+    Behaviour, Server, TempDir, binary, echo_bench, json_report, on_a_terminal, run_bounded, show,
+    tcp_server,
 };
 
 /// How far ahead the common start is set: time enough for three processes
@@ -427,6 +428,30 @@ async fn a_corrupt_or_cut_log_is_an_error_naming_the_file_and_line() {
     }
     let output = echo_bench(&["merge"]).await;
     assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_each_interval_of_the_log_shows_as_it_is_taken() {
+    let addr = tcp_server(Behaviour::Faithful).await.to_string();
+    let dir = TempDir::new("terminal-intervals");
+    let log = dir.path().join("run.hlog").display().to_string();
+    let (status, text) = on_a_terminal(&[
+        "persistent",
+        "--addr",
+        &addr,
+        "-c",
+        "2",
+        "-d",
+        "1500ms",
+        "--histogram-log",
+        &log,
+        "--histogram-interval",
+        "200ms",
+    ])
+    .await;
+    assert!(status.success(), "{text}");
+    assert!(text.contains(" exchanges; last 200ms: "), "{text:?}");
+    assert!(text.contains(" µs, p99 "), "{text:?}");
 }
 
 /// Whether python3 can import PyPI's `hdrhistogram` (module `hdrh`).

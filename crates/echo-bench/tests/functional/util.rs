@@ -3,9 +3,10 @@
 //! `echo-bench` binary.
 
 use std::collections::HashSet;
+use std::io::Read as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -363,6 +364,39 @@ pub async fn run_bounded(command: &mut Command) -> Output {
             panic!("{shown} ran for more than {CHILD_LIMIT:?}");
         }
     }
+}
+
+/// Runs `echo-bench` with `args` and its stderr on a pseudo-terminal, as a
+/// person at one would (stdin and stdout empty); returns how it exited and
+/// all it wrote there, within [`CHILD_LIMIT`].
+pub async fn on_a_terminal(args: &[&str]) -> (ExitStatus, String) {
+    let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+    let mut command = Command::new(binary());
+    command
+        .args(args)
+        .env_remove("ECHO_ADDR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(pty.slave));
+    let mut child = command.spawn().expect("echo-bench starts");
+    // The child holds the terminal's only other end now: reading stops (EIO)
+    // once it has exited.
+    drop(command);
+    let mut master = std::fs::File::from(pty.master);
+    let reading = tokio::task::spawn_blocking(move || {
+        let mut all = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = master.read(&mut buffer) {
+            all.extend_from_slice(&buffer[..n]);
+        }
+        all
+    });
+    let written = tokio::time::timeout(CHILD_LIMIT, reading)
+        .await
+        .expect("echo-bench ends")
+        .expect("read the terminal");
+    let status = child.wait().expect("echo-bench exits");
+    (status, String::from_utf8_lossy(&written).into_owned())
 }
 
 /// A run's stderr after the line that announces the load (`running ...`),
