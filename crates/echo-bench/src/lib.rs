@@ -32,12 +32,18 @@
 //!   `scenario::workers` (the pool of workers and its hard deadline),
 //!   `scenario::connect` (the client side of a stream connection and the
 //!   first one) and `scenario::stream` (TCP or Unix).
+//! - `histogram_log` writes a run's latencies as an HdrHistogram interval
+//!   log, one interval at a time from [`Intervals`](tally::Intervals), ending
+//!   with its report, and reads logs back to merge them.
 //! - `report` makes a [`Report`] from a plan and an [`Outcome`](tally::Outcome)
-//!   for JSON, `report::verdict` judges whether it passed and `report::table`
-//!   writes it for people; it knows nothing of how scenarios run.
+//!   for JSON, `report::verdict` judges whether it passed, `report::table`
+//!   writes it for people and `report::merge` joins the reports of
+//!   generators that ran together; it knows nothing of how scenarios run.
 //! - `dry_run` describes a plan for `--dry-run`, as text or JSON.
 //! - `resolve` turns a target into the plan's destinations, judged here or
 //!   elsewhere by `host`, which looks up this machine's own addresses.
+//! - `start_at` reads the instant generators start together at, and waits
+//!   for it.
 //! - `plan` holds what to run, [`Plan`] and [`Scenario`], and checks it once
 //!   before anything is sent, making it a [`ValidPlan`]; it knows nothing of
 //!   runs or reports and does no I/O.

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
-use echo_bench::histogram_log::{LogWriter, Recording, STANDARD_STREAM, merge_logs};
+use echo_bench::histogram_log::{LogError, LogWriter, Recording, STANDARD_STREAM, merge_logs};
 use echo_bench::plan::{parse_rate, time_limit};
 use echo_bench::progress::Progress;
 use echo_bench::size::{format_size, group_thousands, parse_size};
@@ -749,9 +749,15 @@ fn plot_reports(args: &PlotArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `err` is stdout closed under us, by the report or by a histogram
+/// log written there: whoever read it has all they wanted.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<io::Error>()
-        .is_some_and(|err| err.kind() == io::ErrorKind::BrokenPipe)
+    let broken = |err: &io::Error| err.kind() == io::ErrorKind::BrokenPipe;
+    err.downcast_ref::<io::Error>().is_some_and(broken)
+        || matches!(
+            err.downcast_ref::<LogError>(),
+            Some(LogError::Io { source, .. }) if broken(source)
+        )
 }
 
 #[cfg(test)]

@@ -185,7 +185,7 @@ impl ErrorCounts {
 
 /// An empty histogram of latencies in nanoseconds, as every tally, interval
 /// and merge keeps them: from 1 ns to [`LATENCY_CEILING`], to
-/// [`SIGNIFICANT_FIGURES`] digits. Histograms with the same lowest value and
+/// one precision (`SIGNIFICANT_FIGURES`). Histograms with the same lowest value and
 /// digits share their buckets, so adding them together loses nothing.
 pub fn latency_histogram() -> Histogram<u64> {
     let ceiling = u64::try_from(LATENCY_CEILING.as_nanos()).unwrap_or(u64::MAX);
