@@ -68,6 +68,20 @@ pub enum LogError {
         /// The log's path as given.
         path: String,
     },
+    /// A log's intervals hold fewer latencies than its report counts
+    /// exchanges: lines were lost (the start of a log rotated away, say).
+    #[error(
+        "{path} holds the latencies of {logged} exchanges but its report counts {exchanges}: \
+         intervals are missing from it"
+    )]
+    Incomplete {
+        /// The log's path as given.
+        path: String,
+        /// The latencies its intervals hold.
+        logged: u64,
+        /// The exchanges its report counts.
+        exchanges: u64,
+    },
     /// The logs' runs cannot be merged.
     #[error(transparent)]
     Merge(#[from] MergeError),

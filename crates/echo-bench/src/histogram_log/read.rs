@@ -58,13 +58,17 @@ fn open(path: &Path, name: &str) -> Result<BufReader<File>, LogError> {
 }
 
 /// Adds every interval of the log `name`, read from `reader`, to
-/// `latency`, and returns the report it ends with.
+/// `latency`, and returns the report it ends with, once sure the intervals
+/// hold a latency for each exchange it counts. (They may hold more: the
+/// exchanges of workers abandoned at the run's hard deadline, whose counts
+/// the report could not collect.)
 fn read_into(
     name: &str,
     reader: impl BufRead,
     latency: &mut Histogram<u64>,
 ) -> Result<Report, LogError> {
-    let mut report = None;
+    let before = latency.len();
+    let mut report: Option<Report> = None;
     let mut deserializer = Deserializer::new();
     for (index, line) in reader.split(b'\n').enumerate() {
         let corrupt = |problem| LogError::Corrupt {
@@ -106,9 +110,18 @@ fn read_into(
             return Err(corrupt(Corrupt::Foreign(quoted)));
         }
     }
-    report.ok_or_else(|| LogError::NoReport {
+    let report = report.ok_or_else(|| LogError::NoReport {
         path: name.to_owned(),
-    })
+    })?;
+    let logged = latency.len() - before;
+    if logged < report.exchanges {
+        return Err(LogError::Incomplete {
+            path: name.to_owned(),
+            logged,
+            exchanges: report.exchanges,
+        });
+    }
+    Ok(report)
 }
 
 /// The histogram of one interval line, `[Tag=TAG,]START,LENGTH,MAX,HISTOGRAM`.
@@ -293,6 +306,15 @@ mod tests {
             read_into("x.hlog", cut_short.as_bytes(), &mut sum),
             Err(LogError::NoReport { .. })
         ));
+        let mut headless = lines.clone();
+        headless.remove(first_interval);
+        let error = read_into("x.hlog", headless.join("\n").as_bytes(), &mut sum)
+            .expect_err("an interval missing");
+        assert_eq!(
+            error.to_string(),
+            "x.hlog holds the latencies of 4 exchanges but its report counts 7: intervals \
+             are missing from it"
+        );
         let mut sum = latency_histogram();
         assert!(read_into("x.hlog", good.as_bytes(), &mut sum).is_ok());
         assert_eq!(sum.len(), 7);
