@@ -435,12 +435,15 @@ async fn on_a_terminal_each_interval_of_the_log_shows_as_it_is_taken() {
     let addr = tcp_server(Behaviour::Faithful).await.to_string();
     let dir = TempDir::new("terminal-intervals");
     let log = dir.path().join("run.hlog").display().to_string();
+    // Paced, so as not to take the CPU from the tests that run beside it.
     let (status, text) = on_a_terminal(&[
         "persistent",
         "--addr",
         &addr,
         "-c",
         "2",
+        "--rate",
+        "1000",
         "-d",
         "1500ms",
         "--histogram-log",
