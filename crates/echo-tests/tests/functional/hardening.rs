@@ -169,6 +169,15 @@ fn out_of_descriptors_the_server_backs_off_and_recovers() {
         used < Duration::from_millis(200),
         "the starved server used {used:?} of CPU in 2 s"
     );
+    // Failing again and again, it still says so once in its first five
+    // seconds, counting the one failure that line reports.
+    let log = server.stderr();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("accept failing"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("failures=1"), "{log}");
 
     drop(flood);
     let started = Instant::now();
