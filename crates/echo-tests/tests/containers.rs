@@ -420,7 +420,8 @@ fn free_low_port(from: u16) -> u16 {
 
 #[test]
 #[ignore = "needs an image: cargo xtask ci --containers"]
-fn kube_play_runs_the_deployment_whose_probes_prove_an_echo_and_stops_cleanly() {
+fn kube_play_runs_the_deployment_whose_probes_prove_an_echo_takes_the_docs_load_and_stops_cleanly()
+{
     given("ECHO_TEST_IMAGE");
     let manifest = std::fs::read_to_string(root().join("deploy/kubernetes/deployment.yaml"))
         .expect("the manifest");
@@ -528,6 +529,28 @@ fn kube_play_runs_the_deployment_whose_probes_prove_an_echo_and_stops_cleanly() 
         assert_eq!(text(&output.stdout), format!("{message}\n"));
     }
 
+    // docs/bench.md's three generators started together, as written there,
+    // as local processes against the pod; their merged run against the
+    // server's own count of connections.
+    let before = sample(
+        &scrape(([127, 0, 0, 1], metrics_port).into()),
+        "echo_connections_accepted_total",
+    );
+    let (merged, generators) = run_docs_recipe(published);
+    assert_eq!(merged["generators"], 3, "{merged}");
+    let workers = merged["workers"].as_u64().expect("workers");
+    assert_eq!(workers, 3 * generators, "{merged}");
+    let after = scrape(([127, 0, 0, 1], metrics_port).into());
+    // Each generator's workers, and the one connection that checks a server is there.
+    assert_eq!(
+        sample(&after, "echo_connections_accepted_total") - before,
+        workers + 3
+    );
+    assert!(
+        merged["exchanges"].as_u64().expect("exchanges") > 0,
+        "{merged}"
+    );
+
     run_ok("podman", &["pod", "stop", "--time", "15", pod]);
     let state = run_ok(
         "podman",
@@ -539,6 +562,65 @@ fn kube_play_runs_the_deployment_whose_probes_prove_an_echo_and_stops_cleanly() 
         ],
     );
     assert_eq!(text(&state.stdout).trim(), "exited 0");
+}
+
+/// Runs docs/bench.md's recipe of three generators on one machine, as the
+/// page writes it but aimed at `server`, with our echo-bench first on the
+/// `PATH`; returns the JSON of `echo-bench merge` of their logs, and the
+/// workers each generator ran.
+fn run_docs_recipe(server: SocketAddr) -> (serde_json::Value, u64) {
+    let page = std::fs::read_to_string(root().join("docs/bench.md")).expect("docs/bench.md");
+    let after = page
+        .split_once("On one machine, three generators against one server:")
+        .expect("the recipe's heading")
+        .1;
+    let recipe = after
+        .split_once("```sh\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("the recipe's code block")
+        .0;
+    assert!(recipe.contains("127.0.0.1:7007"), "{recipe}");
+    let workers: u64 = recipe
+        .split_once(" -c ")
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+        .expect("the recipe's -c");
+    let script = recipe.replace("127.0.0.1:7007", &server.to_string());
+    let dir = TempDir::new("recipe");
+    let bin = binary("echo-bench");
+    let path = std::env::join_paths(
+        std::iter::once(bin.parent().expect("a directory").to_path_buf()).chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ),
+    )
+    .expect("a PATH");
+    // Bounded: the recipe's start is 5 s away and its runs last 10 s.
+    let output = Command::new("timeout")
+        .args(["120", "bash", "-euo", "pipefail", "-c", &script])
+        .current_dir(dir.path())
+        .env("PATH", &path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("bash runs");
+    assert!(
+        output.status.success(),
+        "the recipe failed ({}):\n{script}\n{}{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert!(
+        text(&output.stdout).contains("3 merged"),
+        "{}",
+        text(&output.stdout)
+    );
+    let merged = Command::new(&bin)
+        .args(["merge", "--json", "gen1.hlog", "gen2.hlog", "gen3.hlog"])
+        .current_dir(dir.path())
+        .output()
+        .expect("echo-bench merge runs");
+    assert!(merged.status.success(), "{}", text(&merged.stderr));
+    let json = serde_json::from_slice(&merged.stdout).expect("merge --json is JSON");
+    (json, workers)
 }
 
 #[test]
