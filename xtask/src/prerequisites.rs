@@ -70,12 +70,6 @@ pub(crate) fn check() -> anyhow::Result<()> {
     )
 }
 
-/// Whether `program` is an executable file in a directory of the `PATH`.
-pub(crate) fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| is_program(&dir.join(program))))
-}
-
 fn is_program(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)
