@@ -314,3 +314,82 @@ fn the_limit_is_shared_by_listeners_without_starving_any() {
         "second"
     );
 }
+
+#[test]
+fn during_the_drain_new_clients_are_refused_and_the_one_in_flight_finishes() {
+    let mut server = Server::start(&["--grace", "60s"]);
+    let mut in_flight = served_connection(&server);
+    server.signal(Signal::SIGTERM);
+    server.wait_for_log("draining");
+    // The loop closes its listener as the drain starts, so the kernel then
+    // refuses a new client rather than queueing it for no one.
+    assert!(
+        eventually(WAIT, || TcpStream::connect(server.addr())
+            .is_err_and(|err| err.kind() == ErrorKind::ConnectionRefused)),
+        "still accepting new clients during the drain"
+    );
+    in_flight.write_all(b"last words").expect("write");
+    in_flight.shutdown(Shutdown::Write).expect("half-close");
+    let reply = read_all(&mut in_flight, 1 << 10).expect("the echo comes");
+    assert_eq!(reply, b"xlast words"[1..]);
+    let status = server.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", server.stderr());
+}
+
+/// Sends `signal` to one thread of a process, which runs its handler there:
+/// std, nix and rustix send signals only to whole processes or to threads
+/// of their own.
+#[allow(unsafe_code)]
+fn tgkill(pid: i32, tid: i32, signal: Signal) {
+    // SAFETY: tgkill(2) takes three integers and touches no memory of ours.
+    let sent = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, signal as libc::c_int) };
+    assert_eq!(sent, 0, "tgkill: {}", std::io::Error::last_os_error());
+}
+
+/// The threads of `pid` whose name is `name`, from `/proc/PID/task/*/comm`.
+fn threads_named(pid: u32, name: &str) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the server's threads")
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+            (comm.trim() == name).then(|| path.file_name()?.to_str()?.parse().ok())?
+        })
+        .collect()
+}
+
+#[test]
+fn a_signal_that_interrupts_an_event_loop_harms_no_connection() {
+    let server = Server::start(&[]);
+    let mut held = served_connection(&server);
+    let threads = threads_named(server.pid(), "echo-streams-0");
+    assert_eq!(threads.len(), 1, "one event loop thread");
+    // SIGUSR1 aimed at the loop's own thread, which waits in epoll_wait with
+    // nothing to do: the handler runs there and the wait returns EINTR.
+    let pid = i32::try_from(server.pid()).expect("a pid");
+    for sent in 1..=5 {
+        tgkill(pid, threads[0], Signal::SIGUSR1);
+        // Its totals line says the signal was taken, on that thread.
+        assert!(
+            eventually(WAIT, || server.stderr().matches("totals").count() >= sent),
+            "stderr:\n{}",
+            server.stderr()
+        );
+    }
+    held.write_all(b"still here").expect("write");
+    held.shutdown(Shutdown::Write).expect("half-close");
+    let reply = read_all(&mut held, 1 << 10).expect("the echo comes");
+    assert_eq!(reply, b"still here");
+    assert_eq!(
+        Client::new(server.addr())
+            .timeout(Some(WAIT))
+            .echo_text("and new ones")
+            .expect("still serving"),
+        "and new ones"
+    );
+    assert!(
+        !server.stderr().contains("cannot wait for events"),
+        "stderr:\n{}",
+        server.stderr()
+    );
+}
