@@ -770,28 +770,84 @@ mod tests {
         assert!(stream.outbound == message, "the echo differs");
     }
 
+    /// A socket that answers each call as its script says, in order, and
+    /// panics at a call beyond it: a test says exactly which calls a turn
+    /// makes, and a turn that retries a failed call, or reads again where it
+    /// should stop, cannot go unseen or loop for ever.
+    #[derive(Debug, Default)]
+    struct Scripted {
+        reads: VecDeque<io::Result<&'static [u8]>>,
+        writes: VecDeque<io::Result<usize>>,
+        outbound: Vec<u8>,
+    }
+
+    impl Scripted {
+        fn new(
+            reads: impl IntoIterator<Item = io::Result<&'static [u8]>>,
+            writes: impl IntoIterator<Item = io::Result<usize>>,
+        ) -> Self {
+            Scripted {
+                reads: reads.into_iter().collect(),
+                writes: writes.into_iter().collect(),
+                outbound: Vec::new(),
+            }
+        }
+
+        /// Every scripted call was made.
+        fn is_spent(&self) -> bool {
+            self.reads.is_empty() && self.writes.is_empty()
+        }
+    }
+
+    impl Read for Scripted {
+        fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+            let bytes = self.reads.pop_front().expect("a read beyond the script")?;
+            buffer[..bytes.len()].copy_from_slice(bytes);
+            Ok(bytes.len())
+        }
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let taken = self
+                .writes
+                .pop_front()
+                .expect("a write beyond the script")?;
+            let taken = taken.min(bytes.len());
+            self.outbound.extend_from_slice(&bytes[..taken]);
+            Ok(taken)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Socket for Scripted {}
+
+    fn fails<T>(kind: io::ErrorKind) -> io::Result<T> {
+        Err(kind.into())
+    }
+
+    /// A copying connection after one turn over `stream`, which must end
+    /// with every scripted call made.
+    fn one_turn(stream: &mut Scripted, short_read_drains: bool, ready: Readiness) -> Echo {
+        let mut echo = Echo::new(short_read_drains, false);
+        turn_again(&mut echo, stream, ready).expect("no failure");
+        echo
+    }
+
+    fn turn_again(echo: &mut Echo, stream: &mut Scripted, ready: Readiness) -> io::Result<Turn> {
+        let turn = echo.advance(stream, &mut Scratch::new(0), ready);
+        assert!(stream.is_spent(), "calls left unmade: {stream:?}");
+        turn
+    }
+
     #[test]
     fn a_writable_edge_alone_costs_no_read() {
-        struct Refuses;
-        impl Read for Refuses {
-            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-                panic!("read on a writable-only edge")
-            }
-        }
-        impl Socket for Refuses {}
-        impl Write for Refuses {
-            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-                panic!("nothing to write")
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
+        // An empty script: any read or write fails the test.
+        let mut stream = Scripted::default();
         let mut echo = Echo::new(true, false);
-        let mut scratch = Scratch::new(0);
-        let turn = echo
-            .advance(&mut Refuses, &mut scratch, Readiness::default())
-            .expect("no failure");
+        let turn = turn_again(&mut echo, &mut stream, Readiness::default()).expect("no failure");
         assert_eq!(
             turn,
             Turn {
@@ -801,128 +857,439 @@ mod tests {
         );
     }
 
-    /// A real TCP connection on loopback, served by [`Echo`] from mio's
-    /// readiness events, as the event loop does.
-    struct Served(mio::net::TcpStream);
+    #[test]
+    fn a_short_read_ends_the_turn_only_over_tcp() {
+        // TCP: the next segment raises an edge of its own, so reading again
+        // would only find `WouldBlock`.
+        let mut stream = Scripted::new([Ok(&b"hello"[..])], [Ok(5)]);
+        let echo = one_turn(&mut stream, true, Readiness::ANY);
+        assert_eq!(stream.outbound, b"hello");
+        assert_eq!(echo.written(), 5);
+        // Other kinds read on until the socket says it is empty.
+        let mut stream = Scripted::new(
+            [Ok(&b"hello"[..]), fails(io::ErrorKind::WouldBlock)],
+            [Ok(5)],
+        );
+        one_turn(&mut stream, false, Readiness::ANY);
+        assert_eq!(stream.outbound, b"hello");
+    }
+
+    #[test]
+    fn an_interrupted_read_or_write_is_tried_again() {
+        let mut stream = Scripted::new(
+            [fails(io::ErrorKind::Interrupted), Ok(&b"hello"[..])],
+            [fails(io::ErrorKind::Interrupted), Ok(5)],
+        );
+        let echo = one_turn(&mut stream, true, Readiness::ANY);
+        assert_eq!(stream.outbound, b"hello");
+        assert_eq!(echo.written(), 5);
+    }
+
+    #[test]
+    fn a_failed_read_or_write_ends_the_connection() {
+        let mut stream = Scripted::new([fails(io::ErrorKind::ConnectionReset)], []);
+        let failed = turn_again(&mut Echo::new(true, false), &mut stream, Readiness::ANY);
+        assert_eq!(
+            failed.map_err(|err| err.kind()),
+            Err(io::ErrorKind::ConnectionReset)
+        );
+        let mut stream = Scripted::new([Ok(&b"hello"[..])], [fails(io::ErrorKind::BrokenPipe)]);
+        let failed = turn_again(&mut Echo::new(true, false), &mut stream, Readiness::ANY);
+        assert_eq!(
+            failed.map_err(|err| err.kind()),
+            Err(io::ErrorKind::BrokenPipe)
+        );
+    }
+
+    /// A connection whose peer took two bytes of "hello" and then no more:
+    /// it holds the other three.
+    fn holding_a_rest() -> Echo {
+        let mut stream = Scripted::new(
+            [Ok(&b"hello"[..])],
+            [Ok(2), fails(io::ErrorKind::WouldBlock)],
+        );
+        let echo = one_turn(&mut stream, true, Readiness::ANY);
+        assert_eq!(stream.outbound, b"he");
+        assert!(echo.holds_bytes());
+        echo
+    }
+
+    #[test]
+    fn a_held_rest_goes_out_on_a_writable_edge_through_an_interruption() {
+        let mut echo = holding_a_rest();
+        // Once the rest is out, the turn reads again, and finds nothing.
+        let mut stream = Scripted::new(
+            [fails(io::ErrorKind::WouldBlock)],
+            [fails(io::ErrorKind::Interrupted), Ok(3)],
+        );
+        let turn = turn_again(&mut echo, &mut stream, Readiness::default()).expect("no failure");
+        assert_eq!(stream.outbound, b"llo");
+        assert!(turn.moved);
+        assert_eq!(echo.written(), 5);
+        assert!(!echo.holds_bytes());
+    }
+
+    #[test]
+    fn a_failed_write_of_a_held_rest_ends_the_connection() {
+        let mut echo = holding_a_rest();
+        let mut stream = Scripted::new([], [fails(io::ErrorKind::BrokenPipe)]);
+        let failed = turn_again(&mut echo, &mut stream, Readiness::default());
+        assert_eq!(
+            failed.map_err(|err| err.kind()),
+            Err(io::ErrorKind::BrokenPipe)
+        );
+    }
+
+    #[test]
+    fn a_pipe_is_non_blocking_closed_on_exec_and_as_big_as_asked() {
+        use nix::errno::Errno;
+        use nix::fcntl::FdFlag;
+        let mut scratch = Scratch::new(1);
+        let pipe = scratch.pipes.take().expect("a pipe");
+        for end in [&pipe.read, &pipe.write] {
+            let status = fcntl(end, FcntlArg::F_GETFL).expect("status flags");
+            assert!(OFlag::from_bits_truncate(status).contains(OFlag::O_NONBLOCK));
+            // The library's user may start processes: they must not
+            // inherit the pipe.
+            let flags = fcntl(end, FcntlArg::F_GETFD).expect("descriptor flags");
+            assert!(FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC));
+        }
+        let size = fcntl(&pipe.write, FcntlArg::F_GETPIPE_SZ).expect("pipe size");
+        if usize::try_from(size) != Ok(PIPE_BYTES) {
+            // A user past its pipe memory limit gets the default size: then
+            // the kernel refuses the size asked again.
+            let asked = libc::c_int::try_from(PIPE_BYTES).expect("fits");
+            assert_eq!(
+                fcntl(&pipe.write, FcntlArg::F_SETPIPE_SZ(asked)),
+                Err(Errno::EPERM),
+                "a pipe of {size} bytes, not PIPE_BYTES"
+            );
+        }
+    }
+
+    #[test]
+    fn spare_pipes_are_kept_up_to_their_bound_and_the_rest_closed() {
+        let mut pipes = Scratch::new(SPARE_PIPES + 2).pipes;
+        let taken: Vec<Pipe> = (0..SPARE_PIPES + 2)
+            .map(|_| pipes.take().expect("within the bound"))
+            .collect();
+        assert!(pipes.take().is_none(), "past the bound");
+        for pipe in taken {
+            pipes.give(pipe);
+        }
+        assert_eq!(pipes.spare.len(), SPARE_PIPES);
+        assert_eq!(pipes.open, SPARE_PIPES);
+        // The closed ones left room for as many new ones.
+        let taken: Vec<Pipe> = (0..SPARE_PIPES + 2)
+            .map(|_| pipes.take().expect("within the bound"))
+            .collect();
+        assert_eq!(pipes.open, taken.len());
+    }
+
+    #[test]
+    fn a_pipe_still_holding_bytes_is_closed_not_reused() {
+        use nix::errno::Errno;
+        let mut pipes = Scratch::new(1).pipes;
+        let mut pipe = pipes.take().expect("a pipe");
+        pipe.held = nix::unistd::write(&pipe.write, b"stale").expect("into the pipe");
+        pipes.give(pipe);
+        assert_eq!(pipes.open, 0);
+        // Another connection would echo the stale bytes to its own peer.
+        let pipe = pipes.take().expect("a new pipe");
+        // Whatever flags the pipe came with, the test must not block.
+        fcntl(&pipe.read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).expect("non-blocking");
+        assert_eq!(
+            nix::unistd::read(&pipe.read, &mut [0; 8]),
+            Err(Errno::EAGAIN)
+        );
+    }
+
+    /// The server's side of a real TCP connection, counting the bytes that
+    /// reached it through `read` rather than through a pipe.
+    struct Served {
+        stream: mio::net::TcpStream,
+        bytes_read: usize,
+    }
 
     impl Socket for Served {
         fn splice_fd(&self) -> Option<BorrowedFd<'_>> {
             use std::os::fd::AsFd;
-            Some(self.0.as_fd())
+            Some(self.stream.as_fd())
         }
     }
 
     impl Read for Served {
         fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-            self.0.read(buffer)
+            let n = self.stream.read(buffer)?;
+            self.bytes_read += n;
+            Ok(n)
         }
     }
 
     impl Write for Served {
         fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-            self.0.write(bytes)
+            self.stream.write(bytes)
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
     }
 
+    /// The longest any wait of the loopback tests may take.
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// A real TCP connection on loopback whose server side [`Echo`] serves
+    /// from mio's readiness events, as the event loop does, with splicing.
+    struct Loopback {
+        client: std::net::TcpStream,
+        server: Served,
+        poll_set: mio::Poll,
+        events: mio::Events,
+        echo: Echo,
+        scratch: Scratch,
+    }
+
+    /// The client's two threads: one writes, the other reads the echo.
+    struct Client {
+        writer: std::thread::JoinHandle<()>,
+        reader: std::thread::JoinHandle<io::Result<Vec<u8>>>,
+    }
+
+    impl Loopback {
+        fn new() -> Self {
+            use std::net::{TcpListener, TcpStream};
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            // As echo-server's listeners do: urgent bytes come inline.
+            socket2::SockRef::from(&listener)
+                .set_out_of_band_inline(true)
+                .expect("urgent data inline");
+            let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+            client.set_read_timeout(Some(WAIT)).expect("timeout");
+            let (server, _) = listener.accept().expect("accept");
+            server.set_nonblocking(true).expect("non-blocking");
+            let mut stream = mio::net::TcpStream::from_std(server);
+            let poll_set = mio::Poll::new().expect("poll");
+            poll_set
+                .registry()
+                .register(
+                    &mut stream,
+                    mio::Token(0),
+                    mio::Interest::READABLE | mio::Interest::WRITABLE | mio::Interest::PRIORITY,
+                )
+                .expect("register");
+            Loopback {
+                client,
+                server: Served {
+                    stream,
+                    bytes_read: 0,
+                },
+                poll_set,
+                events: mio::Events::with_capacity(16),
+                echo: Echo::new(true, true),
+                scratch: Scratch::new(MAX_PIPES),
+            }
+        }
+
+        /// Serves until the echo finishes or `enough` says so after a turn;
+        /// the first turn, as the event loop's, assumes anything may be ready.
+        fn serve(&mut self, mut enough: impl FnMut(&Echo, &Scratch) -> bool) -> Step {
+            let deadline = std::time::Instant::now() + WAIT;
+            let mut resume = true;
+            loop {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the echo did not finish"
+                );
+                let wait = if resume {
+                    std::time::Duration::ZERO
+                } else {
+                    std::time::Duration::from_secs(1)
+                };
+                self.poll_set
+                    .poll(&mut self.events, Some(wait))
+                    .expect("poll");
+                let mut turns: Vec<Readiness> = self
+                    .events
+                    .iter()
+                    .map(|event| Readiness {
+                        readable: event.is_readable(),
+                        read_closed: event.is_read_closed(),
+                        urgent: event.is_priority(),
+                    })
+                    .collect();
+                if resume {
+                    turns.push(Readiness::ANY);
+                }
+                for ready in turns {
+                    let turn = self
+                        .echo
+                        .advance(&mut self.server, &mut self.scratch, ready)
+                        .expect("no failure");
+                    if turn.step == Step::Finished || enough(&self.echo, &self.scratch) {
+                        return turn.step;
+                    }
+                    resume = turn.step == Step::Yield;
+                }
+            }
+        }
+
+        /// Waits on readable edges, each new segment raising one, until the
+        /// server's receive queue holds `bytes`.
+        fn wait_queued(&mut self, bytes: usize) {
+            let deadline = std::time::Instant::now() + WAIT;
+            let mut peeked = vec![0; bytes];
+            loop {
+                let queued = match self.server.stream.peek(&mut peeked) {
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+                    queued => queued.expect("peek"),
+                };
+                if queued == bytes {
+                    return;
+                }
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                assert!(!left.is_zero(), "{queued} of {bytes} bytes came");
+                self.poll_set
+                    .poll(&mut self.events, Some(left))
+                    .expect("poll");
+            }
+        }
+
+        /// Starts the client: `send` writes from a thread of its own; another
+        /// reads the echo, and half-closes only once `echo_len` bytes came,
+        /// as a client that waits for its whole echo before it ends its
+        /// stream: no end of stream makes the server read on.
+        fn start_client(
+            &self,
+            echo_len: usize,
+            send: impl FnOnce(&mut std::net::TcpStream) + Send + 'static,
+        ) -> Client {
+            let mut sending = self.client.try_clone().expect("clone");
+            let mut reading = self.client.try_clone().expect("clone");
+            Client {
+                writer: std::thread::spawn(move || send(&mut sending)),
+                reader: std::thread::spawn(move || {
+                    let mut reply = vec![0; echo_len];
+                    reading.read_exact(&mut reply)?;
+                    reading.shutdown(std::net::Shutdown::Write)?;
+                    // Anything after the echo is kept, for the test to see.
+                    reading.read_to_end(&mut reply).map(|_| reply)
+                }),
+            }
+        }
+
+        /// Ends the server's side, as closing does after a finished echo,
+        /// and returns what the client read.
+        fn reply(&self, client: Client) -> Vec<u8> {
+            self.server
+                .stream
+                .shutdown(std::net::Shutdown::Write)
+                .expect("end of stream");
+            client.writer.join().expect("writer");
+            client
+                .reader
+                .join()
+                .expect("reader")
+                .expect("the whole reply")
+        }
+    }
+
     #[test]
     fn a_bulk_stream_is_spliced_byte_exact_with_its_urgent_byte_inline() {
-        use std::net::{Shutdown, TcpListener, TcpStream};
-        use std::time::{Duration, Instant};
         const HALF: usize = 8 << 20;
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        socket2::SockRef::from(&listener)
-            .set_out_of_band_inline(true)
-            .expect("urgent data inline");
-        let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-        let (server, _) = listener.accept().expect("accept");
-        server.set_nonblocking(true).expect("non-blocking");
-        let mut server = Served(mio::net::TcpStream::from_std(server));
-        let poll_set = mio::Poll::new();
-        let mut poll_set = poll_set.expect("poll");
-        poll_set
-            .registry()
-            .register(
-                &mut server.0,
-                mio::Token(0),
-                mio::Interest::READABLE | mio::Interest::WRITABLE | mio::Interest::PRIORITY,
-            )
-            .expect("register");
-
         let first: Vec<u8> = (0..HALF).map(|n| (n % 251) as u8).collect();
         let second: Vec<u8> = (0..HALF).map(|n| (n % 241) as u8).collect();
         let mut expected = first.clone();
         expected.push(b'U');
         expected.extend_from_slice(&second);
-        let writer = {
-            let mut client = client.try_clone().expect("clone");
-            let (first, second) = (first.clone(), second.clone());
-            std::thread::spawn(move || {
-                client.write_all(&first).expect("first half");
-                socket2::SockRef::from(&client)
-                    .send_out_of_band(b"U")
-                    .expect("urgent byte");
-                client.write_all(&second).expect("second half");
-                client.shutdown(Shutdown::Write).expect("half-close");
-            })
-        };
-        let reader = {
-            let mut client = client;
-            client
-                .set_read_timeout(Some(Duration::from_secs(30)))
-                .expect("timeout");
-            std::thread::spawn(move || {
-                let mut reply = Vec::new();
-                client.read_to_end(&mut reply).map(|_| reply)
-            })
-        };
-
-        let mut echo = Echo::new(true, true);
-        let mut scratch = Scratch::new(MAX_PIPES);
-        let mut events = mio::Events::with_capacity(16);
+        let mut served = Loopback::new();
+        let client = served.start_client(expected.len(), move |client| {
+            client.write_all(&first).expect("first half");
+            socket2::SockRef::from(&*client)
+                .send_out_of_band(b"U")
+                .expect("urgent byte");
+            client.write_all(&second).expect("second half");
+        });
         let mut most_pipes = 0;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut yielded = false;
-        'serving: loop {
-            assert!(Instant::now() < deadline, "the echo did not finish");
-            let wait = if yielded {
-                Duration::ZERO
-            } else {
-                Duration::from_secs(1)
-            };
-            poll_set.poll(&mut events, Some(wait)).expect("poll");
-            let mut turns: Vec<Readiness> = events
-                .iter()
-                .map(|event| Readiness {
-                    readable: event.is_readable(),
-                    read_closed: event.is_read_closed(),
-                    urgent: event.is_priority(),
-                })
-                .collect();
-            if yielded {
-                turns.push(Readiness::ANY);
-            }
-            yielded = false;
-            for ready in turns {
-                let turn = echo
-                    .advance(&mut server, &mut scratch, ready)
-                    .expect("no failure");
-                most_pipes = most_pipes.max(scratch.pipes_open());
-                match turn.step {
-                    Step::Finished => break 'serving,
-                    Step::Yield => yielded = true,
-                    Step::Wait => {}
-                }
-            }
-        }
-        drop(server);
-        writer.join().expect("writer");
-        let reply = reader.join().expect("reader").expect("the whole reply");
+        let step = served.serve(|_, scratch| {
+            most_pipes = most_pipes.max(scratch.pipes_open());
+            false
+        });
+        assert_eq!(step, Step::Finished);
+        let reply = served.reply(client);
         assert!(most_pipes > 0, "the bulk stream never spliced");
         assert_eq!(reply.len(), expected.len());
         assert!(reply == expected, "the reply differs from what was sent");
-        assert_eq!(echo.written(), expected.len() as u64);
+        assert_eq!(served.echo.written(), expected.len() as u64);
+    }
+
+    #[test]
+    fn a_bulk_stream_is_read_once_then_spliced() {
+        let message: Vec<u8> = (0..4 << 20).map(|n| (n % 251) as u8).collect();
+        let mut served = Loopback::new();
+        let client = served.start_client(message.len(), {
+            let message = message.clone();
+            move |client| client.write_all(&message).expect("send")
+        });
+        // The first read then fills the buffer, which makes the stream bulk.
+        served.wait_queued(BUFFER_SIZE);
+        let step = served.serve(|_, _| false);
+        assert_eq!(step, Step::Finished);
+        let reply = served.reply(client);
+        assert!(reply == message, "the reply differs from what was sent");
+        assert_eq!(
+            served.server.bytes_read, BUFFER_SIZE,
+            "bytes read, not spliced"
+        );
+    }
+
+    #[test]
+    fn small_echoes_never_take_a_pipe() {
+        let mut served = Loopback::new();
+        let mut most_pipes = 0;
+        let mut sent = 0;
+        for round in 0..3 {
+            let message = format!("small message {round}");
+            served.client.write_all(message.as_bytes()).expect("send");
+            sent += message.len() as u64;
+            served.serve(|echo, scratch| {
+                most_pipes = most_pipes.max(scratch.pipes_open());
+                echo.written() == sent
+            });
+            let mut reply = vec![0; message.len()];
+            served.client.read_exact(&mut reply).expect("the echo");
+            assert_eq!(reply, message.as_bytes());
+        }
+        assert_eq!(most_pipes, 0, "an idle connection would hold a pipe");
+    }
+
+    #[test]
+    fn a_writable_edge_writes_back_what_the_pipe_holds() {
+        // A bulk connection whose peer stopped taking bytes with some still
+        // in the pipe, and whose receive queue is empty: no readable edge
+        // will come, only a writable one once the peer takes bytes. Made by
+        // hand, since the kernel gets there only by a race.
+        let mut served = Loopback::new();
+        let mut pipe = served.scratch.pipes.take().expect("a pipe");
+        pipe.held = nix::unistd::write(&pipe.write, b"held").expect("into the pipe");
+        served.echo.bulk = true;
+        served.echo.pipe = Some(pipe);
+        assert!(served.echo.holds_bytes());
+        let turn = served
+            .echo
+            .advance(
+                &mut served.server,
+                &mut served.scratch,
+                Readiness::default(),
+            )
+            .expect("no failure");
+        assert!(turn.moved, "the pipe's bytes stayed in it");
+        assert_eq!(served.echo.written(), 4);
+        let mut reply = [0; 4];
+        served
+            .client
+            .read_exact(&mut reply)
+            .expect("the held bytes");
+        assert_eq!(&reply, b"held");
+        assert!(!served.echo.holds_bytes());
     }
 }
