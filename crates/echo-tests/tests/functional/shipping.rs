@@ -24,8 +24,8 @@ const KINDS: [&str; 5] = [
 ];
 
 /// The pages `echo-bench --generate man --generate-dir` must write: its own
-/// and one per scenario, and `plot`'s.
-const BENCH_PAGES: [&str; 7] = [
+/// and one per scenario, and `plot`'s and `merge`'s.
+const BENCH_PAGES: [&str; 8] = [
     "echo-bench.1",
     "echo-bench-conn.1",
     "echo-bench-persistent.1",
@@ -33,6 +33,7 @@ const BENCH_PAGES: [&str; 7] = [
     "echo-bench-idle.1",
     "echo-bench-udp.1",
     "echo-bench-plot.1",
+    "echo-bench-merge.1",
 ];
 
 /// `name` with a bounded run and none of the project's settings from the environment.
