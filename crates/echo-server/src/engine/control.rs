@@ -112,6 +112,41 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    use mio::{Events, Poll};
+
+    /// Waits for the waker of `poll` (token `waker`) to be raised.
+    fn woken(poll: &mut Poll, waker: Token) -> bool {
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .expect("the epoll set can be waited on");
+        events.iter().any(|event| event.token() == waker)
+    }
+
+    /// The loop reads its waker's reason from the control: a place freed is
+    /// told once, and a phase moving on wakes the loop without looking like
+    /// a freed place (which would make it accept again while draining).
+    #[test]
+    fn the_waker_tells_a_freed_place_once_and_a_phase_apart() {
+        const WAKER: Token = Token(7);
+        let mut poll = Poll::new().expect("an epoll set");
+        let control = Arc::new(Control::new(poll.registry(), WAKER).expect("a waker"));
+        assert!(!control.take_place_freed(), "nothing was freed yet");
+
+        control.free_place();
+        assert!(woken(&mut poll, WAKER));
+        assert!(control.take_place_freed());
+        assert!(!control.take_place_freed(), "a freed place is told once");
+
+        let handle = Handle {
+            controls: vec![Arc::clone(&control)],
+            finished: Vec::new(),
+        };
+        handle.stop_accepting();
+        assert!(woken(&mut poll, WAKER));
+        assert_eq!(control.phase(), DRAINING);
+        assert!(!control.take_place_freed(), "draining frees no place");
+    }
+
     /// The drain's sequence with three loops, the first and last ended
     /// within the grace and the middle one still busy: waiting is cut short
     /// by the grace, then resumed after the cut.

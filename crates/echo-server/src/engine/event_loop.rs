@@ -543,4 +543,20 @@ mod tests {
             Duration::from_millis(5)
         );
     }
+
+    /// accept(2) reports the pending network errors of the connection it
+    /// takes, and Linux asks callers to pass over them as over `EAGAIN`; out
+    /// of descriptors or memory, the listener must pause instead.
+    #[test]
+    fn accept_passes_over_only_errors_of_the_connection_it_takes() {
+        use nix::errno::Errno;
+        let error = |errno: Errno| io::Error::from_raw_os_error(errno as i32);
+        for errno in [Errno::ECONNABORTED, Errno::EPROTO, Errno::ENETDOWN] {
+            assert!(is_connection_error(&error(errno)), "{errno}");
+        }
+        for errno in [Errno::EMFILE, Errno::ENFILE, Errno::ENOBUFS, Errno::ENOMEM] {
+            assert!(!is_connection_error(&error(errno)), "{errno}");
+        }
+        assert!(!is_connection_error(&io::Error::other("no errno")));
+    }
 }

@@ -96,4 +96,41 @@ mod tests {
         assert_eq!(limit.waiting.load(Ordering::Acquire), 0, "loop 1 was told");
         assert!(limit.try_take());
     }
+
+    /// `count` loops' controls, each with the epoll set its waker is in.
+    fn controls(count: usize) -> (Vec<mio::Poll>, Vec<Arc<Control>>) {
+        (0..count)
+            .map(|_| {
+                let poll = mio::Poll::new().expect("an epoll set");
+                let control = Control::new(poll.registry(), mio::Token(0)).expect("a waker");
+                (poll, Arc::new(control))
+            })
+            .unzip()
+    }
+
+    /// Indexes other than 0 matter here: a shift the wrong way is the same
+    /// bit for loop 0 alone.
+    #[test]
+    fn a_place_given_back_wakes_the_loops_waiting_for_one_and_no_other() {
+        let limit = Limit::new(1);
+        let (_polls, controls) = controls(4);
+        limit.set_loops(controls.clone());
+        // Loop 2 serves the one connection allowed and would accept another;
+        // loops 1 and 3 wait for a place; loop 0 has no client waiting.
+        assert!(limit.take_or_wait(2));
+        for me in [1, 2, 3] {
+            assert!(!limit.take_or_wait(me), "loop {me} found a place");
+        }
+        assert_eq!(limit.waiting.load(Ordering::Acquire), 0b1110);
+
+        limit.give_back(2);
+        let told: Vec<bool> = controls
+            .iter()
+            .map(|control| control.take_place_freed())
+            .collect();
+        // The giver sees to its own listeners as it closes the connection.
+        assert_eq!(told, [false, true, false, true]);
+        assert_eq!(limit.waiting.load(Ordering::Acquire), 0, "marks cleared");
+        assert!(limit.take_or_wait(3), "the place is free again");
+    }
 }

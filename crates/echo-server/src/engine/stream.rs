@@ -350,3 +350,94 @@ impl Stream for UnixStream {
         let _ = self.shutdown(Shutdown::Write);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixStream as StdUnixStream;
+
+    use echo_proto::Endpoint;
+    use mio::{Events, Poll, Token};
+
+    use super::*;
+    use crate::listen;
+
+    /// Binds `endpoint` as the server does for `loops` event loops, and
+    /// says how the server announces it.
+    fn bound(endpoint: &str, loops: usize) -> (Box<dyn Listen>, String) {
+        let endpoint: Endpoint = endpoint.parse().expect("an endpoint");
+        let mut listeners = listen::bind(&[endpoint], false, loops).expect("binds");
+        let listener = listeners.pop().expect("one listener");
+        let announced = listener.to_string();
+        (
+            stream_listener(listener).expect("a stream listener"),
+            announced,
+        )
+    }
+
+    /// Accepts the connection waiting on `listener`, once it is there.
+    fn accept_one(listener: &mut Box<dyn Listen>) -> (Held, Peer) {
+        let mut poll = Poll::new().expect("an epoll set");
+        poll.registry()
+            .register(listener, Token(0), Interest::READABLE)
+            .expect("registered");
+        let mut events = Events::with_capacity(1);
+        poll.poll(&mut events, Some(Duration::from_secs(10)))
+            .expect("waited");
+        assert!(!events.is_empty(), "no connection came");
+        listener.accept().expect("accepted")
+    }
+
+    /// What the loop knows of TCP: the listener's name as announced, for
+    /// its log lines; a sibling on the same address for each other loop;
+    /// the peer's address; and that a short read drains the socket, since
+    /// every new segment raises a new edge, so a turn ends without another
+    /// `read` that would find nothing.
+    #[test]
+    fn tcp_as_the_event_loop_sees_it() {
+        let (mut listener, announced) = bound("127.0.0.1:0", 2);
+        let addr: SocketAddr = announced
+            .strip_prefix("tcp ")
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("announced as {announced}"));
+        assert_eq!(listener.name(), announced);
+
+        let client = std::net::TcpStream::connect(addr).expect("connects");
+        let (held, peer) = accept_one(&mut listener);
+        let client_addr = client.local_addr().expect("an address").to_string();
+        assert_eq!(peer.to_string(), client_addr);
+        assert_eq!(held.peer(), client_addr);
+        assert!(held.short_read_drains());
+
+        let mut sibling = listener
+            .sibling()
+            .expect("a TCP listener has siblings")
+            .expect("a sibling is bound");
+        assert_eq!(sibling.name(), announced);
+        // With the first one closed, the address is the sibling's alone.
+        drop(listener);
+        let _client = std::net::TcpStream::connect(addr).expect("connects");
+        accept_one(&mut sibling);
+    }
+
+    /// What the loop knows of Unix streams: the listener's name as
+    /// announced; no sibling, so the first loop alone serves it; the peer
+    /// by its kind; and that a short read proves nothing, since a read stops
+    /// after a message that carried descriptors, with more queued behind it.
+    #[test]
+    fn unix_as_the_event_loop_sees_it() {
+        let path = std::env::temp_dir().join(format!(
+            "echo-server-stream-test-{}.sock",
+            std::process::id()
+        ));
+        let (mut listener, announced) = bound(&format!("unix:{}", path.display()), 2);
+        assert_eq!(announced, format!("unix {}", path.display()));
+        assert_eq!(listener.name(), announced);
+        assert!(listener.sibling().is_none());
+
+        let _client = StdUnixStream::connect(&path).expect("connects");
+        let (held, peer) = accept_one(&mut listener);
+        assert_eq!(peer.to_string(), "unix peer");
+        assert_eq!(held.peer(), "unix peer");
+        assert!(!held.short_read_drains());
+    }
+}
