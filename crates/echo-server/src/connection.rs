@@ -1262,34 +1262,65 @@ mod tests {
         assert_eq!(most_pipes, 0, "an idle connection would hold a pipe");
     }
 
+    impl Loopback {
+        /// Makes the connection a bulk one whose pipe holds `bytes` its
+        /// peer has not taken yet: by hand, since the kernel leaves a pipe
+        /// holding bytes with nothing more to come only by a race.
+        fn hold_in_pipe(&mut self, bytes: &[u8]) {
+            let mut pipe = self.scratch.pipes.take().expect("a pipe");
+            pipe.held = nix::unistd::write(&pipe.write, bytes).expect("into the pipe");
+            assert_eq!(pipe.held, bytes.len());
+            self.echo.bulk = true;
+            self.echo.pipe = Some(pipe);
+        }
+
+        /// One turn on `ready`, and what the client then reads: exactly as
+        /// many bytes as the turn wrote back.
+        fn turn_and_read(&mut self, ready: Readiness) -> (Turn, Vec<u8>) {
+            let written = self.echo.written();
+            let turn = self
+                .echo
+                .advance(&mut self.server, &mut self.scratch, ready)
+                .expect("no failure");
+            let mut reply = vec![0; usize::try_from(self.echo.written() - written).expect("small")];
+            self.client.read_exact(&mut reply).expect("the echo");
+            (turn, reply)
+        }
+    }
+
     #[test]
     fn a_writable_edge_writes_back_what_the_pipe_holds() {
-        // A bulk connection whose peer stopped taking bytes with some still
-        // in the pipe, and whose receive queue is empty: no readable edge
-        // will come, only a writable one once the peer takes bytes. Made by
-        // hand, since the kernel gets there only by a race.
+        // The peer stopped taking bytes with some still in the pipe, and the
+        // receive queue is empty: no readable edge will come, only a
+        // writable one once the peer takes bytes.
         let mut served = Loopback::new();
-        let mut pipe = served.scratch.pipes.take().expect("a pipe");
-        pipe.held = nix::unistd::write(&pipe.write, b"held").expect("into the pipe");
-        served.echo.bulk = true;
-        served.echo.pipe = Some(pipe);
+        served.hold_in_pipe(b"held");
         assert!(served.echo.holds_bytes());
-        let turn = served
-            .echo
-            .advance(
-                &mut served.server,
-                &mut served.scratch,
-                Readiness::default(),
-            )
-            .expect("no failure");
+        let (turn, reply) = served.turn_and_read(Readiness::default());
         assert!(turn.moved, "the pipe's bytes stayed in it");
-        assert_eq!(served.echo.written(), 4);
-        let mut reply = [0; 4];
-        served
-            .client
-            .read_exact(&mut reply)
-            .expect("the held bytes");
-        assert_eq!(&reply, b"held");
+        assert_eq!(reply, b"held");
         assert!(!served.echo.holds_bytes());
+        // Waiting for input, it gave the pipe back for the next bulk turn.
+        assert!(served.echo.pipe.is_none());
+        assert_eq!(served.scratch.pipes.spare.len(), 1);
+    }
+
+    #[test]
+    fn an_urgent_byte_is_read_even_with_a_pipe_in_hand() {
+        // A splice stops at the urgent mark and says `EAGAIN`, and no edge
+        // is to come for a byte that is already there: only a read takes it.
+        let mut served = Loopback::new();
+        socket2::SockRef::from(&served.client)
+            .send_out_of_band(b"U")
+            .expect("urgent byte");
+        served.wait_queued(1);
+        served.hold_in_pipe(b"held");
+        let (turn, reply) = served.turn_and_read(Readiness {
+            readable: true,
+            read_closed: false,
+            urgent: true,
+        });
+        assert_eq!(reply, b"heldU");
+        assert_eq!(turn.step, Step::Wait);
     }
 }
