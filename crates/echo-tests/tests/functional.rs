@@ -8,6 +8,7 @@ mod functional {
     pub mod client_probe;
     pub mod client_targets;
     pub mod docs;
+    pub mod event_loop;
     pub mod hardening;
     pub mod hostile;
     pub mod in_process;
