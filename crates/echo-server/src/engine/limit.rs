@@ -49,12 +49,14 @@ impl Limit {
     /// Takes a place, or marks event loop `me` as waiting for one; `true`
     /// when a place was taken.
     pub(super) fn take_or_wait(&self, me: usize) -> bool {
-        if self.try_take() {
-            return true;
-        }
+        self.try_take() || self.wait_or_take(me)
+    }
+
+    /// Marks event loop `me` as waiting, then looks once more: a place given
+    /// back between a failed take and the mark found no one to wake. With a
+    /// place found after all, only `me`'s own mark goes; other loops still wait.
+    fn wait_or_take(&self, me: usize) -> bool {
         self.waiting.fetch_or(1 << me, Ordering::AcqRel);
-        // A place given back between the failed take and the mark found no
-        // one to wake: look once more, now that the mark is there.
         if self.try_take() {
             self.waiting.fetch_and(!(1 << me), Ordering::AcqRel);
             return true;
@@ -132,5 +134,23 @@ mod tests {
         assert_eq!(told, [false, true, false, true]);
         assert_eq!(limit.waiting.load(Ordering::Acquire), 0, "marks cleared");
         assert!(limit.take_or_wait(3), "the place is free again");
+    }
+
+    /// The race `take_or_wait` closes: a place given back after its first
+    /// take failed but before its mark was set, so no one was told.
+    #[test]
+    fn a_place_freed_before_the_mark_is_taken_and_only_that_mark_goes() {
+        let limit = Limit::new(1);
+        // Loops 1 and 3 wait; loop 2's first take failed, and then the one
+        // place was given back, telling no one, since loop 2 had no mark yet.
+        limit.waiting.store(0b1010, Ordering::Release);
+        assert!(limit.wait_or_take(2), "the freed place is found");
+        assert_eq!(
+            limit.waiting.load(Ordering::Acquire),
+            0b1010,
+            "loops 1 and 3 still wait; loop 2's mark is gone"
+        );
+        assert!(!limit.wait_or_take(2), "no place left");
+        assert_eq!(limit.waiting.load(Ordering::Acquire), 0b1110);
     }
 }
