@@ -85,14 +85,7 @@ fn containers(root: &Path) -> anyhow::Result<()> {
         eprintln!("\nci --containers: {what} skipped: {why}");
         Ok(())
     };
-    let mut release = None;
-    summary.timed("dist", || {
-        release = Some(dist::build(root)?);
-        Ok(())
-    })?;
-    let Some(release) = release else {
-        bail!("dist made no release");
-    };
+    let release = summary.timed("dist", || dist::build(root))?;
     let mut tests = cargo();
     tests
         .args([
@@ -109,16 +102,10 @@ fn containers(root: &Path) -> anyhow::Result<()> {
     let mut filters = vec!["release_"];
     match image::podman_works() {
         Ok(()) => {
-            let mut built = None;
-            summary.timed("image", || {
-                built = Some(image::build(root, &release)?);
-                Ok(())
-            })?;
-            if let Some((name, megabytes)) = built {
-                eprintln!("image: {name} ({megabytes:.1} MB)");
-                tests.env("ECHO_TEST_IMAGE", name);
-                filters.extend(["image_", "kube_"]);
-            }
+            let (name, megabytes) = summary.timed("image", || image::build(root, &release))?;
+            eprintln!("image: {name} ({megabytes:.1} MB)");
+            tests.env("ECHO_TEST_IMAGE", name);
+            filters.extend(["image_", "kube_"]);
         }
         Err(why) => skip("the image and podman kube play", why)?,
     }
@@ -166,14 +153,15 @@ impl Summary {
         Ok(())
     }
 
-    fn timed(
+    /// Runs `step`, recording how long it took if it succeeds; returns what it made.
+    fn timed<T>(
         &mut self,
         name: &str,
-        step: impl FnOnce() -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
+        step: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
         let started = Instant::now();
-        step()?;
+        let made = step()?;
         self.steps.push((name.to_owned(), started.elapsed()));
-        Ok(())
+        Ok(made)
     }
 }

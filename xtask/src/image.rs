@@ -92,7 +92,7 @@ pub(crate) fn build(root: &Path, release: &Release) -> anyhow::Result<(String, f
     Ok((image, megabytes))
 }
 
-/// A `podman` command; a missing podman is named with its package.
+/// A `podman` command (`podman_works` says whether one can run, naming its package).
 pub(crate) fn podman() -> Command {
     Command::new("podman")
 }
