@@ -13,14 +13,14 @@
 //! default 1048576 needs CAP_SYS_RESOURCE): that is this harness's business,
 //! never the image's or the manifests'.
 
-use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use echo_client::Client;
-use echo_tests::{Server, TempDir, binary, read_all};
+use echo_tests::metrics::{count, scrape};
+use echo_tests::{Server, TempDir, binary};
 use nix::sys::resource::{Resource, getrlimit};
 
 /// How long a container may take to stop after SIGTERM: the server's
@@ -276,29 +276,6 @@ fn image_is_small_unprivileged_and_listens_on_every_address() {
     );
 }
 
-/// `GET /metrics` from `addr`: the body of a 200 answer.
-fn scrape(addr: SocketAddr) -> String {
-    let mut stream = TcpStream::connect(addr).expect("the metrics port accepts");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("a timeout");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
-        .expect("the request goes");
-    let answer = text(&read_all(&mut stream, 1 << 20).expect("the answer comes"));
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    body.to_owned()
-}
-
-/// The value of the sample written exactly `name` in a scrape.
-fn sample(body: &str, name: &str) -> u64 {
-    body.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("no whole sample {name} in:\n{body}"))
-}
-
 /// Runs the image with `args`, echoes TCP and UDP through ports published on
 /// loopback, reads the counters of that through its published metrics port,
 /// probes from inside with its own echo-client, and stops it with SIGTERM:
@@ -336,13 +313,13 @@ fn serve_stop(args: &[&str]) {
         "a datagram through the mapped port",
     );
     let metrics = scrape(published(&name, "9007/tcp"));
-    assert_eq!(sample(&metrics, "echo_connections_accepted_total"), 1);
+    assert_eq!(count(&metrics, "echo_connections_accepted_total"), 1);
     assert_eq!(
-        sample(&metrics, "echo_stream_echoed_bytes_total"),
+        count(&metrics, "echo_stream_echoed_bytes_total"),
         message.len() as u64
     );
     // echo-client resends a datagram whose reply is late: at least one answered.
-    assert!(sample(&metrics, "echo_udp_echoed_datagrams_total") >= 1);
+    assert!(count(&metrics, "echo_udp_echoed_datagrams_total") >= 1);
     let probe = run_ok(
         "podman",
         &[
@@ -513,7 +490,7 @@ fn kube_play_runs_the_deployment_whose_probes_prove_an_echo_takes_the_docs_load_
     assert_tcp_echo(published, &pattern(64 * 1024));
     assert_udp_echo(published, "a datagram to the pod");
     let metrics = scrape(([127, 0, 0, 1], metrics_port).into());
-    assert_eq!(sample(&metrics, "echo_connections_accepted_total"), 1);
+    assert_eq!(count(&metrics, "echo_connections_accepted_total"), 1);
 
     let probes = probe_commands(&manifest);
     assert_eq!(
@@ -532,7 +509,7 @@ fn kube_play_runs_the_deployment_whose_probes_prove_an_echo_takes_the_docs_load_
     // docs/bench.md's three generators started together, as written there,
     // as local processes against the pod; their merged run against the
     // server's own count of connections.
-    let before = sample(
+    let before = count(
         &scrape(([127, 0, 0, 1], metrics_port).into()),
         "echo_connections_accepted_total",
     );
@@ -543,7 +520,7 @@ fn kube_play_runs_the_deployment_whose_probes_prove_an_echo_takes_the_docs_load_
     let after = scrape(([127, 0, 0, 1], metrics_port).into());
     // Each generator's workers, and the one connection that checks a server is there.
     assert_eq!(
-        sample(&after, "echo_connections_accepted_total") - before,
+        count(&after, "echo_connections_accepted_total") - before,
         workers + 3
     );
     assert!(

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use echo_tests::metrics::{count, exchange, sample, scrape, try_scrape};
 use echo_tests::{Server, WAIT, binary, eventually, read_all};
 use nix::sys::signal::Signal;
 
@@ -23,58 +24,6 @@ fn with_metrics(args: &[&str]) -> Server {
     let last = server.listeners().last().expect("announced");
     assert!(last.starts_with("metrics 127.0.0.1:"), "{last}");
     server
-}
-
-/// Sends `request` as it is, and reads the answer until the server closes;
-/// `None` when the connection is refused or reset.
-fn try_exchange(addr: SocketAddr, request: &[u8]) -> Option<String> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(WAIT)).expect("timeout");
-    stream.write_all(request).ok()?;
-    let answer = read_all(&mut stream, 1 << 20).ok()?;
-    Some(String::from_utf8(answer).expect("the answer is text"))
-}
-
-/// [`try_exchange`], which must be answered.
-fn exchange(addr: SocketAddr, request: &[u8]) -> String {
-    try_exchange(addr, request).expect("the metrics port answers")
-}
-
-/// `GET /metrics`, checked for its status and media type; returns the body.
-fn scrape(addr: SocketAddr) -> String {
-    try_scrape(addr).expect("the scrape is answered")
-}
-
-/// [`scrape`], or `None` when the connection is closed unanswered (every
-/// place taken).
-fn try_scrape(addr: SocketAddr) -> Option<String> {
-    let answer = try_exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")?;
-    if answer.is_empty() {
-        return None;
-    }
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\n"),
-        "{head}"
-    );
-    Some(body.to_owned())
-}
-
-/// The value of the sample written exactly `name` (with its labels, if any).
-fn sample(body: &str, name: &str) -> f64 {
-    body.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("no sample {name} in:\n{body}"))
-}
-
-/// The count of sample `name`, which must be a whole number.
-fn count(body: &str, name: &str) -> u64 {
-    let value = sample(body, name);
-    assert_eq!(value.fract(), 0.0, "{name} {value}");
-    value as u64
 }
 
 /// Echoes `payload` over one connection and checks every byte comes back.
