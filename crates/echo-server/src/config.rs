@@ -4,11 +4,13 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use echo_proto::{DEFAULT_ADDR, Endpoint, parse_duration};
 
 use crate::limits;
+use crate::listen::ListenAddr;
 
 /// How long connections in flight may take to finish after shutdown starts, by default.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -16,6 +18,8 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many UDP datagrams per second one source IP gets answered, by default.
 pub const DEFAULT_UDP_RATE: u32 = 1_000;
+/// How long a TLS handshake may take, by default.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many event loops serve stream connections, by default: one is the
 /// cheapest per operation (see BENCHMARKS.md for what a second buys).
 pub const DEFAULT_EVENT_LOOPS: usize = 1;
@@ -29,10 +33,11 @@ pub const MAX_EVENT_LOOPS: usize = 64;
 // test `a_bare_command_line_is_the_default_config` in main.rs keeps them equal.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct Config {
-    /// Where to listen: IP:PORT, [IPV6]:PORT or unix:PATH; repeat for several.
+    /// Where to listen: IP:PORT, [IPV6]:PORT, unix:PATH, or tls:IP:PORT for
+    /// TLS echo (with --tls-cert and --tls-key); repeat for several.
     ///
     /// Port 0 picks a free port; the line `listening on <kind> <address>` on
-    /// stdout tells which. `[::]:PORT` is IPv6 only, so it can sit beside
+    /// stdout tells which (kind tcp, unix or tls). `[::]:PORT` is IPv6 only, so it can sit beside
     /// `0.0.0.0:PORT`. A Unix socket file is created with the process's umask
     /// (restrict who may connect with the directory's permissions); an existing
     /// one is replaced only if connecting to it is refused (nothing listens),
@@ -46,7 +51,7 @@ pub struct Config {
         value_delimiter = ',',
         default_value = "127.0.0.1:7007"
     )]
-    pub listen: Vec<Endpoint>,
+    pub listen: Vec<ListenAddr>,
 
     /// Also echo UDP datagrams on every IP address listened on (same port).
     ///
@@ -146,6 +151,65 @@ pub struct Config {
     /// ADDR: keep it on an address only the scraper reaches.
     #[arg(long, value_name = "ADDR", env = "ECHO_METRICS", value_parser = parse_metrics_addr)]
     pub metrics: Option<SocketAddr>,
+
+    /// How `tls:` listeners serve.
+    #[command(flatten)]
+    pub tls: TlsConfig,
+}
+
+/// The settings of `tls:` listeners: what they present, whom they accept,
+/// how long a handshake may take.
+#[derive(Debug, Clone, PartialEq, Eq, Default, clap::Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsConfig {
+    /// The certificate chain TLS listeners present (PEM: the server's
+    /// certificate first, then its intermediates).
+    ///
+    /// Re-read, with --tls-key, when either file changes (looked at when a
+    /// handshake starts, at most once a second), so a certificate renewed in
+    /// place (certbot, a Kubernetes secret) is served with no restart or
+    /// signal; a new pair that does not load is logged and the old one kept.
+    #[arg(long, value_name = "FILE", env = "ECHO_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, SEC1 or RSA).
+    #[arg(long, value_name = "FILE", env = "ECHO_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require a TLS client certificate issued by one of these CAs (PEM),
+    /// and refuse clients without one (mutual TLS).
+    ///
+    /// The client's subject is in the debug log (RUST_LOG=debug).
+    #[arg(long, value_name = "FILE", env = "ECHO_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Application protocols (ALPN) to agree on, in order of preference,
+    /// comma-separated: an echo has none of its own, so name those your
+    /// clients offer (h2,http/1.1, say).
+    ///
+    /// Unset, ALPN is ignored; set, a client that offers only others is
+    /// refused, and one that offers none is served.
+    #[arg(
+        long,
+        value_name = "LIST",
+        env = "ECHO_TLS_ALPN",
+        value_delimiter = ','
+    )]
+    pub tls_alpn: Vec<String>,
+
+    /// How long a TLS handshake may take from accept, however steadily its
+    /// bytes come; a slower one is closed and counted.
+    #[arg(long, value_name = "DURATION", env = "ECHO_TLS_HANDSHAKE_TIMEOUT",
+          default_value = "10s", value_parser = parse_nonzero_duration)]
+    pub tls_handshake_timeout: Duration,
+}
+
+/// A duration that is not zero, as `--tls-handshake-timeout` wants.
+fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text).map_err(|err| err.to_string())? {
+        duration if duration.is_zero() => Err("must be more than 0s".to_owned()),
+        duration => Ok(duration),
+    }
 }
 
 /// `--threads`: a number of event loops from 1 to [`MAX_EVENT_LOOPS`], or
@@ -203,7 +267,7 @@ impl Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: vec![Endpoint::Ip(DEFAULT_ADDR)],
+            listen: vec![ListenAddr::Plain(Endpoint::Ip(DEFAULT_ADDR))],
             udp: false,
             udp_rate: DEFAULT_UDP_RATE,
             max_connections: None,
@@ -212,6 +276,10 @@ impl Default for Config {
             event_loops: DEFAULT_EVENT_LOOPS,
             splice: Splice::Bulk,
             metrics: None,
+            tls: TlsConfig {
+                tls_handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+                ..TlsConfig::default()
+            },
         }
     }
 }

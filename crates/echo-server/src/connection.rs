@@ -38,6 +38,13 @@ pub trait Socket: Read + Write {
     fn splice_fd(&self) -> Option<BorrowedFd<'_>> {
         None
     }
+
+    /// Whether the stream holds bytes of its own that the socket has not
+    /// taken yet (TLS records encrypted from an echo), which `flush` writes
+    /// and which keep the connection owing its peer; never, by default.
+    fn holds_output(&self) -> bool {
+        false
+    }
 }
 
 /// The event loop's scratch space, lent to each connection's turn: the one
@@ -276,7 +283,8 @@ impl Echo {
         };
         self.peer_done |= ready.read_closed;
         self.urgent |= ready.urgent;
-        if !self.holds_bytes() && !ready.readable && !self.peer_done && !self.urgent {
+        let holds = self.holds_bytes() || stream.holds_output();
+        if !holds && !ready.readable && !self.peer_done && !self.urgent {
             // Only writable: nothing of ours is waiting to go out.
             return Ok(turn);
         }
@@ -377,6 +385,13 @@ impl Echo {
     /// Writes back what the connection holds (a short write's rest, or the
     /// pipe's bytes); `false` when the peer cannot take more now.
     fn write_held<S: Socket>(&mut self, stream: &mut S, turn: &mut Turn) -> io::Result<bool> {
+        if stream.holds_output() {
+            match stream.flush() {
+                Ok(()) => turn.moved = true,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(err) => return Err(err),
+            }
+        }
         if let Some(rest) = &mut self.rest {
             while rest.done < rest.bytes.len() {
                 match stream.write(&rest.bytes[rest.done..]) {

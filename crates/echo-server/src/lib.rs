@@ -48,20 +48,23 @@ mod start;
 #[cfg(target_os = "linux")]
 mod stats;
 #[cfg(target_os = "linux")]
+mod tls;
+#[cfg(target_os = "linux")]
 mod udp;
 
 #[cfg(target_os = "linux")]
 pub use crate::{
     config::{
-        Config, DEFAULT_EVENT_LOOPS, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_UDP_RATE,
-        MAX_EVENT_LOOPS, Splice,
+        Config, DEFAULT_EVENT_LOOPS, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT,
+        DEFAULT_TLS_HANDSHAKE_TIMEOUT, DEFAULT_UDP_RATE, MAX_EVENT_LOOPS, Splice, TlsConfig,
     },
-    listen::{ListenError, Listener},
+    listen::{ListenAddr, ListenError, Listener},
     server::{Server, ServerError, announce},
     start::{serve, server},
     stats::{
         CAUSED_METRICS, CONNECTION_LIMIT, COUNTERS, Counter, CounterKind, LOG_LINES_DROPPED, Stats,
         Totals,
     },
+    tls::TlsError,
     udp::{REPEATS_ANSWERED, TRACKED_SOURCES},
 };

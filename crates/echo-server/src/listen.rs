@@ -26,11 +26,58 @@ const BACKLOG: i32 = 1024;
 /// kernel picked is already taken for UDP by someone else.
 const SAME_PORT_ATTEMPTS: usize = 16;
 
+/// One `--listen` address: a plain stream endpoint, or TLS over TCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// `IP:PORT` (TCP, and UDP with `--udp`) or `unix:PATH`.
+    Plain(Endpoint),
+    /// `tls:IP:PORT`: TLS echo over TCP.
+    Tls(SocketAddr),
+}
+
+/// How a `tls:` address must be written.
+const TLS_FORM: &str = "TLS is served over TCP: expected tls:IP:PORT or tls:[IPV6]:PORT";
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let Some(rest) = text.trim().strip_prefix("tls:") else {
+            return text
+                .parse::<Endpoint>()
+                .map(ListenAddr::Plain)
+                .map_err(|err| err.to_string());
+        };
+        match rest.parse::<Endpoint>() {
+            Ok(Endpoint::Ip(addr)) => Ok(ListenAddr::Tls(addr)),
+            Ok(Endpoint::Unix(_)) => Err(format!("invalid address '{text}': {TLS_FORM}")),
+            Err(err) => Err(format!("{err} ({TLS_FORM})")),
+        }
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Plain(endpoint) => write!(f, "{endpoint}"),
+            ListenAddr::Tls(addr) => write!(f, "tls:{addr}"),
+        }
+    }
+}
+
+impl From<Endpoint> for ListenAddr {
+    fn from(endpoint: Endpoint) -> Self {
+        ListenAddr::Plain(endpoint)
+    }
+}
+
 /// One socket the server serves.
 #[derive(Debug)]
 pub enum Listener {
     /// A TCP listening socket.
     Tcp(TcpListener),
+    /// A TCP listening socket whose connections speak TLS.
+    Tls(TcpListener),
     /// A Unix domain stream listening socket, with the file to remove at exit
     /// when the server created it.
     Unix(UnixListener, Option<SocketFile>),
@@ -53,6 +100,7 @@ impl fmt::Display for Listener {
         }
         match self {
             Listener::Tcp(listener) => show(f, "tcp", listener.local_addr()),
+            Listener::Tls(listener) => show(f, "tls", listener.local_addr()),
             Listener::Udp(socket) => show(f, "udp", socket.local_addr()),
             Listener::Unix(listener, _) => match listener.local_addr() {
                 Ok(addr) => match addr.as_pathname() {
@@ -73,13 +121,13 @@ pub enum ListenError {
         "cannot listen on {0}: the address is in use (is another server running there? \
          stop it, or pick another port: port 0 picks a free one)"
     )]
-    InUse(Endpoint),
+    InUse(ListenAddr),
     /// Binding or listening on an address failed for another reason than
     /// its being in use (permission denied, address not available on this machine).
     #[error("cannot listen on {endpoint}")]
     Bind {
         /// The address as given.
-        endpoint: Endpoint,
+        endpoint: ListenAddr,
         /// What the kernel said.
         #[source]
         source: io::Error,
@@ -167,7 +215,7 @@ impl Drop for SocketFile {
 /// # Errors
 /// The first [`ListenError`] met; sockets already bound are closed again.
 pub fn bind(
-    endpoints: &[Endpoint],
+    endpoints: &[ListenAddr],
     udp: bool,
     event_loops: usize,
 ) -> Result<Vec<Listener>, ListenError> {
@@ -185,7 +233,10 @@ pub fn bind(
             }
         };
         match endpoint {
-            Endpoint::Ip(addr) if udp => {
+            ListenAddr::Tls(addr) => {
+                listeners.push(Listener::Tls(bind_tcp(*addr, shared).map_err(fail)?));
+            }
+            ListenAddr::Plain(Endpoint::Ip(addr)) if udp => {
                 let (tcp, udp) = bind_tcp_and_udp(*addr, shared).map_err(|err| match err {
                     (Side::Tcp, source) => fail(source),
                     (Side::Udp(addr), source) => ListenError::BindUdp { addr, source },
@@ -193,10 +244,10 @@ pub fn bind(
                 listeners.push(Listener::Tcp(tcp));
                 listeners.push(Listener::Udp(udp));
             }
-            Endpoint::Ip(addr) => {
+            ListenAddr::Plain(Endpoint::Ip(addr)) => {
                 listeners.push(Listener::Tcp(bind_tcp(*addr, shared).map_err(fail)?));
             }
-            Endpoint::Unix(path) => listeners.push(bind_unix(path)?),
+            ListenAddr::Plain(Endpoint::Unix(path)) => listeners.push(bind_unix(path)?),
         }
     }
     Ok(listeners)
@@ -345,7 +396,7 @@ fn bind_tcp_and_udp(
 /// live server's, one whose state cannot be told, or a file that is not a socket.
 fn bind_unix(path: &Path) -> Result<Listener, ListenError> {
     let fail = |source| ListenError::Bind {
-        endpoint: Endpoint::Unix(path.to_owned()),
+        endpoint: ListenAddr::Plain(Endpoint::Unix(path.to_owned())),
         source,
     };
     match std::fs::symlink_metadata(path) {
@@ -412,12 +463,12 @@ mod tests {
 
     #[test]
     fn ipv6_listeners_are_ipv6_only_so_they_sit_beside_ipv4() {
-        let endpoint: Endpoint = "[::1]:0".parse().expect("literal");
+        let endpoint: ListenAddr = "[::1]:0".parse().expect("literal");
         let listeners = bind(&[endpoint], true, 1).expect("bind");
         assert_eq!(listeners.len(), 2);
         for listener in &listeners {
             let only_v6 = match listener {
-                Listener::Tcp(tcp) => socket2::SockRef::from(tcp).only_v6(),
+                Listener::Tcp(tcp) | Listener::Tls(tcp) => socket2::SockRef::from(tcp).only_v6(),
                 Listener::Udp(udp) => socket2::SockRef::from(udp).only_v6(),
                 Listener::Unix(..) => panic!("no Unix listener was asked for"),
             };
@@ -430,7 +481,7 @@ mod tests {
 
     #[test]
     fn tcp_and_udp_share_the_port_the_kernel_picked() {
-        let endpoint: Endpoint = "127.0.0.1:0".parse().expect("literal");
+        let endpoint: ListenAddr = "127.0.0.1:0".parse().expect("literal");
         let listeners = bind(&[endpoint], true, 1).expect("bind");
         let [Listener::Tcp(tcp), Listener::Udp(udp)] = &listeners[..] else {
             panic!("a TCP and a UDP listener expected, got {listeners:?}");
@@ -443,7 +494,7 @@ mod tests {
 
     #[test]
     fn only_a_listener_shared_by_several_loops_allows_sharing_its_port() {
-        let endpoint: Endpoint = "127.0.0.1:0".parse().expect("literal");
+        let endpoint: ListenAddr = "127.0.0.1:0".parse().expect("literal");
         for (loops, shared) in [(1, false), (2, true)] {
             let listeners = bind(std::slice::from_ref(&endpoint), false, loops).expect("bind");
             let [Listener::Tcp(tcp)] = &listeners[..] else {
@@ -453,5 +504,41 @@ mod tests {
             assert_eq!(reuse_port, shared, "{loops} loops");
             assert_eq!(sibling(tcp).is_ok(), shared, "{loops} loops");
         }
+    }
+
+    #[test]
+    fn tls_addresses_are_ip_addresses_behind_tls() {
+        let parsed = |text: &str| text.parse::<ListenAddr>();
+        assert_eq!(
+            parsed("tls:127.0.0.1:7443"),
+            Ok(ListenAddr::Tls("127.0.0.1:7443".parse().expect("literal")))
+        );
+        assert_eq!(
+            parsed("tls:[::1]:0"),
+            Ok(ListenAddr::Tls("[::1]:0".parse().expect("literal")))
+        );
+        assert_eq!(
+            parsed("127.0.0.1:7"),
+            Ok(ListenAddr::Plain(Endpoint::Ip(
+                "127.0.0.1:7".parse().expect("literal")
+            )))
+        );
+        assert_eq!(
+            parsed("tls:unix:/run/e.sock"),
+            Err(
+                "invalid address 'tls:unix:/run/e.sock': TLS is served over TCP: \
+                 expected tls:IP:PORT or tls:[IPV6]:PORT"
+                    .to_owned()
+            )
+        );
+        assert!(parsed("tls:nowhere").is_err());
+        let tls = parsed("tls:127.0.0.1:0").expect("parses");
+        assert_eq!(tls.to_string(), "tls:127.0.0.1:0");
+        let listeners = bind(&[tls], true, 1).expect("bind");
+        let [Listener::Tls(tcp)] = &listeners[..] else {
+            panic!("one TLS listener and no UDP expected, got {listeners:?}");
+        };
+        let announced = Listener::Tls(tcp.try_clone().expect("cloned")).to_string();
+        assert!(announced.starts_with("tls 127.0.0.1:"), "{announced}");
     }
 }

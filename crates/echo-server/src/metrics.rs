@@ -345,7 +345,7 @@ mod tests {
             .iter()
             .copied()
             .zip(1..)
-            .chain([(LOG_LINES_DROPPED, 15), (CONNECTION_LIMIT, 1000)])
+            .chain([(LOG_LINES_DROPPED, 22), (CONNECTION_LIMIT, 1000)])
             .collect();
         Reading {
             values,
@@ -377,8 +377,15 @@ mod tests {
                 "echo_udp_dropped_datagrams_total{cause=\"reflection\"} 11",
                 "echo_udp_dropped_datagrams_total{cause=\"rate_limit\"} 12",
                 "echo_udp_dropped_datagrams_total{cause=\"loop\"} 13",
-                "echo_notifications_dropped_total 14",
-                "echo_log_lines_dropped_total 15",
+                "echo_tls_handshakes_total 14",
+                "echo_tls_handshakes_failed_total{cause=\"timeout\"} 15",
+                "echo_tls_handshakes_failed_total{cause=\"protocol\"} 16",
+                "echo_tls_handshakes_failed_total{cause=\"client_certificate\"} 17",
+                "echo_tls_handshakes_failed_total{cause=\"peer_alert\"} 18",
+                "echo_tls_handshakes_failed_total{cause=\"incompatible\"} 19",
+                "echo_tls_handshakes_failed_total{cause=\"closed\"} 20",
+                "echo_notifications_dropped_total 21",
+                "echo_log_lines_dropped_total 22",
                 "echo_connections_limit 1000",
                 "process_cpu_seconds_total 0.25",
                 "process_resident_memory_bytes 4194304",
@@ -388,7 +395,7 @@ mod tests {
             ]
         );
         assert!(text.starts_with(
-            "# HELP echo_connections_accepted_total Stream connections accepted (TCP and Unix).\n\
+            "# HELP echo_connections_accepted_total Stream connections accepted (TCP, Unix and TLS).\n\
              # TYPE echo_connections_accepted_total counter\n\
              echo_connections_accepted_total 1\n\
              # HELP echo_connections_active Stream connections being served right now.\n\

@@ -16,6 +16,7 @@ use crate::engine;
 use crate::limits;
 use crate::listen::{ListenError, Listener};
 use crate::stats::{Stats, Totals};
+use crate::tls::{self, TlsError};
 use crate::udp;
 
 /// After the grace period, how long the cut connections get to be torn down.
@@ -26,6 +27,8 @@ const TEARDOWN: Duration = Duration::from_secs(1);
 pub struct Server {
     config: Config,
     stats: Arc<Stats>,
+    /// What TLS listeners serve with, once loaded.
+    tls: Option<Arc<tls::Context>>,
 }
 
 impl Server {
@@ -34,7 +37,22 @@ impl Server {
         Server {
             config,
             stats: Arc::default(),
+            tls: None,
         }
+    }
+
+    /// Loads the certificate, key and client CAs TLS listeners serve with,
+    /// so that a missing or broken file stops the server before it binds
+    /// anything; [`Server::run`] loads them itself if this was not called.
+    ///
+    /// # Errors
+    /// [`ServerError::Tls`]: a file is missing or unusable, or none was given.
+    pub fn load_tls(&mut self) -> Result<(), ServerError> {
+        if self.tls.is_none() {
+            let context = tls::Context::load(&self.config.tls, Arc::clone(&self.stats))?;
+            self.tls = Some(Arc::new(context));
+        }
+        Ok(())
     }
 
     /// The server's running totals, to report while it runs.
@@ -52,9 +70,10 @@ impl Server {
     ///
     /// # Errors
     /// [`ServerError::EventLoop`] when the sockets cannot be set up for
-    /// serving (out of descriptors or memory); nothing has been served then.
+    /// serving (out of descriptors or memory), [`ServerError::Tls`] when a
+    /// TLS listener has no usable certificate; nothing has been served then.
     pub async fn run(
-        self,
+        mut self,
         listeners: Vec<Listener>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<Totals, ServerError> {
@@ -67,13 +86,19 @@ impl Server {
                 _ => None,
             })
             .collect();
+        let serves_tls = listeners
+            .iter()
+            .any(|listener| matches!(listener, Listener::Tls(_)));
+        if serves_tls {
+            self.load_tls()?;
+        }
         let stop_udp = CancellationToken::new();
         let udp_tasks = TaskTracker::new();
         let mut streams = Vec::new();
         for listener in listeners {
-            match engine::stream_listener(listener) {
+            match engine::stream_listener(listener, self.tls.as_ref()) {
                 Ok(stream) => streams.push(stream),
-                Err(udp) => {
+                Err(Listener::Udp(udp)) => {
                     let udp =
                         tokio::net::UdpSocket::from_std(udp).map_err(ServerError::EventLoop)?;
                     udp_tasks.spawn(udp::serve(
@@ -84,6 +109,8 @@ impl Server {
                         stop_udp.clone(),
                     ));
                 }
+                // Loaded above for every TLS listener.
+                Err(_) => return Err(TlsError::NoCertificate.into()),
             }
         }
         udp_tasks.close();
@@ -95,6 +122,7 @@ impl Server {
                 limit: Arc::new(engine::Limit::new(self.config.connection_limit())),
                 idle_timeout: self.config.idle_timeout(),
                 splice: self.config.splice == Splice::Bulk,
+                handshake_timeout: serves_tls.then_some(self.config.tls.tls_handshake_timeout),
             };
             let handle = engine::start(streams, self.config.event_loops, &shared);
             Some(handle.map_err(ServerError::EventLoop)?)
@@ -165,6 +193,9 @@ pub enum ServerError {
     /// The `listening on` lines could not be written to stdout.
     #[error("cannot write the announcement to stdout")]
     Stdout(#[source] io::Error),
+    /// TLS listeners have no certificate and key, or those given cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The sockets could not be set up for serving: the epoll set, its
     /// waker or a registration failed (out of descriptors or memory).
     #[error("cannot set up the event loop")]

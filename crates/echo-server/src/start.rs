@@ -10,7 +10,7 @@ use echo_proto::{Endpoint, Human};
 use tracing::{info, warn};
 
 use crate::config::{Config, Splice};
-use crate::listen::{self, ListenError, Listener};
+use crate::listen::{self, ListenAddr, ListenError, Listener};
 use crate::metrics::{self, Metrics};
 use crate::server::{Server, ServerError, announce};
 use crate::stats::Totals;
@@ -72,8 +72,13 @@ pub fn serve(config: &Config) -> Result<Totals, ServerError> {
                 plan.max_connections
             );
         }
-        if config.udp && !config.listen.iter().any(|endpoint| matches!(endpoint, Endpoint::Ip(_))) {
-            warn!("--udp echoes UDP on IP addresses only, and no --listen address is one: no UDP is served");
+        let plain_ip = |addr: &ListenAddr| matches!(addr, ListenAddr::Plain(Endpoint::Ip(_)));
+        if config.udp && !config.listen.iter().any(plain_ip) {
+            warn!("--udp echoes UDP on plain IP addresses only, and no --listen address is one: no UDP is served");
+        }
+        let serves_tls = listeners.iter().any(|listener| matches!(listener, Listener::Tls(_)));
+        if config.tls.tls_cert.is_some() && !serves_tls {
+            warn!("--tls-cert is given but no --listen address is tls:IP:PORT: nothing is served over TLS");
         }
         let max_connections = match (config.max_connections, config.metrics) {
             // A limit derived from the descriptors leaves the endpoint's own to it.
@@ -85,7 +90,10 @@ pub fn serve(config: &Config) -> Result<Totals, ServerError> {
             event_loops: plan.event_loops,
             ..config.clone()
         };
-        let server = Server::new(config.clone());
+        let mut server = Server::new(config.clone());
+        if serves_tls {
+            server.load_tls()?;
+        }
         signals::report_on_sigusr1(server.stats()).map_err(ServerError::Signals)?;
         let metrics = match metrics_listener {
             Some((listener, addr)) => {
@@ -132,11 +140,11 @@ pub fn serve(config: &Config) -> Result<Totals, ServerError> {
 /// Binds the `--metrics` address as a TCP listener is bound for `--listen`,
 /// so it fails, and is refused, alike; returns it with the address it got.
 fn bind_metrics(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ListenError> {
-    let endpoint = Endpoint::Ip(addr);
+    let endpoint = ListenAddr::Plain(Endpoint::Ip(addr));
     let bound = listen::bind(std::slice::from_ref(&endpoint), false, 1)?;
     let listener = bound.into_iter().find_map(|listener| match listener {
         Listener::Tcp(listener) => Some(listener),
-        Listener::Udp(_) | Listener::Unix(..) => None,
+        Listener::Tls(_) | Listener::Udp(_) | Listener::Unix(..) => None,
     });
     let fail = |source| ListenError::Bind {
         endpoint: endpoint.clone(),

@@ -106,7 +106,7 @@ macro_rules! totals {
 }
 
 totals! {
-    /// Stream connections accepted (TCP and Unix).
+    /// Stream connections accepted (TCP, Unix and TLS).
     accepted => accepted, Counter, echo_connections_accepted_total;
     /// Stream connections being served right now.
     active => active, Gauge, echo_connections_active;
@@ -140,6 +140,30 @@ totals! {
     /// same address, as in a loop between two echo services.
     datagrams_looping => udp_loops, Counter,
         echo_udp_dropped_datagrams_total { cause: "loop" };
+    /// TLS handshakes completed.
+    tls_handshakes => tls_handshakes, Counter, echo_tls_handshakes_total;
+    /// TLS handshakes that did not finish within --tls-handshake-timeout.
+    tls_failed_timeout => tls_handshake_failed_timeout, Counter,
+        echo_tls_handshakes_failed_total { cause: "timeout" };
+    /// TLS handshakes given what is not TLS (plaintext to a TLS port, say) or
+    /// records that break the protocol.
+    tls_failed_protocol => tls_handshake_failed_protocol, Counter,
+        echo_tls_handshakes_failed_total { cause: "protocol" };
+    /// TLS handshakes whose client presented no certificate, or one that
+    /// --tls-client-ca did not issue.
+    tls_failed_client_certificate => tls_handshake_failed_client_certificate, Counter,
+        echo_tls_handshakes_failed_total { cause: "client_certificate" };
+    /// TLS handshakes the client ended with an alert: it did not accept the
+    /// server's certificate (expired, another name, an unknown issuer), mostly.
+    tls_failed_peer_alert => tls_handshake_failed_peer_alert, Counter,
+        echo_tls_handshakes_failed_total { cause: "peer_alert" };
+    /// TLS handshakes with no version, cipher suite, group or application
+    /// protocol (ALPN) in common.
+    tls_failed_incompatible => tls_handshake_failed_incompatible, Counter,
+        echo_tls_handshakes_failed_total { cause: "incompatible" };
+    /// TLS handshakes whose client closed or reset the connection before the end.
+    tls_failed_closed => tls_handshake_failed_closed, Counter,
+        echo_tls_handshakes_failed_total { cause: "closed" };
     /// `STATUS=` lines for the service manager dropped because its socket's
     /// queue was full: it was not reading, and waiting for it would stall the server.
     notify_dropped => notify_dropped, Counter, echo_notifications_dropped_total;
@@ -153,6 +177,13 @@ pub const CAUSED_METRICS: &[(&str, &str)] = &[
         "Stream connections that ended other than by their client's end of stream, by cause: \
          idle (the idle timeout), error (reset by the peer, mostly), cut (still open when the \
          shutdown grace period ran out).",
+    ),
+    (
+        "echo_tls_handshakes_failed_total",
+        "TLS handshakes that failed, by cause: timeout (--tls-handshake-timeout), protocol \
+         (not TLS, or records that break it), client_certificate (none, or not issued by \
+         --tls-client-ca), peer_alert (the client refused ours), incompatible (no version, \
+         suite, group or ALPN protocol in common), closed (the client left first).",
     ),
     (
         "echo_udp_dropped_datagrams_total",
@@ -239,13 +270,23 @@ mod tests {
             datagrams_refused: 11,
             datagrams_limited: 12,
             datagrams_looping: 13,
-            notify_dropped: 14,
+            tls_handshakes: 14,
+            tls_failed_timeout: 15,
+            tls_failed_protocol: 16,
+            tls_failed_client_certificate: 17,
+            tls_failed_peer_alert: 18,
+            tls_failed_incompatible: 19,
+            tls_failed_closed: 20,
+            notify_dropped: 21,
         };
         assert_eq!(
             totals.to_string(),
             "accepted=1 active=2 idle_closed=3 refused=4 failed=5 cut=6 bytes=7 bytes_unsent=8 \
              udp_datagrams=9 udp_bytes=10 udp_refused=11 udp_rate_limited=12 udp_loops=13 \
-             notify_dropped=14"
+             tls_handshakes=14 tls_handshake_failed_timeout=15 tls_handshake_failed_protocol=16 \
+             tls_handshake_failed_client_certificate=17 tls_handshake_failed_peer_alert=18 \
+             tls_handshake_failed_incompatible=19 tls_handshake_failed_closed=20 \
+             notify_dropped=21"
         );
         let gauges: Vec<&str> = COUNTERS
             .iter()

@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub idle_timeout: Option<Duration>,
     /// Bulk connections may splice (see [`crate::Config::splice`]).
     pub splice: bool,
+    /// How long a TLS handshake may take, when a TLS listener is served.
+    pub handshake_timeout: Option<Duration>,
 }
 
 /// Makes event loop `index` with its epoll set and listeners, not yet running.
@@ -87,9 +89,7 @@ pub(super) fn prepare(
         listeners: accepting,
         connections: Slab::new(),
         scratch: Scratch::new(MAX_PIPES),
-        next_sweep: shared
-            .idle_timeout
-            .map(|timeout| now + sweep_every(timeout)),
+        next_sweep: sweep_period(&shared).map(|every| now + every),
         shared,
         yielded: VecDeque::new(),
         waiting_for_place: false,
@@ -99,6 +99,16 @@ pub(super) fn prepare(
 
 fn listener_token(index: usize) -> Token {
     Token(LISTENERS_BELOW - 1 - index)
+}
+
+/// How often connections are looked over, when any timeout is set: by the
+/// shorter of the idle timeout and the handshake timeout.
+fn sweep_period(shared: &Shared) -> Option<Duration> {
+    let shortest = match (shared.idle_timeout, shared.handshake_timeout) {
+        (Some(idle), Some(handshake)) => idle.min(handshake),
+        (idle, handshake) => idle.or(handshake)?,
+    };
+    Some(sweep_every(shortest))
 }
 
 /// How often idle connections are looked for: often enough that a timeout
@@ -137,6 +147,8 @@ enum Ending {
     Failed(io::Error),
     Idle,
     Cut,
+    /// A TLS handshake past its deadline (counted by the stream).
+    HandshakeTimeout,
 }
 
 #[derive(Debug)]
@@ -367,6 +379,10 @@ impl EventLoop {
                 Stats::bump(&stats.failed);
                 debug!(%peer, error = %err, "connection failed");
             }
+            Ending::HandshakeTimeout => {
+                Stats::bump(&stats.failed);
+                debug!(%peer, "connection closed: TLS handshake timed out");
+            }
             Ending::Idle => {
                 Stats::bump(&stats.idle_closed);
                 let owed = forget_unsent(&connection, stats);
@@ -440,24 +456,33 @@ impl EventLoop {
     /// asked about only once a connection has been quiet for a sweep, and
     /// then at every sweep while it still holds bytes, so the fast path costs
     /// no system call and a connection that owes nothing costs one.
+    ///
+    /// A TLS handshake past its deadline is closed whatever moved.
     fn sweep_idle(&mut self) {
-        let (Some(timeout), Some(due)) = (self.shared.idle_timeout, self.next_sweep) else {
+        let (Some(every), Some(due)) = (sweep_period(&self.shared), self.next_sweep) else {
             return;
         };
         if self.now < due {
             return;
         }
-        let every = sweep_every(timeout);
         self.next_sweep = Some(self.now + every);
         let now = self.now;
         let mut idle = Vec::new();
+        let mut overdue = Vec::new();
         for (key, connection) in &mut self.connections {
+            if connection.stream.handshake_overdue(now) {
+                overdue.push(key);
+                continue;
+            }
+            let Some(timeout) = self.shared.idle_timeout else {
+                continue;
+            };
             let quiet = now.duration_since(connection.last_progress);
             if quiet < every {
                 continue;
             }
             let written = connection.echo.written();
-            let holds_bytes = connection.echo.holds_bytes();
+            let holds_bytes = connection.echo.holds_bytes() || connection.stream.holds_output();
             // The last look found the queue empty, and nothing moved since.
             let settled = !holds_bytes
                 && connection
@@ -481,6 +506,9 @@ impl EventLoop {
                 idle.push(key);
             }
         }
+        for key in overdue {
+            self.close(key, Ending::HandshakeTimeout);
+        }
         for key in idle {
             self.close(key, Ending::Idle);
         }
@@ -498,7 +526,7 @@ fn forget_unsent(connection: &Connection, stats: &Stats) -> bool {
         // A Unix socket counts buffer sizes, not bytes: never more than was written.
         stats.unsend(unsent.min(connection.echo.written()));
     }
-    connection.echo.holds_bytes() || unsent != Some(0)
+    connection.echo.holds_bytes() || connection.stream.holds_output() || unsent != Some(0)
 }
 
 /// Errors that concern only the connection being accepted, not the listener:

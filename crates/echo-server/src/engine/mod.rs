@@ -1,9 +1,9 @@
-//! The engine that serves every stream connection, TCP and Unix: event
+//! The engine that serves every stream connection, TCP, Unix and TLS: event
 //! loops on threads of their own, under one connection limit, told by the
 //! rest of the server when to drain and when to cut.
 //!
 //! Who does what: [`stream`] holds the kinds of stream (the only place that
-//! knows TCP from Unix), [`limit`] the connection limit, [`control`] the
+//! knows TCP from Unix and TLS), [`limit`] the connection limit, [`control`] the
 //! phases and the handle the server holds, [`event_loop`] the loop itself;
 //! this module spreads the listeners over the loops and starts them.
 
@@ -157,7 +157,7 @@ mod tests {
             "marked peer".to_owned()
         }
 
-        fn end_early(&self, owed: bool) {
+        fn end_early(&mut self, owed: bool) {
             self.endings.lock().expect("not poisoned").push(owed);
             let _ = self.stream.shutdown(Shutdown::Write);
         }
@@ -201,6 +201,7 @@ mod tests {
             limit: Arc::new(Limit::new(8)),
             idle_timeout: None,
             splice: true,
+            handshake_timeout: None,
         };
         // Two loops asked: a kind without siblings is served by the first alone.
         let mut handle = start(vec![Box::new(listener)], 2, &shared).expect("starts");

@@ -1,16 +1,17 @@
-//! The kinds of stream the event loop serves, TCP and Unix, each saying what
-//! the loop must know of it: how to accept one, whether it may splice,
-//! whether a short read drains it, how the peer's progress is seen, and how
-//! it ends early.
+//! The kinds of stream the event loop serves, TCP, Unix and TLS, each saying
+//! what the loop must know of it: how to accept one, whether it may splice,
+//! whether a short read drains it, how the peer's progress is seen, whether
+//! a handshake is overdue, and how it ends early.
 //!
 //! The loop knows streams only through [`Listen`] and [`Stream`], so a new
-//! kind (TLS, say) is a new pair of implementations here, not a change there.
+//! kind is a new pair of implementations here, not a change there.
 
 use std::fmt;
 use std::io;
-use std::net::{Shutdown, SocketAddr, UdpSocket};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mio::Interest;
 use mio::event::Source;
@@ -19,6 +20,7 @@ use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use crate::connection::Socket;
 use crate::listen::{Listener, SocketFile};
 use crate::send_queue;
+use crate::tls::{self, TlsStream};
 
 /// A listening socket the event loop accepts streams on.
 pub(crate) trait Listen: Source + Send + fmt::Debug {
@@ -59,10 +61,17 @@ pub(crate) trait Stream: Socket + Source + Send + fmt::Debug {
     /// The peer's name for a log line; asked only when one is written.
     fn peer(&self) -> String;
 
+    /// Whether a handshake still under way is past its deadline at `now`
+    /// (counted as failed then, and the connection is to be closed); kinds
+    /// without a handshake never are.
+    fn handshake_overdue(&mut self, _now: Instant) -> bool {
+        false
+    }
+
     /// Ends a connection the server closes early: with a clean end of stream
     /// when the peer is owed nothing; when it is still owed bytes, as
     /// loudly as the kind allows, so a cut echo never passes for a whole one.
-    fn end_early(&self, owed: bool);
+    fn end_early(&mut self, owed: bool);
 }
 
 /// An accepted connection as the event loop holds it: the kinds this server
@@ -75,6 +84,9 @@ pub(crate) enum Held {
     Tcp(TcpStream),
     /// A Unix stream connection.
     Unix(UnixStream),
+    /// A TLS connection, boxed: its state is larger than the others', and
+    /// an enum is as big as its biggest kind.
+    Tls(Box<TlsStream>),
     /// Any other kind.
     #[cfg(test)]
     Other(Box<dyn Stream>),
@@ -87,6 +99,7 @@ macro_rules! each {
         match $held {
             Held::Tcp($stream) => $body,
             Held::Unix($stream) => $body,
+            Held::Tls($stream) => $body,
             #[cfg(test)]
             Held::Other($stream) => $body,
         }
@@ -112,6 +125,10 @@ impl io::Write for Held {
 impl Socket for Held {
     fn splice_fd(&self) -> Option<BorrowedFd<'_>> {
         each!(self, stream => stream.splice_fd())
+    }
+
+    fn holds_output(&self) -> bool {
+        each!(self, stream => stream.holds_output())
     }
 }
 
@@ -156,7 +173,11 @@ impl Stream for Held {
         each!(self, stream => stream.peer())
     }
 
-    fn end_early(&self, owed: bool) {
+    fn handshake_overdue(&mut self, now: Instant) -> bool {
+        each!(self, stream => stream.handshake_overdue(now))
+    }
+
+    fn end_early(&mut self, owed: bool) {
         each!(self, stream => stream.end_early(owed));
     }
 }
@@ -183,11 +204,24 @@ impl fmt::Display for Peer {
 /// How Unix peers are named.
 const UNIX_PEER: Peer = Peer::Unnamed("unix peer");
 
-/// A bound stream listener of [`Listener`] as the event loop takes it; a UDP
-/// socket, which the loop does not serve, is given back.
-pub(crate) fn stream_listener(listener: Listener) -> Result<Box<dyn Listen>, UdpSocket> {
+/// A bound stream listener of [`Listener`] as the event loop takes it, with
+/// the TLS context its connections use if it is a TLS one; a UDP socket,
+/// which the loop does not serve, is given back, and so is a TLS listener
+/// with no context.
+pub(crate) fn stream_listener(
+    listener: Listener,
+    tls: Option<&Arc<tls::Context>>,
+) -> Result<Box<dyn Listen>, Listener> {
     let name = listener.to_string();
     match listener {
+        Listener::Tls(tcp) => match tls {
+            Some(context) => Ok(Box::new(Tls {
+                listener: TcpListener::from_std(tcp),
+                name,
+                context: Arc::clone(context),
+            })),
+            None => Err(Listener::Tls(tcp)),
+        },
         Listener::Tcp(tcp) => Ok(Box::new(Tcp {
             listener: TcpListener::from_std(tcp),
             name,
@@ -197,7 +231,7 @@ pub(crate) fn stream_listener(listener: Listener) -> Result<Box<dyn Listen>, Udp
             _file: file,
             name,
         })),
-        Listener::Udp(udp) => Err(udp),
+        Listener::Udp(udp) => Err(Listener::Udp(udp)),
     }
 }
 
@@ -228,6 +262,38 @@ impl Listen for Tcp {
             Box::new(Tcp {
                 listener: TcpListener::from_std(sibling),
                 name: self.name.clone(),
+            }) as Box<dyn Listen>
+        }))
+    }
+}
+
+/// A TCP listener whose connections speak TLS.
+#[derive(Debug)]
+struct Tls {
+    listener: TcpListener,
+    name: String,
+    context: Arc<tls::Context>,
+}
+
+impl Listen for Tls {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn accept(&self) -> io::Result<(Held, Peer)> {
+        let (stream, peer) = self.listener.accept()?;
+        // Handshake flights and echoes alike are answers someone waits for.
+        let _ = stream.set_nodelay(true);
+        let stream = TlsStream::accept(stream, Arc::clone(&self.context))?;
+        Ok((Held::Tls(Box::new(stream)), Peer::Ip(peer)))
+    }
+
+    fn sibling(&self) -> Option<io::Result<Box<dyn Listen>>> {
+        Some(crate::listen::sibling(&self.listener).map(|sibling| {
+            Box::new(Tls {
+                listener: TcpListener::from_std(sibling),
+                name: self.name.clone(),
+                context: Arc::clone(&self.context),
             }) as Box<dyn Listen>
         }))
     }
@@ -285,6 +351,7 @@ macro_rules! forward_source {
 pub(super) use forward_source;
 
 forward_source!(Tcp, listener);
+forward_source!(Tls, listener);
 forward_source!(Unix, listener);
 
 /// TCP bulk streams splice.
@@ -315,11 +382,11 @@ impl Stream for TcpStream {
     }
 
     /// A reset when the peer is still owed bytes.
-    fn end_early(&self, owed: bool) {
+    fn end_early(&mut self, owed: bool) {
         // Best effort either way: both fail only on a connection already dead.
         let _ = if owed {
             // A zero linger makes the close a reset, and throws the send queue away.
-            socket2::SockRef::from(self).set_linger(Some(Duration::ZERO))
+            socket2::SockRef::from(&*self).set_linger(Some(Duration::ZERO))
         } else {
             self.shutdown(Shutdown::Write)
         };
@@ -345,9 +412,69 @@ impl Stream for UnixStream {
     /// A Unix socket has no reset: its peer reads a plain end of stream,
     /// unless input was left unread, which the kernel reports to it as
     /// `ECONNRESET`.
-    fn end_early(&self, _owed: bool) {
+    fn end_early(&mut self, _owed: bool) {
         // Fails only on a connection already dead.
         let _ = self.shutdown(Shutdown::Write);
+    }
+}
+
+/// TLS connections copy: records are made and opened in user space (the
+/// kernel's own TLS is not there to splice through on every machine).
+impl Socket for Box<TlsStream> {
+    fn holds_output(&self) -> bool {
+        TlsStream::holds_output(self)
+    }
+}
+
+impl Source for Box<TlsStream> {
+    fn register(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.tcp_mut().register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.tcp_mut().reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        self.tcp_mut().deregister(registry)
+    }
+}
+
+impl Stream for Box<TlsStream> {
+    /// A short read proves nothing: a read stops when its buffer has no room
+    /// left for the plaintext of more records, with more queued.
+    fn short_read_drains(&self) -> bool {
+        false
+    }
+
+    /// The records the kernel still holds; those not yet written are
+    /// `holds_output`.
+    fn unsent(&self) -> Option<u64> {
+        send_queue::unsent(self.tcp())
+    }
+
+    fn peer(&self) -> String {
+        self.tcp()
+            .peer_addr()
+            .map_or_else(|_| "a peer gone".to_owned(), |addr| addr.to_string())
+    }
+
+    fn handshake_overdue(&mut self, now: Instant) -> bool {
+        TlsStream::handshake_overdue(self, now)
+    }
+
+    fn end_early(&mut self, owed: bool) {
+        TlsStream::end_early(self, owed);
     }
 }
 
@@ -355,7 +482,6 @@ impl Stream for UnixStream {
 mod tests {
     use std::os::unix::net::UnixStream as StdUnixStream;
 
-    use echo_proto::Endpoint;
     use mio::{Events, Poll, Token};
 
     use super::*;
@@ -364,12 +490,12 @@ mod tests {
     /// Binds `endpoint` as the server does for `loops` event loops, and
     /// says how the server announces it.
     fn bound(endpoint: &str, loops: usize) -> (Box<dyn Listen>, String) {
-        let endpoint: Endpoint = endpoint.parse().expect("an endpoint");
+        let endpoint: crate::listen::ListenAddr = endpoint.parse().expect("an endpoint");
         let mut listeners = listen::bind(&[endpoint], false, loops).expect("binds");
         let listener = listeners.pop().expect("one listener");
         let announced = listener.to_string();
         (
-            stream_listener(listener).expect("a stream listener"),
+            stream_listener(listener, None).expect("a stream listener"),
             announced,
         )
     }

@@ -18,7 +18,7 @@ fn server_addr() -> std::net::SocketAddr {
             let runtime = Runtime::new().expect("runtime");
             runtime.block_on(async {
                 let endpoint = echo_proto::Endpoint::Ip("127.0.0.1:0".parse().expect("literal"));
-                let listeners = listen::bind(&[endpoint], false, 1).expect("bind");
+                let listeners = listen::bind(&[endpoint.into()], false, 1).expect("bind");
                 let Some(echo_server::Listener::Tcp(tcp)) = listeners.first() else {
                     panic!("one TCP listener expected");
                 };
