@@ -71,6 +71,17 @@ impl<'a> Patience<'a> {
         }
     }
 
+    /// The other direction's reads or writes on the same connection, within
+    /// the same exchange: a reader that must send a few bytes of its own
+    /// (a TLS close_notify) does so through this.
+    pub(crate) fn other_way(&self) -> Patience<'a> {
+        let direction = match self.direction {
+            Direction::Send => Direction::Receive,
+            Direction::Receive => Direction::Send,
+        };
+        Patience::new(self.connection, direction, self.activity, self.timeout)
+    }
+
     /// Runs one read or write until it moves bytes (or reads the end), and
     /// records the progress; a socket timeout fails it only once nothing has
     /// moved either way for the whole timeout.

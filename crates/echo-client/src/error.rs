@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use echo_proto::{Endpoint, Target};
@@ -126,6 +127,95 @@ pub enum Error {
         target: Target,
         /// Each address tried (or not tried, for want of time), in the order of trying.
         attempts: Vec<Attempt>,
+    },
+    /// The TLS handshake failed: the server's certificate is not trusted
+    /// or not valid for the server name, the server refused the client (or
+    /// its certificate), or the two share no protocol version or cipher suite.
+    #[error("TLS handshake with {endpoint} failed")]
+    Handshake {
+        /// The server the handshake was with.
+        endpoint: Endpoint,
+        /// Why, as rustls says it.
+        #[source]
+        source: rustls::Error,
+    },
+    /// After the handshake, rustls refused what the server sent (a bad
+    /// record, an alert such as a refused client certificate under TLS 1.3).
+    #[error("TLS with {endpoint} failed")]
+    Tls {
+        /// The server the connection was to.
+        endpoint: Endpoint,
+        /// Why, as rustls says it.
+        #[source]
+        source: rustls::Error,
+    },
+    /// Over TLS, the connection closed without the server's close_notify
+    /// before the whole echo came back, so the reply may have been cut short
+    /// by anyone on the path.
+    #[error(
+        "{endpoint} closed the connection without a TLS close_notify after {received} of the {sent} bytes came back"
+    )]
+    Truncated {
+        /// The server that closed.
+        endpoint: Endpoint,
+        /// The bytes that came back.
+        received: u64,
+        /// The bytes sent.
+        sent: u64,
+    },
+    /// A PEM file of the TLS settings cannot be read, or holds nothing usable.
+    #[error("cannot read the {what} from {}", .path.display())]
+    TlsFile {
+        /// The file as given.
+        path: PathBuf,
+        /// What the file was to hold: CA certificates, a client certificate or key.
+        what: &'static str,
+        /// What went wrong: the operating system's error, or what the file lacks.
+        #[source]
+        source: io::Error,
+    },
+    /// The client certificate and key were read, but rustls cannot use them:
+    /// the key is of a kind it does not support, or does not match.
+    #[error(
+        "cannot use the client certificate {} with the key {}",
+        .certificate.display(),
+        .key.display()
+    )]
+    TlsIdentity {
+        /// The certificate file.
+        certificate: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// Why, as rustls says it.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The TLS settings cannot be made into a configuration (the provider
+    /// supports none of the protocol versions, say).
+    #[error("the TLS settings cannot be used")]
+    TlsSettings {
+        /// Why, as rustls says it.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The system has no root certificate to trust a server by.
+    #[error("no system root certificates to check a TLS server with: {why}")]
+    TlsSystemRoots {
+        /// What the search for them found.
+        why: String,
+    },
+    /// The name to check the server's certificate against is neither a DNS
+    /// name nor an IP address.
+    #[error("'{name}' is not a name a TLS server's certificate can be checked against")]
+    TlsServerName {
+        /// The name as given.
+        name: String,
+    },
+    /// TLS was asked for where it is not spoken: over UDP or a Unix socket.
+    #[error("TLS runs over TCP only, not over {over}")]
+    TlsNeedsTcp {
+        /// What the exchange was over.
+        over: &'static str,
     },
     /// A probe too small for what it must carry: a UDP probe's sequence
     /// header, or at least one byte on a persistent connection, where an

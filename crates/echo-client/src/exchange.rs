@@ -1,6 +1,10 @@
 //! The byte mover of one stream exchange: a writer thread sends the message
 //! and half-closes while the caller's thread reads the reply, both through the
 //! one inactivity timeout, and their two outcomes become one.
+//!
+//! Over TLS the two threads share the rustls connection (see
+//! [`crate::tls::session`]), and the message ends with a close_notify
+//! instead of a half-close.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +15,7 @@ use echo_proto::BUFFER_SIZE;
 
 use crate::activity::{Activity, Patience};
 use crate::connection::{Connection, Direction};
+use crate::tls::session::{Inbound, Session};
 
 /// How many bytes went each way in a [`Client::stream`](crate::Client::stream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,12 +49,14 @@ impl Ceiling<'_> {
     }
 }
 
-/// Copies the reply to `output` until the server closes, or until it goes
-/// past the `ceiling`, then combines that with the writer's outcome,
-/// preferring the error that explains the other; on failure, shuts the
-/// connection down so that the writer cannot stay blocked.
+/// Copies the reply to `output` until the server closes (over TLS, the
+/// plaintext `tls` decrypts), or until it goes past the `ceiling`, then
+/// combines that with the writer's outcome, preferring the error that
+/// explains the other; on failure, shuts the connection down so that the
+/// writer cannot stay blocked.
 pub(crate) fn finish<W: Write + ?Sized>(
     connection: &Connection,
+    tls: Option<&mut Inbound>,
     activity: &Activity,
     timeout: Option<Duration>,
     writer_outcome: &mpsc::Receiver<Result<u64, Failure>>,
@@ -57,7 +64,7 @@ pub(crate) fn finish<W: Write + ?Sized>(
     ceiling: Ceiling<'_>,
 ) -> Result<Transfer, Failure> {
     let mut reader = Patience::new(connection, Direction::Receive, activity, timeout);
-    let read = receive(&mut reader, output, ceiling);
+    let read = receive(&mut reader, tls, output, ceiling);
     // The writer reports before it half-closes, so when the server closed
     // after our half-close the report is already here; when it closed
     // earlier, the writer's report may not have come yet: closed early.
@@ -89,12 +96,24 @@ pub(crate) enum Failure {
     Input(io::Error),
     Output(io::Error),
     ClosedEarly,
-    ReplyTooLong { sent: u64 },
+    ReplyTooLong {
+        sent: u64,
+    },
     WriterLost,
+    /// rustls refused what the server sent, or could not go on.
+    Tls(rustls::Error),
+    /// The connection closed without a TLS close_notify before the whole
+    /// echo came back: the reply may have been cut by anyone on the path.
+    Truncated {
+        received: u64,
+        sent: u64,
+    },
 }
 
 /// Writes all of `input` to the connection, reports, then half-closes: the
-/// half-close is what tells the server the message is complete.
+/// half-close is what tells the server the message is complete. Over TLS
+/// (`tls`) the bytes are encrypted, and the end is a close_notify, sent as
+/// [`Session::finish_writing`] says.
 ///
 /// `offered` counts the bytes handed to the socket, each piece before it is
 /// written, so that it is never below what the server can have received:
@@ -102,6 +121,7 @@ pub(crate) enum Failure {
 /// echo of a write that has not been counted yet.
 pub(crate) fn send<R: Read + ?Sized>(
     connection: &Connection,
+    tls: Option<&Session>,
     activity: &Activity,
     timeout: Option<Duration>,
     input: &mut R,
@@ -119,21 +139,34 @@ pub(crate) fn send<R: Read + ?Sized>(
             Err(err) => break Err(Failure::Input(err)),
         };
         offered.fetch_add(n as u64, Ordering::Release);
-        if let Err(err) = write_all(&mut writer, &buffer[..n]) {
+        let written = match tls {
+            Some(session) => session.write_all(&mut writer, &buffer[..n]),
+            None => write_all(&mut writer, &buffer[..n]),
+        };
+        if let Err(err) = written {
             break Err(Failure::Network(err));
         }
         sent += n as u64;
     };
-    let failed = result.is_err();
-    // The receiver is gone only when the exchange is already over.
-    let _ = outcome.send(result);
-    if failed {
-        // Ends the exchange: the reader sees the connection go.
-        connection.shutdown_both();
-    } else {
-        // Should this fail, the server never learns the message ended and the
-        // reader sees the connection fail or time out, which it then reports.
-        let _ = connection.shutdown_write();
+    // The receiver is gone only when the exchange is already over, so each
+    // report's failure is ignored. Should the end of the message fail to go
+    // out, the server never learns the message ended and the reader sees
+    // the connection fail or time out, which it then reports.
+    match (result, tls) {
+        (Ok(sent), Some(session)) => {
+            let _ = session.finish_writing(&mut writer, sent, || {
+                let _ = outcome.send(Ok(sent));
+            });
+        }
+        (Ok(sent), None) => {
+            let _ = outcome.send(Ok(sent));
+            let _ = connection.shutdown_write();
+        }
+        (Err(failure), _) => {
+            let _ = outcome.send(Err(failure));
+            // Ends the exchange: the reader sees the connection go.
+            connection.shutdown_both();
+        }
     }
 }
 
@@ -154,17 +187,22 @@ pub(crate) fn write_all(writer: &mut Patience<'_>, mut bytes: &[u8]) -> io::Resu
 /// `ceiling`, having passed on the bytes before it and none after.
 fn receive<W: Write + ?Sized>(
     reader: &mut Patience<'_>,
+    mut tls: Option<&mut Inbound>,
     output: &mut W,
     ceiling: Ceiling<'_>,
 ) -> Result<u64, Failure> {
     let mut buffer = vec![0u8; BUFFER_SIZE];
     let mut received = 0u64;
     loop {
-        let n = match reader.attempt(|connection| connection.read_some(&mut buffer)) {
-            Ok(0) => return Ok(received),
-            Ok(n) => n,
-            Err(err) => return Err(Failure::Network(err)),
+        let n = match &mut tls {
+            Some(inbound) => inbound.read(reader, &mut buffer)?,
+            None => reader
+                .attempt(|connection| connection.read_some(&mut buffer))
+                .map_err(Failure::Network)?,
         };
+        if n == 0 {
+            return Ok(received);
+        }
         let sent = ceiling.now();
         let allowed = usize::try_from(sent.saturating_sub(received)).unwrap_or(usize::MAX);
         let piece = &buffer[..n.min(allowed)];

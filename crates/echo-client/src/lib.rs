@@ -22,6 +22,10 @@
 //!
 //! [`probe`] sends probe after probe, as `ping` does, and reports each.
 //!
+//! Over TCP a client may speak TLS ([`Client::tls`] with [`tls::Tls`]
+//! settings): the same exchanges, with the same guarantees, where a TLS
+//! close_notify ends the message as a half-close does in the clear.
+//!
 //! The library needs neither clap nor anyhow: those come with the `cli`
 //! feature (on by default), which only the `echo-client` command needs, so
 //! a library user can depend on this crate with `default-features = false`.
@@ -40,6 +44,7 @@ mod error;
 mod exchange;
 mod eyeballs;
 pub mod probe;
+pub mod tls;
 mod udp;
 
 use std::fmt;
@@ -57,6 +62,8 @@ use crate::activity::Activity;
 use crate::connection::{Connection, is_timeout};
 use crate::exchange::{Ceiling, Failure, finish, send};
 use crate::eyeballs::{ATTEMPT_DELAY, connect_tcp};
+use crate::tls::session::{self, Inbound, Session};
+use crate::tls::{Connector, Negotiated, Tls};
 
 pub use crate::error::Error;
 pub use crate::exchange::Transfer;
@@ -132,6 +139,9 @@ pub struct Client {
     /// The addresses to race, once [`Client::resolve_now`] has looked them
     /// up, so that later exchanges do not ask the resolver again.
     resolved: Option<Arc<[SocketAddr]>>,
+    /// TLS, when [`Client::tls`] asked for it: one configuration for every
+    /// connection, so that later ones resume the first one's session.
+    tls: Option<Arc<Connector>>,
 }
 
 impl Client {
@@ -146,7 +156,38 @@ impl Client {
             timeout: Some(DEFAULT_TIMEOUT),
             family: Family::Any,
             resolved: None,
+            tls: None,
         }
+    }
+
+    /// Speaks TLS on every connection, as `settings` say: the files they
+    /// name are read now, once, and their failures surface here rather than
+    /// at the first exchange. Over TLS 1.3 the message ends with the
+    /// client's close_notify, as a half-close ends it in the clear; over TLS
+    /// 1.2, where a close_notify closes both ways, the client sends it only
+    /// once the whole echo is back. Either way the reply ends with the
+    /// server's close_notify; a server that closes without one is accepted
+    /// only once the whole echo is back. The timeout bounds the handshake
+    /// as a whole, after the connect.
+    ///
+    /// # Errors
+    /// [`Error::TlsNeedsTcp`] for a Unix socket; [`Error::TlsFile`],
+    /// [`Error::TlsIdentity`], [`Error::TlsSystemRoots`],
+    /// [`Error::TlsServerName`] or [`Error::TlsSettings`] when the settings
+    /// cannot be used.
+    pub fn tls(mut self, settings: &Tls) -> Result<Self, Error> {
+        if let Target::Endpoint(Endpoint::Unix(_)) = self.target {
+            return Err(Error::TlsNeedsTcp {
+                over: "a Unix socket",
+            });
+        }
+        self.tls = Some(Arc::new(settings.connector(&self.target)?));
+        Ok(self)
+    }
+
+    /// Whether the client speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Gives up when connecting (for a host name, resolving it and racing
@@ -229,15 +270,25 @@ impl Client {
     /// [`Error::Resolve`] or [`Error::Unreachable`] instead of the first two
     /// when no connection could be made.
     pub fn echo(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        self.echo_from(message).map(|(reply, _)| reply)
+        self.echo_from(message).map(|echoed| echoed.reply)
     }
 
-    /// [`Client::echo`], also saying which address answered.
-    pub(crate) fn echo_from(&self, message: &[u8]) -> Result<(Vec<u8>, Endpoint), Error> {
-        let (connection, peer) = self.connect()?;
+    /// [`Client::echo`], also saying which address answered and how long a
+    /// TLS handshake took.
+    pub(crate) fn echo_from(&self, message: &[u8]) -> Result<Echoed, Error> {
+        let Opened {
+            connection,
+            peer,
+            tls,
+        } = self.open()?;
         let writer_side = connection
             .try_clone()
             .map_err(|source| io_error(&peer, self.timeout, source))?;
+        let handshake = tls.as_ref().map(|secured| secured.handshake);
+        let session = tls.map(|secured| secured.session);
+        let mut inbound = session
+            .as_ref()
+            .map(|session| Inbound::new(Arc::clone(session)));
         let activity = Activity::new();
         let writer_activity = &activity;
         let timeout = self.timeout;
@@ -249,9 +300,11 @@ impl Client {
         let offered = AtomicU64::new(0);
         let offered = &offered;
         thread::scope(|scope| {
+            let session = session.as_deref();
             scope.spawn(move || {
                 send(
                     &writer_side,
+                    session,
                     writer_activity,
                     timeout,
                     &mut &message[..],
@@ -263,6 +316,7 @@ impl Client {
             // shut the socket down, so the writer cannot stay blocked.
             finish(
                 &connection,
+                inbound.as_mut(),
                 &activity,
                 self.timeout,
                 &outcome,
@@ -271,7 +325,11 @@ impl Client {
             )
             .map_err(|failure| exchange_error(&peer, self.timeout, failure))
         })?;
-        Ok((reply, peer))
+        Ok(Echoed {
+            reply,
+            peer,
+            handshake,
+        })
     }
 
     /// Streams `input` to the server and everything it sends back to
@@ -297,10 +355,17 @@ impl Client {
         R: Read + Send + 'static,
         W: Write + ?Sized,
     {
-        let (connection, peer) = self.connect()?;
+        let Opened {
+            connection,
+            peer,
+            tls,
+        } = self.open()?;
         let writer_side = connection
             .try_clone()
             .map_err(|source| io_error(&peer, self.timeout, source))?;
+        let session = tls.map(|secured| secured.session);
+        let writer_session = session.clone();
+        let mut inbound = session.map(Inbound::new);
         let activity = Arc::new(Activity::new());
         let writer_activity = Arc::clone(&activity);
         let timeout = self.timeout;
@@ -310,6 +375,7 @@ impl Client {
         thread::spawn(move || {
             send(
                 &writer_side,
+                writer_session.as_deref(),
                 &writer_activity,
                 timeout,
                 &mut input,
@@ -319,6 +385,7 @@ impl Client {
         });
         finish(
             &connection,
+            inbound.as_mut(),
             &activity,
             self.timeout,
             &outcome,
@@ -345,8 +412,11 @@ impl Client {
     /// when no reply came, [`Error::PortUnreachable`] when the server's port
     /// is closed, [`Error::ReplyTooLong`]; for a host name [`Error::Resolve`],
     /// [`Error::NoAddressOfFamily`], or [`Error::Unreachable`] when no
-    /// address answered.
+    /// address answered; [`Error::TlsNeedsTcp`] for a client that speaks TLS.
     pub fn echo_udp(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        if self.tls.is_some() {
+            return Err(Error::TlsNeedsTcp { over: "UDP" });
+        }
         let timeout = self.timeout.unwrap_or(DEFAULT_UDP_TIMEOUT);
         let (host, port) = match &self.target {
             Target::Endpoint(endpoint) => return udp::echo(endpoint, timeout, message),
@@ -390,6 +460,39 @@ impl Client {
         Err(Error::Unreachable {
             target: self.target.clone(),
             attempts,
+        })
+    }
+
+    /// Connects to the server and, if the client speaks TLS, makes the
+    /// handshake, within the timeout of its own.
+    pub(crate) fn open(&self) -> Result<Opened, Error> {
+        let (connection, peer) = self.connect()?;
+        let Some(connector) = &self.tls else {
+            return Ok(Opened {
+                connection,
+                peer,
+                tls: None,
+            });
+        };
+        let started = Instant::now();
+        let (session, negotiated) = session::handshake(connector, &connection, self.timeout)
+            .map_err(|failure| match failure {
+                Failure::Tls(source) => Error::Handshake {
+                    endpoint: peer.clone(),
+                    source,
+                },
+                other => exchange_error(&peer, self.timeout, other),
+            })?;
+        let handshake = started.elapsed();
+        debug!(address = %peer, %negotiated, ?handshake, "TLS handshake made");
+        Ok(Opened {
+            connection,
+            peer,
+            tls: Some(Secured {
+                session: Arc::new(session),
+                negotiated,
+                handshake,
+            }),
         })
     }
 
@@ -460,6 +563,35 @@ impl Client {
     }
 }
 
+/// A connection made, ready for an exchange.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) connection: Connection,
+    /// The address that answered.
+    pub(crate) peer: Endpoint,
+    /// The TLS side, for a client that speaks TLS.
+    pub(crate) tls: Option<Secured>,
+}
+
+/// A connection's TLS side, once the handshake is made.
+#[derive(Debug)]
+pub(crate) struct Secured {
+    pub(crate) session: Arc<Session>,
+    pub(crate) negotiated: Negotiated,
+    /// How long the handshake took.
+    pub(crate) handshake: Duration,
+}
+
+/// What one exchange brought back.
+#[derive(Debug)]
+pub(crate) struct Echoed {
+    pub(crate) reply: Vec<u8>,
+    /// The address that answered.
+    pub(crate) peer: Endpoint,
+    /// How long the TLS handshake took, over TLS.
+    pub(crate) handshake: Option<Duration>,
+}
+
 /// What a host name's address that answered a datagram with an ICMP port
 /// unreachable says, among the attempts of [`Error::Unreachable`].
 const PORT_UNREACHABLE_ATTEMPT: &str = "nothing listens on UDP there (ICMP port unreachable)";
@@ -488,7 +620,11 @@ fn connect_error(endpoint: &Endpoint, timeout: Option<Duration>, source: io::Err
 }
 
 /// What went wrong in an exchange with `peer`, in the caller's terms.
-fn exchange_error(peer: &Endpoint, timeout: Option<Duration>, failure: Failure) -> Error {
+pub(crate) fn exchange_error(
+    peer: &Endpoint,
+    timeout: Option<Duration>,
+    failure: Failure,
+) -> Error {
     match failure {
         Failure::Network(err) => io_error(peer, timeout, err),
         Failure::Input(err) => Error::Input(err),
@@ -505,6 +641,15 @@ fn exchange_error(peer: &Endpoint, timeout: Option<Duration>, failure: Failure) 
             timeout,
             io::Error::other("the writer thread panicked"),
         ),
+        Failure::Tls(source) => Error::Tls {
+            endpoint: peer.clone(),
+            source,
+        },
+        Failure::Truncated { received, sent } => Error::Truncated {
+            endpoint: peer.clone(),
+            received,
+            sent,
+        },
     }
 }
 

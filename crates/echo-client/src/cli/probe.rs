@@ -521,6 +521,7 @@ mod tests {
             from: Endpoint::Ip("127.0.0.1:7007".parse().expect("literal")),
             bytes: 64,
             rtt: Duration::from_micros(211),
+            handshake: None,
             check: Ok(()),
             duplicate: false,
             reordered: false,

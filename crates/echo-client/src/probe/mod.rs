@@ -7,6 +7,10 @@
 //! includes the handshake) or one message on a connection kept for the run
 //! ([`Transport::Persistent`]: the time is the server's echo alone).
 //! Stream probes go one at a time.
+//! Over TLS ([`Client::tls`]) each stream probe that makes a connection
+//! reports its handshake's time too, and the run's first connection is made
+//! before the first probe, to say what TLS version and cipher suite the
+//! server speaks ([`Prober::tls`]).
 //! Over UDP ([`Transport::Udp`]) probes go out at the interval whether or not
 //! earlier ones have come back, as ping's do, each stamped with the run's
 //! random id and its sequence number, so that a lost, duplicated, reordered
@@ -44,7 +48,8 @@ use std::time::{Duration, Instant};
 
 use echo_proto::{Endpoint, Mismatch, pattern};
 
-use crate::{Client, Error};
+use crate::tls::Negotiated;
+use crate::{Client, Error, Opened};
 
 pub use tally::{Rtt, Tally};
 
@@ -136,6 +141,10 @@ pub struct Reply {
     /// From the probe's start (its connect, for [`Transport::Connect`]) to
     /// the reply's last byte.
     pub rtt: Duration,
+    /// Over TLS, for a probe that made a connection, how long its handshake
+    /// took: part of `rtt` for [`Transport::Connect`], before it for
+    /// [`Transport::Persistent`], whose probes time the echo alone.
+    pub handshake: Option<Duration>,
     /// Whether the reply is the probe, byte for byte, and if not, where it departs.
     pub check: Result<(), Mismatch>,
     /// A further reply to a probe already answered.
@@ -175,6 +184,11 @@ pub struct Prober {
     client: Client,
     /// The UDP side, bound and connected; `None` for stream transports.
     udp: Option<udp::Socket>,
+    /// Over TLS, what the first handshake agreed on.
+    tls: Option<Negotiated>,
+    /// The connection the first persistent probe goes over, made (over TLS)
+    /// before the run.
+    opened: Option<Opened>,
 }
 
 impl Prober {
@@ -190,7 +204,10 @@ impl Prober {
     /// [`Error::Resolve`]; [`Error::ProbeTooSmall`] for an empty probe on a
     /// persistent connection or a UDP probe shorter than [`UDP_HEADER`];
     /// [`Error::UdpNeedsIp`] and [`Error::DatagramTooLarge`]; and
-    /// [`Error::Io`] when the UDP socket cannot be made.
+    /// [`Error::Io`] when the UDP socket cannot be made. Over TLS,
+    /// [`Error::TlsNeedsTcp`] for UDP, and any error of connecting and
+    /// making the first handshake ([`Error::Handshake`], say): a server that
+    /// is not trusted fails the run before it starts.
     pub fn new(client: &Client, plan: Plan) -> Result<Prober, Error> {
         let client = client.clone().resolve_now()?;
         let len = probe_len(&plan);
@@ -209,10 +226,35 @@ impl Prober {
                         min: UDP_HEADER,
                     });
                 }
+                if client.is_tls() {
+                    return Err(Error::TlsNeedsTcp { over: "UDP" });
+                }
                 Some(udp::Socket::open(&client, len)?)
             }
         };
-        Ok(Prober { plan, client, udp })
+        let mut tls = None;
+        let mut opened = None;
+        if client.is_tls() && udp.is_none() {
+            let first = client.open()?;
+            tls = first.tls.as_ref().map(|secured| secured.negotiated.clone());
+            // A new connection per probe: this one only said what TLS the
+            // server speaks (and primed the session cache).
+            if plan.transport == Transport::Persistent {
+                opened = Some(first);
+            }
+        }
+        Ok(Prober {
+            plan,
+            client,
+            udp,
+            tls,
+            opened,
+        })
+    }
+
+    /// Over TLS, what the run's first handshake agreed on.
+    pub fn tls(&self) -> Option<&Negotiated> {
+        self.tls.as_ref()
     }
 
     /// Every probe's length in bytes, headers included.
@@ -245,7 +287,8 @@ impl Prober {
                 on_event,
             ),
             None => {
-                let mut session = stream::Session::new(&self.client, self.plan.transport);
+                let mut session =
+                    stream::Session::new(&self.client, self.plan.transport, self.opened);
                 let mut next_start = Instant::now();
                 for seq in 1.. {
                     if self.plan.count.is_some_and(|count| seq > count) {

@@ -1,5 +1,6 @@
 //! Stream probes, one at a time: a whole exchange on a new connection each,
-//! or one message each on a connection kept from probe to probe.
+//! or one message each on a connection kept from probe to probe, in the
+//! clear or over TLS.
 
 use std::io;
 use std::sync::{Arc, mpsc};
@@ -12,7 +13,8 @@ use super::{Event, Reply, Transport};
 use crate::activity::{Activity, Patience};
 use crate::connection::{Connection, Direction};
 use crate::exchange::write_all;
-use crate::{Client, Error, io_error};
+use crate::tls::session::Inbound;
+use crate::{Client, Error, Opened, exchange_error, io_error};
 
 /// The stream side of a run of probes.
 #[derive(Debug)]
@@ -25,11 +27,12 @@ pub(crate) struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    pub(crate) fn new(client: &'a Client, transport: Transport) -> Self {
+    /// A session whose first persistent probe goes over `opened`, when given.
+    pub(crate) fn new(client: &'a Client, transport: Transport, opened: Option<Opened>) -> Self {
         Session {
             client,
             transport,
-            link: None,
+            link: opened.and_then(|opened| Link::over(opened, client.timeout).ok()),
         }
     }
 
@@ -41,12 +44,13 @@ impl<'a> Session<'a> {
             Transport::Connect | Transport::Udp => {
                 let started = Instant::now();
                 match self.client.echo_from(payload) {
-                    Ok((reply, from)) => Event::Reply(Reply {
+                    Ok(echoed) => Event::Reply(Reply {
                         seq,
-                        from,
-                        bytes: reply.len(),
+                        from: echoed.peer,
+                        bytes: echoed.reply.len(),
                         rtt: started.elapsed(),
-                        check: verify(payload, &reply),
+                        handshake: echoed.handshake,
+                        check: verify(payload, &echoed.reply),
                         duplicate: false,
                         reordered: false,
                         late: false,
@@ -58,7 +62,7 @@ impl<'a> Session<'a> {
     }
 
     fn probe_persistent(&mut self, seq: u64, payload: &[u8]) -> Event {
-        let link = match self.link.take() {
+        let mut link = match self.link.take() {
             Some(link) => link,
             None => match Link::open(self.client) {
                 Ok(link) => link,
@@ -75,6 +79,7 @@ impl<'a> Session<'a> {
                 let rtt = started.elapsed();
                 let check = verify(payload, &reply);
                 let from = link.peer.clone();
+                let handshake = link.handshake.take();
                 // A corrupt reply may have been short or long by some bytes
                 // that the next probe would then read as its own.
                 if check.is_ok() {
@@ -87,6 +92,7 @@ impl<'a> Session<'a> {
                     from,
                     bytes: reply.len(),
                     rtt,
+                    handshake,
                     check,
                     duplicate: false,
                     reordered: false,
@@ -104,10 +110,17 @@ impl<'a> Session<'a> {
 /// A connection kept for a run, with a writer thread of its own: the
 /// caller's thread reads the reply while the writer sends the probe, or a
 /// probe larger than the socket buffers would stall both sides.
+///
+/// Over TLS the two share the session as a whole exchange's do; no
+/// close_notify is ever due, since the message never ends.
 #[derive(Debug)]
 struct Link {
     connection: Connection,
     peer: Endpoint,
+    /// The reader's side of the TLS session, over TLS.
+    inbound: Option<Inbound>,
+    /// How long the TLS handshake took, until the first probe reports it.
+    handshake: Option<Duration>,
     /// Probes for the writer; dropping it ends the writer thread.
     jobs: mpsc::Sender<Job>,
     /// The writer's outcome for each probe, in order.
@@ -123,18 +136,32 @@ struct Job {
 
 impl Link {
     fn open(client: &Client) -> Result<Link, Error> {
-        let (connection, peer) = client.connect()?;
-        let timeout = client.timeout;
+        Link::over(client.open()?, client.timeout)
+    }
+
+    /// A link over a connection already made (and its handshake, over TLS).
+    fn over(opened: Opened, timeout: Option<Duration>) -> Result<Link, Error> {
+        let Opened {
+            connection,
+            peer,
+            tls,
+        } = opened;
         let writer_side = connection
             .try_clone()
             .map_err(|source| io_error(&peer, timeout, source))?;
+        let handshake = tls.as_ref().map(|secured| secured.handshake);
+        let session = tls.map(|secured| secured.session);
+        let inbound = session.clone().map(Inbound::new);
         let (jobs, queue) = mpsc::channel::<Job>();
         let (report, written) = mpsc::channel();
         thread::spawn(move || {
             for job in queue {
                 let mut writer =
                     Patience::new(&writer_side, Direction::Send, &job.activity, timeout);
-                let result = write_all(&mut writer, &job.payload);
+                let result = match &session {
+                    Some(session) => session.write_all(&mut writer, &job.payload),
+                    None => write_all(&mut writer, &job.payload),
+                };
                 let failed = result.is_err();
                 if report.send(result).is_err() || failed {
                     // The reader sees the connection go, if it has not already.
@@ -146,6 +173,8 @@ impl Link {
         Ok(Link {
             connection,
             peer,
+            inbound,
+            handshake,
             jobs,
             written,
         })
@@ -153,7 +182,11 @@ impl Link {
 
     /// Writes `payload` (on the writer thread) and reads back exactly its
     /// length, through the one inactivity timeout.
-    fn exchange(&self, payload: Arc<[u8]>, timeout: Option<Duration>) -> Result<Vec<u8>, Error> {
+    fn exchange(
+        &mut self,
+        payload: Arc<[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, Error> {
         let activity = Arc::new(Activity::new());
         let writer_gone = || {
             io_error(
@@ -173,7 +206,15 @@ impl Link {
         let mut reply = vec![0u8; len];
         let mut filled = 0;
         while filled < reply.len() {
-            match reader.attempt(|connection| connection.read_some(&mut reply[filled..])) {
+            let read = match &mut self.inbound {
+                Some(inbound) => inbound
+                    .read(&mut reader, &mut reply[filled..])
+                    .map_err(|failure| exchange_error(&self.peer, timeout, failure)),
+                None => reader
+                    .attempt(|connection| connection.read_some(&mut reply[filled..]))
+                    .map_err(|source| io_error(&self.peer, timeout, source)),
+            };
+            match read {
                 Ok(0) => {
                     return Err(io_error(
                         &self.peer,
@@ -188,7 +229,7 @@ impl Link {
                     ));
                 }
                 Ok(n) => filled += n,
-                Err(source) => return Err(io_error(&self.peer, timeout, source)),
+                Err(error) => return Err(error),
             }
         }
         // With the whole reply back, an echo server has read the whole probe

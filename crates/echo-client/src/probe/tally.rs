@@ -153,6 +153,7 @@ mod tests {
             from: Endpoint::Ip("127.0.0.1:7".parse().expect("literal")),
             bytes: 64,
             rtt: Duration::from_millis(millis),
+            handshake: None,
             check: Ok(()),
             duplicate: false,
             reordered: false,

@@ -298,6 +298,7 @@ pub(crate) fn run(
             from: endpoint.clone(),
             bytes: len,
             rtt,
+            handshake: None,
             check,
             duplicate,
             reordered,
