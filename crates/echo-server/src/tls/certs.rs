@@ -71,6 +71,7 @@ impl Reloading {
     ) -> Result<Self, TlsError> {
         let seen = Stamp::of(&cert, &key);
         let served = Arc::new(load_pair(&cert, &key, &provider)?);
+        warn_if_out_of_date(&served, &cert);
         Ok(Reloading {
             cert,
             key,
@@ -95,6 +96,7 @@ impl Reloading {
                 current.seen = stamp;
                 match load_pair(&self.cert, &self.key, &self.provider) {
                     Ok(pair) => {
+                        warn_if_out_of_date(&pair, &self.cert);
                         current.served = Arc::new(pair);
                         info!(cert = %self.cert.display(), "TLS certificate reloaded");
                     }
@@ -136,6 +138,23 @@ fn load_pair(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Certi
         key: key.to_owned(),
         source,
     })
+}
+
+/// Warns when the certificate served has expired or is not valid yet:
+/// clients that verify will refuse every handshake.
+fn warn_if_out_of_date(pair: &CertifiedKey, path: &Path) {
+    let Some(Ok((_, cert))) = pair
+        .cert
+        .first()
+        .map(|cert| x509_parser::parse_x509_certificate(cert.as_ref()))
+    else {
+        return;
+    };
+    let validity = cert.validity();
+    if !validity.is_valid() {
+        warn!(cert = %path.display(), not_before = %validity.not_before, not_after = %validity.not_after,
+            "the TLS certificate is not valid now: clients that verify it will refuse every handshake");
+    }
 }
 
 /// An error and its sources on one line, for a log field.
