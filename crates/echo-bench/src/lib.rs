@@ -39,6 +39,11 @@
 //!   for JSON, `report::verdict` judges whether it passed, `report::table`
 //!   writes it for people and `report::merge` joins the reports of
 //!   generators that ran together; it knows nothing of how scenarios run.
+//! - `floor` measures, for `tls-floor`, what TLS costs a server with no
+//!   socket in the way: a rustls client and server in memory, the server's
+//!   side timed alone; `floor::memory` is the counting allocator it weighs
+//!   connections with.
+//! - `tls` holds the one crypto provider (ring) and how versions are named.
 //! - `dry_run` describes a plan for `--dry-run`, as text or JSON.
 //! - `resolve` turns a target into the plan's destinations, judged here or
 //!   elsewhere by `host`, which looks up this machine's own addresses.
@@ -75,6 +80,8 @@ pub mod dry_run;
 #[cfg(target_os = "linux")]
 mod error;
 #[cfg(target_os = "linux")]
+pub mod floor;
+#[cfg(target_os = "linux")]
 pub mod histogram_log;
 #[cfg(target_os = "linux")]
 pub mod host;
@@ -100,6 +107,8 @@ pub mod size;
 pub mod start_at;
 #[cfg(target_os = "linux")]
 pub mod tally;
+#[cfg(target_os = "linux")]
+pub mod tls;
 
 #[cfg(target_os = "linux")]
 pub use crate::{

@@ -12,5 +12,6 @@ mod functional {
     pub mod scenarios;
     pub mod server_cost;
     pub mod targets;
+    pub mod tls;
     pub mod util;
 }
