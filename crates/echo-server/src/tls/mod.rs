@@ -119,6 +119,10 @@ impl Context {
             .map(|protocol| protocol.as_bytes().to_vec())
             .collect();
         config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
+        // One TLS 1.3 ticket per connection resumes the next one; rustls's
+        // default of two (for browsers' parallel connections) would take
+        // twice the cache, and sign and send a second ticket each time.
+        config.send_tls13_tickets = 1;
         Ok(Context {
             config: Arc::new(config),
             handshake_timeout: settings.tls_handshake_timeout,
