@@ -1,0 +1,1 @@
+//! The echo-client command over TLS.
