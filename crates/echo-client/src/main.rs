@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::hash::{DefaultHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use clap::builder::BoolishValueParser;
 use clap::error::ErrorKind;
 use clap::{ArgAction, ArgGroup, CommandFactory as _, Parser, ValueEnum};
 use echo_client::probe::{Payload, Plan, Transport, UDP_HEADER};
+use echo_client::tls::{Roots, Tls};
 use echo_client::{Client, DEFAULT_TIMEOUT, Error, Family};
 use echo_proto::udp::MAX_DATAGRAM_V6;
 use echo_proto::{Endpoint, Target, parse_duration, verify};
@@ -39,6 +40,10 @@ mod cli {
 /// size, sequence number and round-trip time, then a summary in ping's shape
 /// (also on Ctrl-C, and at the -w deadline). Every reply is checked byte for byte. MESSAGE, if given, is
 /// every probe's payload, instead of --size bytes of a pattern.
+///
+/// With --tls the exchange is over TLS (1.3 or 1.2): over TLS 1.3 the client's
+/// close_notify ends the message as the half-close does in the clear; over
+/// TLS 1.2 it goes once the whole echo is back.
 #[derive(Debug, Parser)]
 #[command(
     version,
@@ -141,6 +146,54 @@ struct Cli {
     #[arg(long, requires = "probe", help_heading = "Probe mode")]
     json: bool,
 
+    /// Speak TLS to the server (over TCP), trusting the system's root
+    /// certificates (SSL_CERT_FILE and SSL_CERT_DIR count) unless --tls-ca says
+    /// otherwise. ECHO_TLS takes 1/0, yes/no, on/off, true/false.
+    #[arg(long, env = "ECHO_TLS", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new(), help_heading = "TLS")]
+    tls: bool,
+
+    /// Trust the CA certificates of this PEM file, and no others.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ECHO_TLS_CA",
+        requires = "tls",
+        conflicts_with = "tls_insecure",
+        help_heading = "TLS"
+    )]
+    tls_ca: Option<PathBuf>,
+
+    /// The name the server's certificate must hold, also sent as SNI
+    /// [default: the host name of --addr, or its IP address].
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "ECHO_TLS_SERVER_NAME",
+        requires = "tls",
+        help_heading = "TLS"
+    )]
+    tls_server_name: Option<String>,
+
+    /// Present the certificate chain of this PEM file to a server that asks
+    /// for one (mutual TLS), with --tls-key.
+    #[arg(long, value_name = "FILE", env = "ECHO_TLS_CLIENT_CERT",
+          requires_all = ["tls", "tls_key"], help_heading = "TLS")]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert, a PEM file.
+    #[arg(long, value_name = "FILE", env = "ECHO_TLS_CLIENT_KEY",
+          requires_all = ["tls", "tls_cert"], help_heading = "TLS")]
+    tls_key: Option<PathBuf>,
+
+    /// Check nothing of the server's certificate, neither who signed it nor
+    /// the name it holds: the server is not authenticated, and anyone on the
+    /// path can read and change the bytes. Says so on stderr.
+    /// ECHO_TLS_INSECURE takes 1/0, yes/no, on/off, true/false.
+    #[arg(long, env = "ECHO_TLS_INSECURE", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new(), requires = "tls", help_heading = "TLS")]
+    tls_insecure: bool,
+
     #[command(flatten)]
     color: echo_generate::Color,
 
@@ -186,6 +239,7 @@ Examples:
   echo-client -c 0 --udp -s 512 --addr [::1]:7007   UDP probes until Ctrl-C
   echo-client -c 3 --mode persistent --json         one connection, JSON lines
   echo-client -q -w 10s -6 --addr localhost:7007    IPv6 only, ten seconds, summary
+  echo-client --tls --tls-ca ca.pem -a localhost:7443 hello    over TLS, a CA of your own
 
 RUST_LOG=debug says which of a name's addresses answered, and why others failed.
 
@@ -206,6 +260,7 @@ fn main() -> ExitCode {
     }
     cli::logging::init(cli.color.when.stderr());
     let udp = cli.udp;
+    let tls = cli.tls;
     match run(cli) {
         Ok(code) => code,
         // A reader that went away (`echo-client msg | head -c1`) wanted no more.
@@ -213,7 +268,7 @@ fn main() -> ExitCode {
         Err(err) => {
             let next_step = err
                 .downcast_ref::<Error>()
-                .and_then(|err| cli::hint::next_step(err, udp))
+                .and_then(|err| cli::hint::next_step(err, udp, tls))
                 .map(|step| format!("; {step}"))
                 .unwrap_or_default();
             // With stderr gone too there is no one left to tell: exit 1 all the same.
@@ -235,9 +290,12 @@ fn usage_error(kind: ErrorKind, message: &str) -> ! {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let client = Client::new(cli.addr.clone())
+    let mut client = Client::new(cli.addr.clone())
         .timeout(Some(cli.timeout))
         .family(family(&cli));
+    if let Some(settings) = tls_settings(&cli) {
+        client = client.tls(&settings)?;
+    }
     if let Some(plan) = probe_plan(&cli) {
         let output = cli::probe::Output {
             json: cli.json,
@@ -282,6 +340,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The context of a failed write to stdout, whichever mode failed.
 const STDOUT_FAILED: &str = "cannot write the reply to stdout";
+
+/// The TLS settings the flags ask for, `None` without --tls; stops with a
+/// usage error where TLS is not spoken.
+fn tls_settings(cli: &Cli) -> Option<Tls> {
+    if !cli.tls {
+        return None;
+    }
+    if cli.udp {
+        usage_error(
+            ErrorKind::ArgumentConflict,
+            "--tls speaks TLS over TCP; --udp (or ECHO_UDP) has no TLS to speak",
+        );
+    }
+    if let Target::Endpoint(endpoint @ Endpoint::Unix(_)) = &cli.addr {
+        usage_error(
+            ErrorKind::ArgumentConflict,
+            &format!("--tls speaks TLS over TCP; --addr {endpoint} is a Unix socket"),
+        );
+    }
+    let roots = match (&cli.tls_ca, cli.tls_insecure) {
+        (_, true) => Roots::Insecure,
+        (Some(ca), false) => Roots::File(ca.clone()),
+        (None, false) => Roots::System,
+    };
+    let mut tls = Tls::default().roots(roots);
+    if let Some(name) = &cli.tls_server_name {
+        tls = tls.server_name(name.clone());
+    }
+    if let (Some(certificate), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
+        tls = tls.identity(certificate, key);
+    }
+    Some(tls)
+}
 
 /// The address family -4 or -6 asks for; stops with a usage error when
 /// --addr is itself an address of the other family, or a Unix socket.

@@ -16,7 +16,6 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
-use echo_client::Error;
 use echo_client::probe::{Event, Plan, Prober, Rtt, Tally, Transport};
 use echo_client::{Client, Endpoint, Target};
 use serde::Serialize;
@@ -50,6 +49,7 @@ pub(crate) fn run(client: &Client, plan: Plan, output: Output) -> anyhow::Result
         json: output.json,
         target: client.target().clone(),
         transport,
+        tls: client.is_tls(),
         started: Instant::now(),
         tally: Tally::default(),
         hinted: false,
@@ -131,6 +131,8 @@ struct Report {
     json: bool,
     target: Target,
     transport: Transport,
+    /// Whether the probes go over TLS.
+    tls: bool,
     started: Instant,
     tally: Tally,
     /// Whether a text line already said what to do about a server that is
@@ -188,7 +190,9 @@ impl Report {
         }
         let mut line = text_line(event);
         let step = match event {
-            Event::Failed { error, .. } if !self.hinted => next_step(error, self.transport),
+            Event::Failed { error, .. } if !self.hinted => {
+                crate::cli::hint::next_step(error, self.transport == Transport::Udp, self.tls)
+            }
             _ => None,
         };
         if let Some(step) = step {
@@ -219,9 +223,10 @@ fn header(target: &Target, prober: &Prober, transport: Transport) -> String {
         }
         _ => String::new(),
     };
-    let stream = match target {
-        Target::Endpoint(Endpoint::Unix(_)) => "a unix socket",
-        _ => "tcp",
+    let stream = match (target, prober.tls()) {
+        (_, Some(negotiated)) => format!("tls ({negotiated})"),
+        (Target::Endpoint(Endpoint::Unix(_)), None) => "a unix socket".to_owned(),
+        _ => "tcp".to_owned(),
     };
     let how = match transport {
         Transport::Connect => format!("{stream}, a new connection per probe"),
@@ -232,11 +237,6 @@ fn header(target: &Target, prober: &Prober, transport: Transport) -> String {
         "ECHO {target}{resolved} over {how}: {} bytes per probe",
         prober.probe_len()
     )
-}
-
-/// What to do about a probe's failure, if it says that no server is there.
-fn next_step(error: &Error, transport: Transport) -> Option<String> {
-    crate::cli::hint::next_step(error, transport == Transport::Udp)
 }
 
 /// Milliseconds, as ping shows round trips.
@@ -250,7 +250,8 @@ fn json_millis(duration: Duration) -> f64 {
 }
 
 /// One probe's line: `64 bytes from 127.0.0.1:7007: seq=3 time=0.211 ms`,
-/// with what went wrong after it, or in its place.
+/// then a TLS handshake's time (`handshake=0.150 ms`) for a probe that made
+/// one, and what went wrong after it, or in its place.
 fn text_line(event: &Event) -> String {
     match event {
         Event::Reply(reply) => {
@@ -261,6 +262,9 @@ fn text_line(event: &Event) -> String {
                 reply.seq,
                 millis(reply.rtt)
             );
+            if let Some(handshake) = reply.handshake {
+                line.push_str(&format!(" handshake={:.3} ms", millis(handshake)));
+            }
             if reply.duplicate {
                 line.push_str(" (DUP!)");
             }
@@ -373,6 +377,8 @@ struct ProbeLine {
     from: Option<String>,
     bytes: Option<usize>,
     time_ms: Option<f64>,
+    /// Over TLS, the handshake's time, for a probe that made a connection.
+    handshake_ms: Option<f64>,
     /// When the event was reported, in seconds since 1970 to the
     /// microsecond, as ping -D stamps its lines.
     unix_time_s: f64,
@@ -395,6 +401,7 @@ impl ProbeLine {
             from: None,
             bytes: None,
             time_ms: None,
+            handshake_ms: None,
             // Whole microseconds, so that JSON carries no digits of float noise.
             unix_time_s: since_epoch.as_micros() as f64 / 1e6,
             duplicate: false,
@@ -407,6 +414,7 @@ impl ProbeLine {
                 line.from = Some(reply.from.to_string());
                 line.bytes = Some(reply.bytes);
                 line.time_ms = Some(json_millis(reply.rtt));
+                line.handshake_ms = reply.handshake.map(json_millis);
                 line.duplicate = reply.duplicate;
                 line.reordered = reply.reordered;
                 line.late = reply.late;
@@ -559,6 +567,14 @@ mod tests {
             text_line(&Event::Reply(corrupt)),
             "64 bytes from 127.0.0.1:7007: seq=4 time=0.211 ms (DUP!) CORRUPT: \
              reply differs from what was sent at byte 0 (sent 64 bytes, received 64)"
+        );
+        let over_tls = Reply {
+            handshake: Some(Duration::from_micros(150)),
+            ..reply(5)
+        };
+        assert_eq!(
+            text_line(&Event::Reply(over_tls)),
+            "64 bytes from 127.0.0.1:7007: seq=5 time=0.211 ms handshake=0.150 ms"
         );
         assert_eq!(
             text_line(&Event::Lost {
