@@ -120,10 +120,17 @@ impl Incoming {
         self.filled -= n;
     }
 
+    /// Whether the buffer has no room left behind the bytes held.
+    fn is_full(&self) -> bool {
+        self.buffer
+            .as_ref()
+            .is_some_and(|buffer| self.filled == buffer.len())
+    }
+
     /// Reads at most `limit` bytes from `tcp` behind those held.
     fn read_from(&mut self, tcp: &TcpStream, limit: usize) -> io::Result<usize> {
         let buffer = self.buffer.get_or_insert_with(buffers::take);
-        let end = (self.filled + limit).min(buffer.len());
+        let end = self.filled.saturating_add(limit).min(buffer.len());
         let n = (&*tcp).read(&mut buffer[self.filled..end])?;
         self.filled += n;
         Ok(n)
@@ -553,10 +560,20 @@ impl Read for TlsStream {
                     if !self.unread.is_empty() {
                         return Ok(n);
                     }
-                    // No more record bytes than their plaintext has room for.
-                    let room = (buf.len() - n).saturating_sub(self.incoming.filled);
+                    // No more record bytes than their plaintext has room for;
+                    // during the handshake, which yields none, as many as the
+                    // buffer holds (a handshake message may span several records).
+                    let room = if matches!(self.handshake, Handshake::Pending(_)) {
+                        usize::MAX
+                    } else {
+                        (buf.len() - n).saturating_sub(self.incoming.filled)
+                    };
                     if n > 0 && room < MIN_READ {
                         return Ok(n);
+                    }
+                    if room == 0 || self.incoming.is_full() {
+                        let err = rustls::Error::General("a TLS message too big to buffer".into());
+                        return Err(self.failed(err));
                     }
                     match self.incoming.read_from(&self.tcp, room) {
                         Ok(0) => self.eof = true,
