@@ -286,6 +286,9 @@ impl Client {
             .map_err(|source| io_error(&peer, self.timeout, source))?;
         let handshake = tls.as_ref().map(|secured| secured.handshake);
         let session = tls.map(|secured| secured.session);
+        if let Some(session) = &session {
+            session.expect(message.len() as u64);
+        }
         let mut inbound = session
             .as_ref()
             .map(|session| Inbound::new(Arc::clone(session)));

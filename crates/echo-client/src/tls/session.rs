@@ -38,6 +38,11 @@ struct State {
     /// The message's length, once the writer has written all of it; never
     /// set on a connection kept for persistent probes, which is not ended.
     written: Option<u64>,
+    /// The message's length when it is known before it goes out, so that a
+    /// close without close_notify can be judged before the writer has
+    /// recorded `written`: the server may close as soon as it has read the
+    /// last byte, before the writer thread is back from writing it.
+    expected: Option<u64>,
     /// Plaintext bytes the reader has taken out so far.
     received: u64,
     /// Whether the client's close_notify has been taken to be sent.
@@ -136,6 +141,7 @@ pub(crate) fn handshake(
         state: Mutex::new(State {
             connection,
             written: None,
+            expected: None,
             received: 0,
             closed: false,
         }),
@@ -154,6 +160,11 @@ impl Session {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic on the other side leaves rustls's state as it was.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Says, before the exchange, that the message is `len` bytes long.
+    pub(crate) fn expect(&self, len: u64) {
+        self.lock().expected = Some(len);
     }
 
     /// Encrypts `bytes` and writes the records through `writer`.
@@ -225,8 +236,8 @@ impl Inbound {
     /// the bytes read make it due.
     ///
     /// `Ok(0)` is the end: the server's close_notify, or the connection
-    /// closed without one once the whole message has come back (or before
-    /// it was all written, which the caller judges).
+    /// closed without one once the whole message has come back (or, for a
+    /// stream, before it was all written, which the caller judges).
     ///
     /// # Errors
     /// [`Failure::Truncated`] when the connection closed without a
@@ -256,7 +267,7 @@ impl Inbound {
                     }
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                     Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => {
-                        return match state.written {
+                        return match state.written.or(state.expected) {
                             Some(sent) if state.received < sent => Err(Failure::Truncated {
                                 received: state.received,
                                 sent,
