@@ -18,5 +18,6 @@ mod functional {
     pub mod operations;
     pub mod shipping;
     pub mod stream_edges;
+    pub mod tls;
     pub mod udp;
 }

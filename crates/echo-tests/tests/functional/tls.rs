@@ -1,0 +1,1277 @@
+//! The server's TLS echo (issue 20), as TLS clients see it: rustls pinned to
+//! TLS 1.3 or 1.2, OpenSSL and socat; with a client CA, a certificate
+//! renewed on disk, hostile and incompatible clients, its totals and its drain.
+//!
+//! Certificates are made here with rcgen (ECDSA P-256), a fresh set per test.
+//! The client is rustls's buffered connection driven over a non-blocking
+//! socket, sending and reading at once, so that a message of several MiB,
+//! whose echo fills both ways' socket buffers, cannot deadlock the test.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use echo_proto::{BUFFER_SIZE, pattern};
+use echo_tests::{Server, TempDir, WAIT, eventually, metrics};
+use nix::sys::signal::Signal;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::version::{TLS12, TLS13};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, SupportedProtocolVersion};
+use tokio::io::Interest;
+
+/// The subject the good client certificate carries, which the server logs.
+const CLIENT_NAME: &str = "echo test client";
+
+// ---------------------------------------------------------------------------
+// Certificates
+
+/// A certificate authority of the test's own.
+type Authority = CertifiedIssuer<'static, KeyPair>;
+
+/// A new CA named `name`, able to sign certificates.
+fn authority(name: &str) -> Authority {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    CertifiedIssuer::self_signed(params, KeyPair::generate().expect("a P-256 key")).expect("a CA")
+}
+
+/// What a certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Server,
+    /// A server certificate whose validity ended in 2020.
+    ExpiredServer,
+    Client,
+}
+
+/// A PEM certificate and its PEM key.
+#[derive(Debug, Clone)]
+struct Identity {
+    cert: String,
+    key: String,
+}
+
+impl Identity {
+    /// The certificate in DER, as a peer receives it.
+    fn der(&self) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(self.cert.as_bytes()).expect("PEM certificate")
+    }
+}
+
+/// A certificate for `common_name`, signed by `issuer`: a server's for
+/// localhost and 127.0.0.1, or a client's.
+fn issue(issuer: &Authority, common_name: &str, role: Role) -> Identity {
+    let names = match role {
+        Role::Server | Role::ExpiredServer => vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
+        Role::Client => Vec::new(),
+    };
+    let mut params = CertificateParams::new(names).expect("parameters");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![match role {
+        Role::Client => ExtendedKeyUsagePurpose::ClientAuth,
+        _ => ExtendedKeyUsagePurpose::ServerAuth,
+    }];
+    if role == Role::ExpiredServer {
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    }
+    let key = KeyPair::generate().expect("a P-256 key");
+    let cert = params.signed_by(&key, issuer).expect("signed");
+    Identity {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    }
+}
+
+/// The files a TLS server is started with, in a directory of their own.
+#[derive(Debug)]
+struct Files {
+    dir: TempDir,
+    /// The CA that issued the server's certificate (and the good clients').
+    ca: Authority,
+    /// The server's certificate and key, as first written.
+    server: Identity,
+}
+
+impl Files {
+    /// A CA, and a server certificate it issued (expired, if `role` says so).
+    fn new(tag: &str, role: Role) -> Files {
+        let dir = TempDir::new(tag);
+        let ca = authority("echo test CA");
+        let server = issue(&ca, "localhost", role);
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("ca.pem");
+        std::fs::write(dir.path().join("cert.pem"), &server.cert).expect("cert.pem");
+        std::fs::write(dir.path().join("key.pem"), &server.key).expect("key.pem");
+        Files { dir, ca, server }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn ca_path(&self) -> PathBuf {
+        self.path("ca.pem")
+    }
+
+    /// The server's arguments: a TLS listener on loopback with these files, then `more`.
+    fn server_args(&self, more: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            "tls:127.0.0.1:0".into(),
+            "--tls-cert".into(),
+            path_arg(&self.path("cert.pem")),
+            "--tls-key".into(),
+            path_arg(&self.path("key.pem")),
+        ];
+        args.extend(more.iter().map(|arg| (*arg).to_owned()));
+        args
+    }
+
+    /// Starts the server with these files and `more` arguments, RUST_LOG at `log`.
+    fn start(&self, more: &[&str], log: &str) -> Server {
+        let listeners = 1 + more.iter().filter(|arg| **arg == "--metrics").count();
+        Server::start_command(
+            Command::new(echo_tests::binary("echo-server"))
+                .args(self.server_args(more))
+                .env("RUST_LOG", log)
+                .stdin(Stdio::null()),
+            listeners,
+        )
+    }
+
+    /// A client pinned to `version` that trusts this CA and presents no certificate.
+    fn client(&self, version: &'static SupportedProtocolVersion) -> Arc<ClientConfig> {
+        client_config(version, &[&self.ca], None, &[])
+    }
+}
+
+fn path_arg(path: &Path) -> String {
+    path.to_str().expect("temporary paths are UTF-8").to_owned()
+}
+
+/// Writes `contents` to `path` by renaming a whole file over it, so that
+/// the server never reads it half written.
+fn replace(path: &Path, contents: &str) {
+    let fresh = path.with_extension("new");
+    std::fs::write(&fresh, contents).expect("written");
+    std::fs::rename(&fresh, path).expect("renamed");
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    // Deprecated in 0.23.48 for want of post-quantum groups, and still the
+    // one way to have ring's provider whole.
+    #[allow(deprecated)]
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A client configuration: `version` only, trusting `roots`, presenting
+/// `identity` if given, offering the `alpn` protocols.
+fn client_config(
+    version: &'static SupportedProtocolVersion,
+    roots: &[&Authority],
+    identity: Option<&Identity>,
+    alpn: &[&str],
+) -> Arc<ClientConfig> {
+    let mut store = RootCertStore::empty();
+    for root in roots {
+        store.add(root.der().clone()).expect("a usable root");
+    }
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[version])
+        .expect("the version is supported")
+        .with_root_certificates(store);
+    let mut config = match identity {
+        Some(identity) => builder
+            .with_client_auth_cert(
+                vec![identity.der()],
+                PrivateKeyDer::from_pem_slice(identity.key.as_bytes()).expect("PEM key"),
+            )
+            .expect("a usable client certificate"),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|name| name.as_bytes().to_vec()).collect();
+    Arc::new(config)
+}
+
+// ---------------------------------------------------------------------------
+// The client
+
+/// A rustls client connection over a non-blocking socket, driven by hand:
+/// each turn writes what rustls has to send, reads what came, and decrypts
+/// it, and a turn that moved nothing waits for the socket (never longer than
+/// [`WAIT`] in all for one step of the exchange).
+struct TlsClient {
+    /// Dropped before the runtime it is registered with.
+    tcp: tokio::net::TcpStream,
+    conn: ClientConnection,
+    /// Only to wait for the socket's readiness: a current-thread runtime.
+    runtime: tokio::runtime::Runtime,
+    /// Plaintext received so far.
+    received: Vec<u8>,
+    /// The server's close_notify came (rustls then reads a clean end).
+    close_notify_received: bool,
+    /// The server ended the TCP stream.
+    tcp_ended: bool,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClient")
+            .field("received", &self.received.len())
+            .field("close_notify_received", &self.close_notify_received)
+            .field("tcp_ended", &self.tcp_ended)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The socket as rustls reads and writes it: without blocking.
+struct Nonblocking<'a>(&'a tokio::net::TcpStream);
+
+impl Read for Nonblocking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for Nonblocking<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl TlsClient {
+    /// Connects to `addr` as a client of `config` asking for "localhost";
+    /// the handshake starts with the first turn.
+    fn connect(addr: SocketAddr, config: Arc<ClientConfig>) -> io::Result<TlsClient> {
+        let name = ServerName::try_from("localhost").expect("a valid name");
+        let conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
+        let tcp = TcpStream::connect(addr)?;
+        tcp.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let tcp = {
+            let _entered = runtime.enter();
+            tokio::net::TcpStream::from_std(tcp)?
+        };
+        Ok(TlsClient {
+            tcp,
+            conn,
+            runtime,
+            received: Vec::new(),
+            close_notify_received: false,
+            tcp_ended: false,
+        })
+    }
+
+    /// One turn; whether it moved anything.
+    fn turn(&mut self) -> io::Result<bool> {
+        let mut moved = false;
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut Nonblocking(&self.tcp)) {
+                Ok(_) => moved = true,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) => return Err(err),
+            }
+        }
+        if !self.tcp_ended {
+            match self.conn.read_tls(&mut Nonblocking(&self.tcp)) {
+                Ok(0) => {
+                    self.tcp_ended = true;
+                    moved = true;
+                }
+                Ok(_) => moved = true,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {}
+                Err(err) => return Err(err),
+            }
+            if let Err(err) = self.conn.process_new_packets() {
+                // Tell the server why, as a real client would: the alert is queued.
+                // (after a TLS 1.3 middlebox-compatibility record, if any).
+                while self.conn.wants_write()
+                    && self.conn.write_tls(&mut Nonblocking(&self.tcp)).is_ok()
+                {}
+                return Err(io::Error::new(ErrorKind::InvalidData, err));
+            }
+        }
+        let mut buf = vec![0u8; BUFFER_SIZE];
+        loop {
+            match self.conn.reader().read(&mut buf) {
+                Ok(0) => {
+                    self.close_notify_received = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.received.extend_from_slice(&buf[..n]);
+                    moved = true;
+                }
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Waits until the socket is ready for what the connection wants, or the deadline.
+    fn wait(&mut self, deadline: Instant) -> io::Result<()> {
+        let interest = match (self.tcp_ended, self.conn.wants_write()) {
+            (false, false) => Interest::READABLE,
+            (false, true) => Interest::READABLE | Interest::WRITABLE,
+            (true, true) => Interest::WRITABLE,
+            (true, false) => {
+                return Err(io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "the server closed the connection",
+                ));
+            }
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let tcp = &self.tcp;
+        // The timer is made inside the runtime, which it needs.
+        let ready = self
+            .runtime
+            .block_on(async { tokio::time::timeout(left, tcp.ready(interest)).await });
+        match ready {
+            Ok(ready) => ready.map(drop),
+            Err(_) => Err(io::Error::new(
+                ErrorKind::TimedOut,
+                format!("nothing moved within {WAIT:?}"),
+            )),
+        }
+    }
+
+    /// Gives rustls `outgoing` to send while turning, until `done` holds.
+    fn run(&mut self, mut outgoing: &[u8], done: impl Fn(&TlsClient) -> bool) -> io::Result<()> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let mut moved = false;
+            if !outgoing.is_empty() {
+                // rustls takes what its buffer limit allows, and encrypts it
+                // at once once the handshake is over.
+                let taken = self.conn.writer().write(outgoing)?;
+                outgoing = &outgoing[taken..];
+                moved = taken > 0;
+            }
+            if outgoing.is_empty() && done(self) {
+                return Ok(());
+            }
+            moved |= self.turn()?;
+            if !moved {
+                self.wait(deadline)?;
+            }
+        }
+    }
+
+    /// Completes the handshake and sends what it leaves to send.
+    fn handshake(&mut self) -> io::Result<()> {
+        self.run(&[], |client| {
+            !client.conn.is_handshaking() && !client.conn.wants_write()
+        })
+    }
+
+    /// Sends `message` and reads until as many bytes came back; returns them.
+    fn echo_part(&mut self, message: &[u8]) -> io::Result<Vec<u8>> {
+        self.handshake()?;
+        let start = self.received.len();
+        let want = start + message.len();
+        self.run(message, |client| {
+            client.received.len() >= want || client.close_notify_received
+        })?;
+        Ok(self.received[start..].to_vec())
+    }
+
+    /// Sends our close_notify (once the handshake is over), then reads
+    /// until the server's close_notify and the end of the TCP stream;
+    /// returns what came after the bytes already received.
+    fn close(&mut self) -> io::Result<Vec<u8>> {
+        self.handshake()?;
+        let start = self.received.len();
+        self.conn.send_close_notify();
+        self.run(&[], |client| {
+            client.close_notify_received && client.tcp_ended && !client.conn.wants_write()
+        })?;
+        Ok(self.received[start..].to_vec())
+    }
+
+    /// Sends `message` and our close_notify behind it, then reads until the
+    /// server's close_notify: returns all that came.
+    fn echo_closing_first(&mut self, message: &[u8]) -> io::Result<Vec<u8>> {
+        self.handshake()?;
+        // Handshake over: the message is encrypted as it is taken, so our
+        // close_notify follows all of it.
+        self.run(message, |_| true)?;
+        self.close()?;
+        Ok(std::mem::take(&mut self.received))
+    }
+
+    /// The whole exchange as the version says a message ends (docs: TLS
+    /// 1.3 half-closes with close_notify; TLS 1.2 reads its echo whole,
+    /// then closes): returns everything the server sent before its
+    /// close_notify. An error if the stream did not end cleanly.
+    fn echo(&mut self, message: &[u8]) -> io::Result<Vec<u8>> {
+        self.handshake()?;
+        if self.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
+            return self.echo_closing_first(message);
+        }
+        self.echo_part(message)?;
+        self.close()?;
+        Ok(std::mem::take(&mut self.received))
+    }
+
+    /// The end-entity certificate the server presented.
+    fn server_certificate(&self) -> CertificateDer<'static> {
+        self.conn
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .expect("the server presented a certificate")
+            .clone()
+            .into_owned()
+    }
+}
+
+/// One whole exchange of `message` with a new client of `config`.
+fn echo(addr: SocketAddr, config: &Arc<ClientConfig>, message: &[u8]) -> io::Result<Vec<u8>> {
+    TlsClient::connect(addr, Arc::clone(config))?.echo(message)
+}
+
+/// Asserts that a new client of `config` gets `message` back exactly.
+fn assert_echoed(addr: SocketAddr, config: &Arc<ClientConfig>, message: &[u8]) {
+    let reply = echo(addr, config, message).expect("the exchange succeeds");
+    assert!(
+        reply == message,
+        "{} bytes sent, {} different bytes came back",
+        message.len(),
+        reply.len()
+    );
+}
+
+/// The address of the server's TLS listener.
+fn tls_addr(server: &Server) -> SocketAddr {
+    server.listener_addr("tls", 0)
+}
+
+/// The seed's four message cases: short ones (empty included), one byte
+/// short of a buffer, a buffer exactly, and several MiB.
+fn seed_messages() -> Vec<Vec<u8>> {
+    vec![
+        Vec::new(),
+        b"a".to_vec(),
+        b"this is the message to send".to_vec(),
+        b"\0\r\n\t".to_vec(),
+        pattern(1, BUFFER_SIZE - 1),
+        pattern(2, BUFFER_SIZE),
+        pattern(3, 6 * 1024 * 1024 + 7),
+    ]
+}
+
+fn version_name(version: &'static SupportedProtocolVersion) -> &'static str {
+    if version == &TLS13 {
+        "TLS 1.3"
+    } else {
+        "TLS 1.2"
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. The echo
+
+#[test]
+fn the_seed_messages_come_back_over_tls_1_3_and_1_2() {
+    let files = Files::new("tls-seed", Role::Server);
+    let server = files.start(&[], "info");
+    let addr = tls_addr(&server);
+    for version in [&TLS13, &TLS12] {
+        let config = files.client(version);
+        for message in seed_messages() {
+            let mut client = TlsClient::connect(addr, Arc::clone(&config)).expect("connects");
+            let reply = client.echo(&message).unwrap_or_else(|err| {
+                panic!("{}, {} bytes: {err}", version_name(version), message.len())
+            });
+            assert!(
+                reply == message,
+                "{}: {} bytes sent, {} different bytes came back",
+                version_name(version),
+                message.len(),
+                reply.len()
+            );
+            assert_eq!(
+                client.conn.protocol_version(),
+                Some(version.version),
+                "the version pinned"
+            );
+        }
+    }
+}
+
+#[test]
+fn several_tls_clients_at_once_each_get_their_own_message() {
+    let files = Files::new("tls-many", Role::Server);
+    let server = files.start(&[], "info");
+    let addr = tls_addr(&server);
+    let clients: Vec<_> = (0..16u64)
+        .map(|n| {
+            let version = if n % 2 == 0 { &TLS13 } else { &TLS12 };
+            let config = files.client(version);
+            thread::spawn(move || {
+                let message = pattern(n, 1000 + n as usize * 40_009);
+                let reply = echo(addr, &config, &message);
+                (n, message, reply)
+            })
+        })
+        .collect();
+    for handle in clients {
+        let (n, message, reply) = handle.join().expect("client thread");
+        let reply = reply.unwrap_or_else(|err| panic!("client {n}: {err}"));
+        assert!(reply == message, "client {n} got other bytes than its own");
+    }
+    assert_eq!(server.total("tls_handshakes"), 16);
+}
+
+/// A bare end of TCP stream, without close_notify, also ends the message:
+/// the server echoes what it has, then sends its close_notify.
+#[test]
+fn an_end_of_stream_without_close_notify_ends_the_message() {
+    let files = Files::new("tls-fin", Role::Server);
+    let server = files.start(&[], "info");
+    let mut client = TlsClient::connect(tls_addr(&server), files.client(&TLS13)).expect("connects");
+    let message = pattern(5, 3000);
+    client.handshake().expect("handshake");
+    client.run(&message, |_| true).expect("sent");
+    client
+        .run(&[], |client| !client.conn.wants_write())
+        .expect("flushed");
+    socket2::SockRef::from(&client.tcp)
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-closed");
+    client
+        .run(&[], |client| {
+            client.close_notify_received && client.tcp_ended
+        })
+        .expect("the server's close_notify and end of stream");
+    assert!(
+        client.received == message,
+        "{} bytes came back",
+        client.received.len()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2. Mutual TLS
+
+#[test]
+fn with_a_client_ca_only_clients_it_issued_are_served() {
+    let files = Files::new("tls-mutual", Role::Server);
+    let other_ca = authority("another CA");
+    let good = issue(&files.ca, CLIENT_NAME, Role::Client);
+    let foreign = issue(&other_ca, "foreign client", Role::Client);
+    let ca = path_arg(&files.ca_path());
+    let server = files.start(&["--tls-client-ca", &ca], "info");
+    let addr = tls_addr(&server);
+    let message = b"mutual TLS message";
+    for version in [&TLS13, &TLS12] {
+        let with_good = client_config(version, &[&files.ca], Some(&good), &[]);
+        let with_none = client_config(version, &[&files.ca], None, &[]);
+        let with_foreign = client_config(version, &[&files.ca], Some(&foreign), &[]);
+        assert_echoed(addr, &with_good, message);
+        for (what, config) in [("no", &with_none), ("another CA's", &with_foreign)] {
+            let result = echo(addr, config, message);
+            assert!(
+                result.is_err(),
+                "{}: a client with {what} certificate got {:?}",
+                version_name(version),
+                result
+            );
+        }
+        assert_echoed(addr, &with_good, message);
+    }
+    assert!(
+        eventually(WAIT, || server
+            .total("tls_handshake_failed_client_certificate")
+            == 4),
+        "tls_handshake_failed_client_certificate={}",
+        server.total("tls_handshake_failed_client_certificate")
+    );
+    assert_eq!(server.total("tls_handshakes"), 4);
+}
+
+#[test]
+fn a_handshake_logs_the_client_subject_once_at_debug() {
+    let files = Files::new("tls-log", Role::Server);
+    let good = issue(&files.ca, CLIENT_NAME, Role::Client);
+    let ca = path_arg(&files.ca_path());
+    let server = files.start(&["--tls-client-ca", &ca], "debug");
+    let config = client_config(&TLS13, &[&files.ca], Some(&good), &[]);
+    assert_echoed(tls_addr(&server), &config, b"logged");
+    let line = server.wait_for_log("TLS handshake done");
+    assert!(line.contains(&format!("CN={CLIENT_NAME}")), "{line}");
+    assert!(line.contains("TLSv1.3"), "{line}");
+    // The totals line comes after it: every line of the handshake is in.
+    assert_eq!(server.total("tls_handshakes"), 1);
+    let done_lines = server
+        .stderr()
+        .lines()
+        .filter(|line| line.contains("TLS handshake done"))
+        .count();
+    assert_eq!(done_lines, 1, "{}", server.stderr());
+}
+
+/// A failed handshake is told at debug level, and nothing of it at info.
+#[test]
+fn a_failed_handshake_logs_at_debug_only() {
+    let files = Files::new("tls-quiet", Role::Server);
+    let config = files.client(&TLS13);
+    for level in ["debug", "info"] {
+        let server = files.start(&[], level);
+        let addr = tls_addr(&server);
+        let (ended, local) = plaintext_request(addr);
+        ended.unwrap_or_else(|err| panic!("{level}: {err}"));
+        assert!(
+            eventually(WAIT, || server.total("tls_handshake_failed_protocol") == 1),
+            "{level}: not counted"
+        );
+        // One event loop serves both in turn: once this echo is served, the
+        // failure's lines (if any) are written.
+        assert_echoed(addr, &config, b"after");
+        server.total("tls_handshakes");
+        let port = format!(":{}", local.port());
+        let about_it: Vec<String> = server
+            .stderr()
+            .lines()
+            .filter(|line| line.contains(&port))
+            .map(str::to_owned)
+            .collect();
+        if level == "debug" {
+            assert!(
+                about_it.iter().any(|line| line.contains("DEBUG")),
+                "no debug line about the failed handshake from {local}:\n{}",
+                server.stderr()
+            );
+        }
+        assert!(
+            about_it
+                .iter()
+                .all(|line| line.contains("DEBUG") || line.contains("TRACE")),
+            "{level}: {about_it:#?}"
+        );
+        if level == "info" {
+            assert!(about_it.is_empty(), "{about_it:#?}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. A certificate renewed on disk
+
+#[test]
+fn a_certificate_replaced_on_disk_is_served_and_a_broken_one_is_not() {
+    let files = Files::new("tls-renew", Role::Server);
+    let second_ca = authority("second CA");
+    let renewed = issue(&second_ca, "localhost", Role::Server);
+    let server = files.start(&[], "info");
+    let addr = tls_addr(&server);
+    // Without resumption: a resumed session is not given a certificate, and
+    // rustls reports the one of the session it resumed.
+    let mut config = (*client_config(&TLS13, &[&files.ca, &second_ca], None, &[])).clone();
+    config.resumption = rustls::client::Resumption::disabled();
+    let config = Arc::new(config);
+    let served = || {
+        let mut client = TlsClient::connect(addr, Arc::clone(&config)).expect("connects");
+        let reply = client.echo(b"renewal").expect("the exchange succeeds");
+        assert_eq!(reply, b"renewal");
+        client.server_certificate()
+    };
+    assert_eq!(served(), files.server.der(), "the first certificate");
+
+    // Key first, then certificate, as a renewal tool might; each file whole.
+    replace(&files.path("key.pem"), &renewed.key);
+    replace(&files.path("cert.pem"), &renewed.cert);
+    assert!(
+        eventually(WAIT, || served() == renewed.der()),
+        "the renewed certificate is not served"
+    );
+
+    let warned = |stderr: &str| stderr.matches("does not load").count();
+    let before = warned(&server.stderr());
+    replace(
+        &files.path("cert.pem"),
+        "-----BEGIN CERTIFICATE-----\ngarbage\n",
+    );
+    // The server looks at the files only as handshakes start, at most once
+    // a second: handshake until it has looked, each still given the renewed one.
+    assert!(
+        eventually(WAIT, || {
+            assert_eq!(served(), renewed.der(), "a broken certificate was served");
+            warned(&server.stderr()) > before
+        }),
+        "the broken certificate was not refused:\n{}",
+        server.stderr()
+    );
+    assert_eq!(served(), renewed.der());
+}
+
+// ---------------------------------------------------------------------------
+// 4. Hostile clients
+
+/// Sends `bytes` as they are and reads until the server ends the
+/// connection: `Ok` with what came (nothing, or an alert record) on an end
+/// of stream or a reset, an error if it stayed open [`WAIT`].
+fn send_raw(addr: SocketAddr, bytes: &[u8]) -> (io::Result<Vec<u8>>, SocketAddr) {
+    let mut stream = TcpStream::connect(addr).expect("connects");
+    let local = stream.local_addr().expect("an address");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    stream.write_all(bytes).expect("written");
+    let mut came = Vec::new();
+    let mut buf = [0u8; 4096];
+    let ended = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break Ok(came),
+            Ok(n) => came.extend_from_slice(&buf[..n]),
+            Err(err) if err.kind() == ErrorKind::ConnectionReset => break Ok(came),
+            Err(err) => break Err(err),
+        }
+    };
+    (ended, local)
+}
+
+/// What the server answered a plaintext HTTP request with, checked to be
+/// nothing or alert records; returns the client's address.
+fn plaintext_request(addr: SocketAddr) -> (io::Result<()>, SocketAddr) {
+    let (came, local) = send_raw(addr, b"GET / HTTP/1.1\r\n\r\n");
+    (came.map(|came| assert_alerts_only(&came)), local)
+}
+
+/// `came` is nothing, or TLS alert records only (content type 21).
+fn assert_alerts_only(came: &[u8]) {
+    let mut rest = came;
+    while !rest.is_empty() {
+        assert!(
+            rest.len() >= 5 && rest[0] == 21,
+            "not an alert record: {came:02x?}"
+        );
+        let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+        assert!(rest.len() >= 5 + len, "a cut record: {came:02x?}");
+        rest = &rest[5 + len..];
+    }
+}
+
+/// Garbage that is not a TLS record from its first byte: a content type
+/// outside 20 to 24 ends the handshake at once (else the server would wait
+/// for the rest of a record as long as it claimed).
+fn garbage() -> Vec<u8> {
+    let mut bytes = pattern(7, 1500);
+    bytes[0] = 0x99;
+    bytes
+}
+
+/// The ClientHello a rustls client of `config` sends first.
+fn client_hello(config: Arc<ClientConfig>) -> Vec<u8> {
+    let name = ServerName::try_from("localhost").expect("a valid name");
+    let mut conn = ClientConnection::new(config, name).expect("a client");
+    let mut hello = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut hello).expect("into memory");
+    }
+    hello
+}
+
+/// Sends the ClientHello one byte per 200 ms until the server cuts the
+/// connection; returns how long that took and how many bytes went.
+fn slow_hello(addr: SocketAddr, hello: Vec<u8>) -> (Duration, usize) {
+    let stream = TcpStream::connect(addr).expect("connects");
+    let mut writer = stream.try_clone().expect("a second handle");
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let started = Instant::now();
+    let sender = thread::spawn(move || {
+        let mut sent = 0;
+        for byte in hello {
+            if stopped.load(Ordering::Relaxed) || writer.write_all(&[byte]).is_err() {
+                break;
+            }
+            sent += 1;
+            // The slow pace is what is tested: a client that keeps sending
+            // is never idle, and only the handshake timeout cuts it.
+            thread::sleep(Duration::from_millis(200));
+        }
+        sent
+    });
+    let mut reader = stream;
+    reader.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut buf = [0u8; 256];
+    let end = loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::ConnectionReset => break Ok(()),
+            Err(err) => break Err(err),
+        }
+    };
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender.join().expect("the sending thread");
+    end.unwrap_or_else(|err| panic!("the slow client was not cut within {WAIT:?}: {err}"));
+    (took, sent)
+}
+
+/// Hostile clients, one after the other, while a good exchange is half
+/// done: the hostile ones end as they should, each counted by its cause,
+/// and the good one then finishes with its bytes whole.
+#[test]
+fn hostile_clients_end_and_are_counted_while_a_good_one_is_served() {
+    let files = Files::new("tls-hostile", Role::Server);
+    let server = files.start(
+        &["--tls-handshake-timeout", "1s", "--idle-timeout", "60s"],
+        "info",
+    );
+    let addr = tls_addr(&server);
+    let config = files.client(&TLS13);
+    let first = pattern(8, 100_000);
+    let second = pattern(9, 70_000);
+    let mut in_flight = TlsClient::connect(addr, Arc::clone(&config)).expect("connects");
+    let echoed = in_flight.echo_part(&first).expect("the first half");
+    assert!(echoed == first, "the first half came back different");
+
+    let (ended, _) = plaintext_request(addr);
+    ended.expect("plaintext ends the connection");
+    let (came, _) = send_raw(addr, &garbage());
+    assert_alerts_only(&came.expect("garbage ends the connection"));
+    assert!(
+        eventually(WAIT, || server.total("tls_handshake_failed_protocol") == 2),
+        "tls_handshake_failed_protocol={}",
+        server.total("tls_handshake_failed_protocol")
+    );
+
+    drop(TcpStream::connect(addr).expect("connects"));
+    assert!(
+        eventually(WAIT, || server.total("tls_handshake_failed_closed") == 1),
+        "tls_handshake_failed_closed={}",
+        server.total("tls_handshake_failed_closed")
+    );
+
+    let hello = client_hello(Arc::clone(&config));
+    let hello_len = hello.len();
+    let (took, sent) = slow_hello(addr, hello);
+    assert!(
+        sent < hello_len,
+        "the whole hello of {hello_len} bytes went in {took:?}"
+    );
+    // A handshake timeout of 1 s, looked for every eighth of it; the idle
+    // timeout of 60 s would not cut a client that sends every 200 ms.
+    assert!(took < WAIT / 2, "cut after {took:?}");
+    assert!(
+        eventually(WAIT, || server.total("tls_handshake_failed_timeout") == 1),
+        "tls_handshake_failed_timeout={}",
+        server.total("tls_handshake_failed_timeout")
+    );
+
+    let echoed = in_flight.echo_part(&second).expect("the second half");
+    assert!(echoed == second, "the second half came back different");
+    assert!(
+        in_flight.close().expect("the end").is_empty(),
+        "bytes after the echo"
+    );
+    assert_echoed(addr, &config, b"after the hostile ones");
+    assert_eq!(server.total("tls_handshakes"), 2);
+    assert_eq!(server.total("tls_handshake_failed_protocol"), 2);
+}
+
+#[test]
+fn an_expired_server_certificate_is_refused_by_the_client_and_counted() {
+    let files = Files::new("tls-expired", Role::ExpiredServer);
+    let server = files.start(&[], "info");
+    let addr = tls_addr(&server);
+    for version in [&TLS13, &TLS12] {
+        let mut client = TlsClient::connect(addr, files.client(version)).expect("connects");
+        let err = client.handshake().expect_err("an expired certificate");
+        let said = err.to_string();
+        assert!(
+            said.contains("expired"),
+            "{}: {said}",
+            version_name(version)
+        );
+    }
+    assert!(
+        eventually(WAIT, || server.total("tls_handshake_failed_peer_alert")
+            == 2),
+        "tls_handshake_failed_peer_alert={}",
+        server.total("tls_handshake_failed_peer_alert")
+    );
+    // A client that does not check the date is served still: the server is whole.
+    let mut lenient = (*files.client(&TLS13)).clone();
+    lenient
+        .dangerous()
+        .set_certificate_verifier(Arc::new(AcceptAnything(provider())));
+    assert_echoed(addr, &Arc::new(lenient), b"still served");
+}
+
+/// A verifier that accepts any server certificate (signatures still checked).
+#[derive(Debug)]
+struct AcceptAnything(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[test]
+fn alpn_h2_refuses_other_protocols_and_serves_clients_offering_none() {
+    let files = Files::new("tls-alpn", Role::Server);
+    let server = files.start(&["--tls-alpn", "h2"], "info");
+    let addr = tls_addr(&server);
+    for version in [&TLS13, &TLS12] {
+        let name = version_name(version);
+        let http1 = client_config(version, &[&files.ca], None, &["http/1.1"]);
+        let result = TlsClient::connect(addr, http1)
+            .expect("connects")
+            .echo(b"http/1.1");
+        assert!(result.is_err(), "{name}: http/1.1 only got {result:?}");
+
+        let h2 = client_config(version, &[&files.ca], None, &["http/1.1", "h2"]);
+        let mut client = TlsClient::connect(addr, h2).expect("connects");
+        assert_eq!(client.echo(b"h2").expect("h2 is served"), b"h2");
+        assert_eq!(client.conn.alpn_protocol(), Some(&b"h2"[..]), "{name}");
+
+        let none = client_config(version, &[&files.ca], None, &[]);
+        let mut client = TlsClient::connect(addr, none).expect("connects");
+        assert_eq!(client.echo(b"no ALPN").expect("served"), b"no ALPN");
+        assert_eq!(client.conn.alpn_protocol(), None, "{name}");
+    }
+    assert!(
+        eventually(WAIT, || server.total("tls_handshake_failed_incompatible")
+            == 2),
+        "tls_handshake_failed_incompatible={}",
+        server.total("tls_handshake_failed_incompatible")
+    );
+    assert_eq!(server.total("tls_handshakes"), 4);
+}
+
+// ---------------------------------------------------------------------------
+// 5. Other TLS clients: OpenSSL and socat
+
+/// Whether `program` can be run; a test that needs it says so when it skips.
+fn have(program: &str) -> bool {
+    let found = Command::new(program)
+        .arg("-V")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        let _ = writeln!(io::stderr(), "skipped: {program} is not installed");
+    }
+    found
+}
+
+/// A child process killed and reaped when dropped, whatever happens.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads exactly `len` bytes of `child`'s stdout on a thread of its own;
+/// `None` if they did not come within [`WAIT`]. The rest of the output, if
+/// it ends, is given too.
+fn read_stdout(child: &mut Child, len: usize) -> mpsc::Receiver<io::Result<Vec<u8>>> {
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        let mut bytes = vec![0u8; len];
+        let first = stdout.read_exact(&mut bytes).map(|()| bytes);
+        let _ = sender.send(first);
+        let mut rest = Vec::new();
+        let _ = sender.send(stdout.read_to_end(&mut rest).map(|_| rest));
+    });
+    receiver
+}
+
+#[test]
+fn openssl_s_client_is_echoed() {
+    if !have("openssl") {
+        return;
+    }
+    let files = Files::new("tls-openssl", Role::Server);
+    let server = files.start(&[], "info");
+    let addr = tls_addr(&server);
+    for version in ["-tls1_3", "-tls1_2"] {
+        let mut child = Reaped(
+            Command::new("openssl")
+                .args(["s_client", "-quiet", version, "-verify_return_error"])
+                .args(["-connect", &addr.to_string(), "-servername", "localhost"])
+                .arg("-CAfile")
+                .arg(files.ca_path())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("openssl runs"),
+        );
+        let message = format!("hello from openssl {version}\n");
+        let echoed = read_stdout(&mut child.0, message.len());
+        child
+            .0
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(message.as_bytes())
+            .expect("written");
+        let reply = echoed
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("{version}: no echo within {WAIT:?}"))
+            .unwrap_or_else(|err| panic!("{version}: {err}"));
+        assert_eq!(String::from_utf8_lossy(&reply), message, "{version}");
+    }
+    assert_eq!(server.total("tls_handshakes"), 2);
+}
+
+/// `socat -t 10 - OPENSSL:...` with the message on stdin: its end of stdin
+/// sends close_notify; returns socat's status and all it printed.
+fn socat(addr: SocketAddr, ca: &Path, options: &str, message: &[u8]) -> (Option<i32>, Vec<u8>) {
+    let address = format!("OPENSSL:{addr},cafile={}{options}", ca.display());
+    let mut child = Reaped(
+        Command::new("socat")
+            .args(["-t", "10", "-", &address])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("socat runs"),
+    );
+    let output = read_stdout(&mut child.0, 0);
+    let mut stdin = child.0.stdin.take().expect("stdin is piped");
+    stdin.write_all(message).expect("written");
+    drop(stdin);
+    let _ = output.recv_timeout(WAIT);
+    let printed = output
+        .recv_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("socat{options} did not end within {WAIT:?}"))
+        .expect("socat's stdout");
+    let status = eventually(WAIT, || matches!(child.0.try_wait(), Ok(Some(_))));
+    assert!(status, "socat{options} did not exit");
+    let code = child.0.wait().expect("reaped").code();
+    (code, printed)
+}
+
+#[test]
+fn socat_is_echoed_and_ends_with_its_close_notify() {
+    if !have("socat") {
+        return;
+    }
+    let files = Files::new("tls-socat", Role::Server);
+    let server = files.start(&[], "info");
+    let addr = tls_addr(&server);
+    let message = pattern(12, 200_000);
+    let (code, printed) = socat(addr, &files.ca_path(), "", &message);
+    assert_eq!(code, Some(0), "socat's status");
+    assert!(
+        printed == message,
+        "{} bytes sent, {} different came back",
+        message.len(),
+        printed.len()
+    );
+}
+
+/// Over TLS 1.2 socat sends its close_notify as its stdin ends, before the
+/// echo came. close_notify closes both ways there (RFC 5246 7.2.1), yet the
+/// server keeps echoing what it read before it (docs/server.md), and socat
+/// reads on: the whole echo comes back.
+#[test]
+fn socat_over_tls_1_2_gets_its_whole_echo_though_its_close_notify_comes_first() {
+    if !have("socat") {
+        return;
+    }
+    let files = Files::new("tls-socat12", Role::Server);
+    let server = files.start(&[], "debug");
+    let addr = tls_addr(&server);
+    let message = pattern(13, 200_000);
+    let (code, printed) = socat(
+        addr,
+        &files.ca_path(),
+        ",openssl-max-proto-version=TLS1.2",
+        &message,
+    );
+    assert_eq!(code, Some(0), "socat's status");
+    assert!(
+        printed == message,
+        "{} bytes sent, {} different came back",
+        message.len(),
+        printed.len()
+    );
+    let line = server.wait_for_log("TLS handshake done");
+    assert!(line.contains("TLSv1.2"), "{line}");
+}
+
+/// What socat relies on, with rustls: a TLS 1.2 client that sends its
+/// close_notify right behind its message still reads the whole echo, then
+/// the server's close_notify.
+#[test]
+fn a_tls_1_2_close_notify_sent_early_still_gets_the_whole_echo() {
+    let files = Files::new("tls-early12", Role::Server);
+    let server = files.start(&[], "info");
+    let message = pattern(14, 3 * BUFFER_SIZE + 5);
+    let mut client = TlsClient::connect(tls_addr(&server), files.client(&TLS12)).expect("connects");
+    let reply = client.echo_closing_first(&message).expect("the exchange");
+    assert!(
+        reply == message,
+        "{} bytes sent, {} different came back",
+        message.len(),
+        reply.len()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 6. Totals and metrics
+
+#[test]
+fn totals_and_metrics_count_handshakes_by_outcome_and_plaintext_bytes() {
+    let files = Files::new("tls-totals", Role::Server);
+    let server = files.start(&["--metrics", "127.0.0.1:0"], "info");
+    let addr = tls_addr(&server);
+    let mut sent = 0u64;
+    for (n, version) in [&TLS13, &TLS12, &TLS13, &TLS12, &TLS13]
+        .into_iter()
+        .enumerate()
+    {
+        let message = pattern(n as u64, 10_000 + n * 3_333);
+        assert_echoed(addr, &files.client(version), &message);
+        sent += message.len() as u64;
+    }
+    assert_eq!(server.total("tls_handshakes"), 5);
+    assert_eq!(server.total("bytes"), sent, "plaintext bytes, not records");
+
+    let (ended, _) = plaintext_request(addr);
+    ended.expect("plaintext ends the connection");
+    drop(TcpStream::connect(addr).expect("connects"));
+    let body = || metrics::scrape(server.listener_addr("metrics", 0));
+    let failed = |body: &str, cause: &str| {
+        metrics::count(
+            body,
+            &format!("echo_tls_handshakes_failed_total{{cause=\"{cause}\"}}"),
+        )
+    };
+    assert!(
+        eventually(WAIT, || {
+            let body = body();
+            failed(&body, "protocol") == 1 && failed(&body, "closed") == 1
+        }),
+        "{}",
+        body()
+    );
+    let body = body();
+    assert_eq!(metrics::count(&body, "echo_tls_handshakes_total"), 5);
+    for cause in [
+        "timeout",
+        "client_certificate",
+        "peer_alert",
+        "incompatible",
+    ] {
+        assert_eq!(failed(&body, cause), 0, "{cause}");
+    }
+    assert_eq!(
+        metrics::count(&body, "echo_stream_echoed_bytes_total"),
+        sent
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 7. The drain
+
+#[test]
+fn a_tls_exchange_in_flight_at_sigterm_finishes_within_the_grace() {
+    let files = Files::new("tls-drain", Role::Server);
+    for version in [&TLS13, &TLS12] {
+        let name = version_name(version);
+        let mut server = files.start(&["--grace", "15s"], "info");
+        let first = pattern(20, 50_000);
+        let second = pattern(21, 300_000);
+        let mut in_flight =
+            TlsClient::connect(tls_addr(&server), files.client(version)).expect("connects");
+        assert!(
+            in_flight.echo_part(&first).expect("first half") == first,
+            "{name}"
+        );
+        server.signal(Signal::SIGTERM);
+        server.wait_for_log("draining connections");
+        assert!(
+            in_flight.echo_part(&second).expect("second half") == second,
+            "{name}"
+        );
+        assert!(
+            in_flight
+                .close()
+                .expect("the server's close_notify")
+                .is_empty(),
+            "{name}: bytes after the echo"
+        );
+        let status = server.wait_exit(WAIT);
+        assert_eq!(status.code(), Some(0), "{name}: {}", server.stderr());
+    }
+}
