@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::plan::{MIN_RATE_PCT, Plan, Scenario, format_rate};
+use crate::plan::{MIN_RATE_PCT, Plan, Scenario, Trust, format_rate};
 use crate::size::{format_size, group_thousands};
 
 /// The plan as `--dry-run` prints it: everything a run would do, one line each.
@@ -91,6 +91,22 @@ impl fmt::Display for Plan {
             None => {}
         }
         writeln!(f, "  timeout       {}", echo_proto::Human(self.timeout))?;
+        if let Some(tls) = self.dry_run().tls {
+            let client = tls
+                .client_cert
+                .map(|cert| format!(", client certificate {cert}"))
+                .unwrap_or_default();
+            let resume = if tls.resume {
+                ", each worker resuming its session after its first connection"
+            } else {
+                ", every handshake full"
+            };
+            writeln!(
+                f,
+                "  tls           server name {}, trusting {}{client}{resume}",
+                tls.server_name, tls.trust
+            )?;
+        }
         if let Some(pid) = self.server_pid {
             writeln!(
                 f,
@@ -151,6 +167,23 @@ pub struct DryRun {
     /// The run's name, when one was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// How the run would speak TLS, with --tls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<PlannedTls>,
+}
+
+/// The TLS settings a dry run shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedTls {
+    /// The name asked for and verified.
+    pub server_name: String,
+    /// `system roots`, `CA file PATH` or `nothing (--tls-insecure)`.
+    pub trust: String,
+    /// The client certificate's file, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    /// Whether each worker resumes its session (`--tls-resume`).
+    pub resume: bool,
 }
 
 /// One address a dry run would try.
@@ -195,6 +228,19 @@ impl Plan {
             timeout_s: self.timeout.as_secs_f64(),
             server_pid: self.server_pid,
             label: self.label.clone(),
+            tls: self.tls.as_ref().map(|tls| PlannedTls {
+                server_name: tls.server_name(&self.target),
+                trust: match &tls.trust {
+                    Trust::System => "system roots".to_owned(),
+                    Trust::Roots(path) => format!("CA file {}", path.display()),
+                    Trust::Insecure => "nothing (--tls-insecure)".to_owned(),
+                },
+                client_cert: tls
+                    .client_cert
+                    .as_ref()
+                    .map(|(cert, _)| cert.display().to_string()),
+                resume: tls.resume,
+            }),
         }
     }
 }

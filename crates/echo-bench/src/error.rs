@@ -43,6 +43,9 @@ pub enum BenchError {
         /// What each address said, in the order tried.
         attempts: Vec<Unanswered>,
     },
+    /// The TLS client could not be set up from the plan.
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The server's memory use could not be read from `/proc/PID/status`.
     #[error("cannot read the resident memory of process {pid}")]
     Rss {
@@ -143,6 +146,25 @@ pub enum PlanError {
     UdpToUnix {
         /// The target as given.
         target: String,
+    },
+    /// `--tls` for udp, which has no TLS (DTLS is another protocol).
+    #[error("{scenario} does not take --tls: it applies to conn, persistent, bulk and idle")]
+    TlsNotTaken {
+        /// The scenario's name.
+        scenario: &'static str,
+    },
+    /// `--tls` towards a Unix socket: the server speaks TLS over TCP only.
+    #[error("--tls needs a TCP address, not the Unix socket {target}")]
+    TlsToUnix {
+        /// The target as given.
+        target: String,
+    },
+    /// `--tls-resume` for a scenario other than conn, whose connections
+    /// each handshake once.
+    #[error("{scenario} does not take --tls-resume: only conn makes connection after connection")]
+    ResumeNotTaken {
+        /// The scenario's name.
+        scenario: &'static str,
     },
     /// A udp size that cannot hold the sequence number or exceeds the
     /// largest datagram the resolved addresses take.

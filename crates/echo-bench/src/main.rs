@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use echo_bench::histogram_log::{LogError, LogWriter, Recording, STANDARD_STREAM, merge_logs};
-use echo_bench::plan::{parse_rate, time_limit};
+use echo_bench::plan::{TlsPlan, Trust, parse_rate, time_limit};
 use echo_bench::progress::Progress;
 use echo_bench::size::{format_size, group_thousands, parse_size};
 use echo_bench::start_at::{self, StartAtError};
@@ -268,6 +268,73 @@ struct Common {
     /// (a note says how late), instead of failing.
     #[arg(long, requires = "start_at")]
     late_ok: bool,
+
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// How to speak TLS to the server.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "TLS")]
+struct TlsArgs {
+    /// Speak TLS over every connection (conn, persistent, bulk, idle; not
+    /// udp, nor a unix: target). Trusts the system's roots unless told
+    /// otherwise; the report gives the version and suite negotiated, the
+    /// handshakes, and for conn their latency apart from the echo's.
+    #[arg(long)]
+    tls: bool,
+
+    /// Trust the CA certificates in this PEM file instead of the system's.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls",
+        conflicts_with = "tls_insecure"
+    )]
+    tls_ca: Option<PathBuf>,
+
+    /// The name to ask the server for and to verify its certificate
+    /// against. Default: the host name given in --addr, or its IP address.
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    tls_server_name: Option<String>,
+
+    /// Accept any certificate for any name: checks nothing, and says so on
+    /// stderr. The server still proves it holds its key, so its handshakes
+    /// cost what verified ones do.
+    #[arg(long, requires = "tls")]
+    tls_insecure: bool,
+
+    /// A client certificate chain (PEM), for a server that requires one; with --tls-key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM); with --tls-cert.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_cert"])]
+    tls_key: Option<PathBuf>,
+
+    /// conn only: every connection after each worker's first resumes that
+    /// worker's last session (a cache per worker), and the report counts
+    /// the handshakes resumed; a run where the server resumed none fails.
+    #[arg(long, requires = "tls")]
+    tls_resume: bool,
+}
+
+impl TlsArgs {
+    /// The plan's TLS settings, or `None` without --tls.
+    fn plan(&self) -> Option<TlsPlan> {
+        self.tls.then(|| TlsPlan {
+            trust: if self.tls_insecure {
+                Trust::Insecure
+            } else if let Some(path) = &self.tls_ca {
+                Trust::Roots(path.clone())
+            } else {
+                Trust::System
+            },
+            server_name: self.tls_server_name.clone(),
+            client_cert: self.tls_cert.clone().zip(self.tls_key.clone()),
+            resume: self.tls_resume,
+        })
+    }
 }
 
 /// The flags of scenarios that send one exchange after another.
@@ -463,6 +530,7 @@ fn run(command: Command) -> anyhow::Result<bool> {
         server_pid: common.server_pid,
         label: common.label.clone(),
         own_addresses: Vec::new(),
+        tls: common.tls.plan(),
     };
     // A bad command line is told before any name is looked up; each address
     // is checked as it is added.
@@ -499,6 +567,12 @@ fn run(command: Command) -> anyhow::Result<bool> {
         let addrs = echo_bench::resolve::resolve(&plan.target, &own, plan.timeout).await?;
         let plan = plan.with_addrs(addrs, own).map_err(UsageError)?;
         note_off_host(&plan, &mut log);
+        if common.tls.tls_insecure {
+            say(
+                "echo-bench: note: --tls-insecure: the server's certificate is not checked",
+                &mut log,
+            );
+        }
         if common.dry_run {
             return print_dry_run(&plan, common.json).map(|()| None);
         }

@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 use std::ops::Deref;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use echo_proto::{Endpoint, Target};
@@ -121,6 +122,47 @@ impl Destination {
     }
 }
 
+/// Which certificates the TLS client trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// The system's roots, as rustls-native-certs finds them (the default).
+    System,
+    /// The PEM roots in this file (`--tls-ca`).
+    Roots(PathBuf),
+    /// Any certificate at all (`--tls-insecure`).
+    Insecure,
+}
+
+/// How a run speaks TLS to the server (`--tls` and the `--tls-*` flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPlan {
+    /// The certificates trusted.
+    pub trust: Trust,
+    /// The name to ask for and verify (`--tls-server-name`); `None`, the
+    /// target's host name or IP address.
+    pub server_name: Option<String>,
+    /// A client certificate chain and its key, as PEM files, for servers
+    /// that require one.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// `conn` only: each worker's connections after its first resume its session.
+    pub resume: bool,
+}
+
+impl TlsPlan {
+    /// The name to ask the server for: `--tls-server-name`, else the
+    /// target's host name as given, else its IP address.
+    pub fn server_name(&self, target: &Target) -> String {
+        if let Some(name) = &self.server_name {
+            return name.clone();
+        }
+        match target {
+            Target::Name { host, .. } => host.clone(),
+            Target::Endpoint(Endpoint::Ip(addr)) => addr.ip().to_string(),
+            Target::Endpoint(Endpoint::Unix(path)) => path.display().to_string(),
+        }
+    }
+}
+
 /// One run: a scenario, its target and the shape of its load.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -154,6 +196,8 @@ pub struct Plan {
     /// target: which source addresses connections may spread over besides
     /// loopback's; empty, the spread is loopback's alone.
     pub own_addresses: Vec<IpAddr>,
+    /// TLS over every connection; `None` for plain TCP or Unix sockets.
+    pub tls: Option<TlsPlan>,
 }
 
 impl Plan {
@@ -174,6 +218,7 @@ impl Plan {
             server_pid: None,
             label: None,
             own_addresses: Vec::new(),
+            tls: None,
         }
     }
 
@@ -226,6 +271,19 @@ impl Plan {
             }
             if !(rate.is_finite() && rate > 0.0) {
                 return Err(PlanError::RateNotPositive { rate });
+            }
+        }
+        if let Some(tls) = &self.tls {
+            if matches!(self.scenario, Scenario::Udp { .. }) {
+                return Err(PlanError::TlsNotTaken { scenario });
+            }
+            if self.target.is_unix() {
+                return Err(PlanError::TlsToUnix {
+                    target: self.target.to_string(),
+                });
+            }
+            if tls.resume && self.scenario != Scenario::Conn {
+                return Err(PlanError::ResumeNotTaken { scenario });
             }
         }
         match &self.scenario {

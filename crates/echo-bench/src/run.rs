@@ -17,6 +17,7 @@ use crate::plan::{Scenario, ValidPlan};
 use crate::report::Report;
 use crate::scenario::{Shared, bulk, conn, connect, idle, persistent, udp};
 use crate::tally::Live;
+use crate::tls::Connector;
 
 /// Finds the first of the plan's addresses where an echo server answers, and
 /// returns the plan with that address alone.
@@ -64,17 +65,23 @@ pub async fn reach(plan: &ValidPlan) -> Result<ValidPlan, BenchError> {
 /// unreadable server process); failures of exchanges are counted in the
 /// report instead.
 pub async fn run(plan: &ValidPlan, live: Arc<Live>) -> Result<Report, BenchError> {
+    // Built once, its files read once, before anything is measured.
+    let tls = plan
+        .tls
+        .as_ref()
+        .map(|tls| Connector::new(tls, &tls.server_name(&plan.target)))
+        .transpose()?;
     let rss_before = plan.server_pid.map(limits::resident_kib).transpose()?;
     let cpu_before = plan.server_pid.map(limits::cpu_time).transpose()?;
     let own_before = limits::own_cpu_time();
     let started = Instant::now();
     let started_at = SystemTime::now();
     let mut outcome = match &plan.scenario {
-        Scenario::Conn => conn::run(Shared::new(plan, live, started)?).await,
-        Scenario::Persistent => persistent::run(Shared::new(plan, live, started)?).await,
-        Scenario::Bulk { total } => bulk::run(Shared::new(plan, live, started)?, *total).await,
-        Scenario::Idle { connections } => idle::run(plan, live, *connections).await?,
-        Scenario::Udp { .. } => udp::run(Shared::new(plan, live, started)?).await,
+        Scenario::Conn => conn::run(Shared::new(plan, live, tls, started)?).await,
+        Scenario::Persistent => persistent::run(Shared::new(plan, live, tls, started)?).await,
+        Scenario::Bulk { total } => bulk::run(Shared::new(plan, live, tls, started)?, *total).await,
+        Scenario::Idle { connections } => idle::run(plan, live, tls, *connections).await?,
+        Scenario::Udp { .. } => udp::run(Shared::new(plan, live, None, started)?).await,
     };
     let elapsed = started.elapsed();
     // Read at once, before the server does anything more, such as closing.

@@ -41,6 +41,9 @@ pub enum FailureKind {
     Connect,
     /// A UDP datagram already answered was answered again.
     Duplicate,
+    /// The TLS handshake failed: an untrusted certificate, no common
+    /// version or suite, an alert from the server, a close midway.
+    Tls,
     /// Any other I/O error.
     Other,
 }
@@ -90,6 +93,9 @@ pub enum ExchangeError {
     /// The connection could not be made.
     #[error("cannot connect: {0}")]
     Connect(#[source] io::Error),
+    /// The TLS handshake failed; rustls's reason, or the socket's, inside.
+    #[error("TLS handshake failed: {0}")]
+    Tls(#[source] io::Error),
     /// Another intact reply to a datagram that had its reply already.
     #[error("another reply to datagram {sequence}, already answered")]
     Duplicate {
@@ -119,6 +125,7 @@ impl ExchangeError {
             ExchangeError::Mismatch(_) => FailureKind::Mismatch,
             ExchangeError::Timeout { .. } => FailureKind::Timeout,
             ExchangeError::Connect(_) => FailureKind::Connect,
+            ExchangeError::Tls(_) => FailureKind::Tls,
             ExchangeError::Duplicate { .. } => FailureKind::Duplicate,
             ExchangeError::Io { source, .. } => match source.kind() {
                 io::ErrorKind::ConnectionReset
@@ -150,6 +157,9 @@ pub struct ErrorCounts {
     /// reports written before it was counted, hence the default.
     #[serde(default)]
     pub duplicate: u64,
+    /// TLS handshakes that failed; absent from reports written before TLS.
+    #[serde(default)]
+    pub tls: u64,
     /// Any other failure.
     pub other: u64,
 }
@@ -157,7 +167,13 @@ pub struct ErrorCounts {
 impl ErrorCounts {
     /// All failures together.
     pub fn total(&self) -> u64 {
-        self.mismatch + self.reset + self.timeout + self.connect + self.duplicate + self.other
+        self.mismatch
+            + self.reset
+            + self.timeout
+            + self.connect
+            + self.duplicate
+            + self.tls
+            + self.other
     }
 
     fn bump(&mut self, kind: FailureKind) {
@@ -167,6 +183,7 @@ impl ErrorCounts {
             FailureKind::Timeout => &mut self.timeout,
             FailureKind::Connect => &mut self.connect,
             FailureKind::Duplicate => &mut self.duplicate,
+            FailureKind::Tls => &mut self.tls,
             FailureKind::Other => &mut self.other,
         };
         *counter += 1;
@@ -179,6 +196,7 @@ impl ErrorCounts {
         self.timeout += other.timeout;
         self.connect += other.connect;
         self.duplicate += other.duplicate;
+        self.tls += other.tls;
         self.other += other.other;
     }
 }
@@ -308,6 +326,74 @@ pub struct Tally {
     pub samples: Vec<String>,
     /// Latency of each successful exchange, in nanoseconds.
     latency: Histogram<u64>,
+    /// TLS handshakes completed, and what the first negotiated.
+    pub handshakes: Handshakes,
+}
+
+/// The TLS handshakes a worker or a run completed.
+#[derive(Debug, Clone)]
+pub struct Handshakes {
+    /// Handshakes completed.
+    pub count: u64,
+    /// Of them, those that resumed a session.
+    pub resumed: u64,
+    /// The protocol version and cipher suite of the first, as `TLSv1.3` and
+    /// `TLS13_AES_128_GCM_SHA256`.
+    pub negotiated: Option<(String, String)>,
+    /// How long each took, from the TCP connection to its end, in nanoseconds.
+    latency: Histogram<u64>,
+}
+
+impl Default for Handshakes {
+    fn default() -> Self {
+        Handshakes {
+            count: 0,
+            resumed: 0,
+            negotiated: None,
+            latency: latency_histogram(),
+        }
+    }
+}
+
+/// One completed TLS handshake.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    /// From the TCP connection made to the handshake's end.
+    pub took: Duration,
+    /// Whether the server resumed the client's session.
+    pub resumed: bool,
+    /// The protocol version, as `TLSv1.3`.
+    pub version: String,
+    /// The cipher suite, as `TLS13_AES_128_GCM_SHA256`.
+    pub cipher_suite: String,
+}
+
+impl Handshakes {
+    /// Counts `handshake`, keeping what it negotiated if it is the first.
+    pub fn record(&mut self, handshake: &Handshake) {
+        self.count += 1;
+        self.resumed += u64::from(handshake.resumed);
+        self.latency.saturating_record(nanos(handshake.took));
+        if self.negotiated.is_none() {
+            self.negotiated = Some((handshake.version.clone(), handshake.cipher_suite.clone()));
+        }
+    }
+
+    /// Adds another's counts and latencies; its first negotiation stands if this has none.
+    pub fn merge(&mut self, other: &Handshakes) {
+        self.count += other.count;
+        self.resumed += other.resumed;
+        if self.negotiated.is_none() {
+            self.negotiated.clone_from(&other.negotiated);
+        }
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+    }
+
+    /// How long the handshakes took, in nanoseconds.
+    pub fn latency(&self) -> &Histogram<u64> {
+        &self.latency
+    }
 }
 
 impl Default for Tally {
@@ -327,6 +413,7 @@ impl Tally {
             late: 0,
             samples: Vec::new(),
             latency: latency_histogram(),
+            handshakes: Handshakes::default(),
         }
     }
 
@@ -361,6 +448,7 @@ impl Tally {
             .extend(other.samples.iter().take(room).cloned());
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency.add(&other.latency);
+        self.handshakes.merge(&other.handshakes);
     }
 
     /// The latency histogram, in nanoseconds.
@@ -447,6 +535,11 @@ impl Recorder {
         self.record_interval(latency);
     }
 
+    /// Records a completed TLS handshake.
+    pub fn handshook(&mut self, handshake: &Handshake) {
+        self.tally.handshakes.record(handshake);
+    }
+
     /// Records a failed exchange.
     pub fn failed(&mut self, error: &ExchangeError) {
         self.tally.failed(Some(self.worker), error);
@@ -525,6 +618,10 @@ mod tests {
             },
         );
         tally.failed(Some(9), &ExchangeError::Duplicate { sequence: 3 });
+        tally.failed(
+            Some(9),
+            &ExchangeError::Tls(io::Error::new(io::ErrorKind::InvalidData, "bad certificate")),
+        );
         assert_eq!(
             tally.errors,
             ErrorCounts {
@@ -533,10 +630,11 @@ mod tests {
                 timeout: 1,
                 connect: 2,
                 duplicate: 1,
+                tls: 1,
                 other: 1
             }
         );
-        assert_eq!(tally.errors.total(), 8);
+        assert_eq!(tally.errors.total(), 9);
         assert_eq!(tally.samples.len(), MAX_SAMPLES);
         assert_eq!(
             tally.samples[0],

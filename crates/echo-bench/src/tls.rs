@@ -1,7 +1,28 @@
-//! TLS as the load generator speaks it: the one crypto provider, ring, and
-//! how protocol versions are named in reports.
+//! TLS as the load generator speaks it: the one crypto provider, ring; the
+//! client configuration a run builds once from its plan's trust, name and
+//! certificate; and the handshake on a connection made, timed and told apart
+//! from the echo.
 
-use rustls::crypto::CryptoProvider;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::Resumption;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, HandshakeKind, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::plan::{TlsPlan, Trust};
+use crate::tally::{ExchangeError, Handshake};
+
+/// Sessions a worker's cache keeps with `--tls-resume`: it talks to one
+/// server, and each connection needs one.
+const SESSIONS_PER_WORKER: usize = 8;
 
 /// rustls's ring provider, the workspace's one (aws-lc-rs costs minutes of
 /// cold build); its kx groups are X25519 and the NIST curves, suites AES-GCM
@@ -21,5 +42,221 @@ pub fn version_name(version: rustls::ProtocolVersion) -> String {
         rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
         rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
         other => format!("{other:?}"),
+    }
+}
+
+/// Why a run's TLS client could not be set up from its plan.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file of `--tls-ca`, `--tls-cert` or `--tls-key` could not be read or held nothing usable.
+    #[error("cannot read {what} from {}: {reason}", path.display())]
+    File {
+        /// Which flag's file.
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The system's trust store held no usable certificate.
+    #[error("no usable root certificate in the system's trust store ({0}); give --tls-ca")]
+    NoSystemRoots(String),
+    /// The server name is neither a DNS name nor an IP address.
+    #[error("invalid TLS server name '{0}': give --tls-server-name")]
+    ServerName(String),
+    /// rustls refused the configuration (a client key that does not match its certificate, say).
+    #[error("rustls: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The TLS side of a run's connections: its client configuration, built
+/// once, and the name it asks the server for.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    resume: bool,
+}
+
+impl Connector {
+    /// The connector `plan` describes, towards a server called `name`:
+    /// reads its files once.
+    ///
+    /// # Errors
+    /// A [`TlsError`] naming the file, name or setting that cannot serve.
+    pub fn new(plan: &TlsPlan, name: &str) -> Result<Connector, TlsError> {
+        let provider = Arc::new(ring_provider());
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()?;
+        let builder = match &plan.trust {
+            Trust::Insecure => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification(provider))),
+            Trust::System => builder.with_root_certificates(system_roots()?),
+            Trust::Roots(path) => builder.with_root_certificates(file_roots(path)?),
+        };
+        let mut config = match &plan.client_cert {
+            Some((cert, key)) => {
+                builder.with_client_auth_cert(read_certs(cert, "--tls-cert")?, read_key(key)?)?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        config.resumption = Resumption::disabled();
+        let name = ServerName::try_from(name.to_owned())
+            .map_err(|_| TlsError::ServerName(name.to_owned()))?;
+        Ok(Connector {
+            config: Arc::new(config),
+            name,
+            resume: plan.resume,
+        })
+    }
+
+    /// The connector one worker uses: with `--tls-resume`, its own session
+    /// cache, so that every connection after its first can resume; else
+    /// this one, every handshake full.
+    pub(crate) fn for_worker(&self) -> Connector {
+        if !self.resume {
+            return self.clone();
+        }
+        let mut config = (*self.config).clone();
+        config.resumption = Resumption::in_memory_sessions(SESSIONS_PER_WORKER);
+        Connector {
+            config: Arc::new(config),
+            ..self.clone()
+        }
+    }
+
+    /// Runs the handshake on `tcp`, made at `connected`, and says what it negotiated.
+    ///
+    /// # Errors
+    /// [`ExchangeError::Tls`] with rustls's reason, or the socket's.
+    pub(crate) async fn handshake(
+        &self,
+        tcp: TcpStream,
+        connected: Instant,
+    ) -> Result<(TlsStream<TcpStream>, Handshake), ExchangeError> {
+        let stream = TlsConnector::from(Arc::clone(&self.config))
+            .connect(self.name.clone(), tcp)
+            .await
+            .map_err(ExchangeError::Tls)?;
+        let took = connected.elapsed();
+        let connection = stream.get_ref().1;
+        let handshake = Handshake {
+            took,
+            resumed: connection.handshake_kind() == Some(HandshakeKind::Resumed),
+            version: connection
+                .protocol_version()
+                .map(version_name)
+                .unwrap_or_default(),
+            cipher_suite: connection
+                .negotiated_cipher_suite()
+                .and_then(|suite| suite.suite().as_str())
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        Ok((stream, handshake))
+    }
+}
+
+fn system_roots() -> Result<RootCertStore, TlsError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+        return Err(TlsError::NoSystemRoots(if errors.is_empty() {
+            "none found".to_owned()
+        } else {
+            errors.join("; ")
+        }));
+    }
+    Ok(roots)
+}
+
+fn file_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(read_certs(path, "--tls-ca")?);
+    if added == 0 {
+        return Err(TlsError::File {
+            what: "--tls-ca",
+            path: path.to_owned(),
+            reason: "no usable CA certificate".to_owned(),
+        });
+    }
+    Ok(roots)
+}
+
+fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let error = |reason: String| TlsError::File {
+        what,
+        path: path.to_owned(),
+        reason,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|err| error(err.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| error(err.to_string()))?;
+    if certs.is_empty() {
+        return Err(error("no PEM certificate in it".to_owned()));
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|err| TlsError::File {
+        what: "--tls-key",
+        path: path.to_owned(),
+        reason: err.to_string(),
+    })
+}
+
+/// `--tls-insecure`: accepts any certificate for any name, but still checks
+/// that the server holds the key it presents, so the handshake costs the
+/// server what a verified one does.
+#[derive(Debug)]
+struct NoVerification(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -170,10 +170,36 @@ pub struct Report {
     /// their own clocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_skew_s: Option<f64>,
+    /// A run over TLS: what was negotiated and how the handshakes went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFigures>,
     /// Whether the run passed: no errors, loss within its limit, something exchanged.
     pub ok: bool,
     /// Why the run did not pass, one reason each.
     pub failures: Vec<String>,
+}
+
+/// The TLS side of a run over TLS.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TlsFigures {
+    /// The protocol version of the first handshake, as `TLSv1.3`; `None` when none completed.
+    pub version: Option<String>,
+    /// The cipher suite of the first handshake, as `TLS13_AES_128_GCM_SHA256`.
+    pub cipher_suite: Option<String>,
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Of them, those the server resumed a session for.
+    pub resumed: u64,
+    /// Whether `--tls-resume` asked for resumption.
+    pub resume_asked: bool,
+    /// Handshake latency, from the TCP connection made to the handshake's
+    /// end, in microseconds: median, 99th percentile and maximum; `None`
+    /// with no handshake.
+    pub handshake_p50_us: Option<f64>,
+    /// The 99th percentile, in microseconds.
+    pub handshake_p99_us: Option<f64>,
+    /// The longest, in microseconds.
+    pub handshake_max_us: Option<f64>,
 }
 
 impl Report {
@@ -259,6 +285,27 @@ impl Report {
             ..Report::default()
         };
         report.set_latency(tally.latency());
+        report.tls = plan.tls.as_ref().map(|tls| {
+            let handshakes = &tally.handshakes;
+            let latency = handshakes.latency();
+            let micros = |nanos: u64| (handshakes.count > 0).then(|| nanos as f64 / 1_000.0);
+            TlsFigures {
+                version: handshakes
+                    .negotiated
+                    .as_ref()
+                    .map(|(version, _)| version.clone()),
+                cipher_suite: handshakes
+                    .negotiated
+                    .as_ref()
+                    .map(|(_, suite)| suite.clone()),
+                handshakes: handshakes.count,
+                resumed: handshakes.resumed,
+                resume_asked: tls.resume,
+                handshake_p50_us: micros(latency.value_at_quantile(0.5)),
+                handshake_p99_us: micros(latency.value_at_quantile(0.99)),
+                handshake_max_us: micros(latency.max()),
+            }
+        });
         match plan.scenario {
             Scenario::Udp { max_loss } => {
                 // Every datagram sent ended as an echo, a loss or an error;

@@ -108,6 +108,35 @@ impl fmt::Display for Report {
             micros(self.p999_us),
             micros(self.max_us)
         )?;
+        if let Some(tls) = &self.tls {
+            let negotiated = match (&tls.version, &tls.cipher_suite) {
+                (Some(version), Some(suite)) => format!("{version} {suite}"),
+                _ => "no handshake completed".to_owned(),
+            };
+            let resumed = if tls.resume_asked {
+                format!(", {} resumed", group_thousands(tls.resumed))
+            } else {
+                String::new()
+            };
+            writeln!(
+                f,
+                "  tls           {negotiated}, {} handshakes{resumed}",
+                group_thousands(tls.handshakes)
+            )?;
+            if let (Some(p50), Some(p99), Some(max)) = (
+                tls.handshake_p50_us,
+                tls.handshake_p99_us,
+                tls.handshake_max_us,
+            ) {
+                writeln!(
+                    f,
+                    "  handshake µs  p50 {}   p99 {}   max {}",
+                    micros(p50),
+                    micros(p99),
+                    micros(max)
+                )?;
+            }
+        }
         if let (Some(before), Some(after)) = (self.rss_before_kib, self.rss_after_kib) {
             write!(
                 f,

@@ -27,6 +27,15 @@ pub(super) fn failures(report: &Report) -> Vec<String> {
             ));
         }
     }
+    if let Some(tls) = &report.tls {
+        // A worker's first handshake is full; the rest could have resumed.
+        if tls.resume_asked && tls.handshakes > report.workers as u64 && tls.resumed == 0 {
+            failures.push(format!(
+                "--tls-resume asked, but the server resumed none of {} handshakes",
+                group_thousands(tls.handshakes)
+            ));
+        }
+    }
     if report.exchanges == 0 {
         failures.push("no exchange completed".to_owned());
     }
@@ -53,6 +62,7 @@ pub(super) fn describe(counts: &ErrorCounts) -> String {
         ("timeout", counts.timeout),
         ("connect", counts.connect),
         ("duplicate", counts.duplicate),
+        ("tls", counts.tls),
         ("other", counts.other),
     ];
     kinds

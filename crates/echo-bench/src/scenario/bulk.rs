@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::connect::connect_within;
-use super::stream::{ReadHalf, WriteHalf, split};
+use super::stream::{ReadHalf, WriteHalf, half_close_ends_message, split};
 use super::workers::run_workers;
 use super::{Shared, seed};
 use crate::check::Stream;
@@ -44,13 +44,27 @@ async fn worker(id: usize, share: u64, shared: Arc<Shared>) -> Tally {
     if share == 0 || !shared.budget.take() {
         return recorder.finish();
     }
-    let mut stream = match connect_within(&shared.addr, plan.timeout).await {
-        Ok(stream) => stream,
+    let mut stream = match connect_within(&shared.addr, shared.tls.as_ref(), plan.timeout).await {
+        Ok((stream, handshake)) => {
+            if let Some(handshake) = &handshake {
+                recorder.handshook(handshake);
+            }
+            stream
+        }
         Err(err) => {
             recorder.failed(&err);
             return recorder.finish();
         }
     };
+    if !half_close_ends_message(&stream) {
+        // TLS 1.2's close_notify closes both ways, so the stream's end
+        // would have to wait for its whole echo; not done yet.
+        recorder.failed(&ExchangeError::Tls(std::io::Error::other(
+            "bulk over TLS 1.2 is not supported (its close_notify closes both ways): \
+             use TLS 1.3",
+        )));
+        return recorder.finish();
+    }
     let pattern = Stream::new(seed(id, 0));
     let (reader, writer) = split(&mut stream);
     let (marks, marks_back) = mpsc::unbounded_channel();

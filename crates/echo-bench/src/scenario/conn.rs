@@ -16,11 +16,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::backoff::{Backoff, pauses_after};
-use super::connect::{Spread, connect, connect_from};
-use super::stream::{Stream, split};
+use super::connect::{Spread, connect, connect_from, secure};
+use super::persistent;
+use super::stream::{Stream, half_close_ends_message, split};
 use super::workers::run_budgeted;
 use super::{Shared, alternating_messages};
 use crate::tally::{ExchangeError, Mismatch, Outcome, Recorder, Tally};
+use crate::tls::Connector;
 
 /// How many source addresses (127.0.0.1, 127.0.0.2, ... for an IPv4 loopback
 /// target) the workers spread over at most.
@@ -41,6 +43,8 @@ async fn worker(id: usize, shared: Arc<Shared>, spread: Arc<Spread>) -> Tally {
     let messages = alternating_messages(id, plan.size);
     let mut reply = Vec::with_capacity(plan.size + 1);
     let mut backoff = Backoff::new();
+    // With --tls-resume, the worker's own session cache.
+    let tls = shared.tls.as_ref().map(Connector::for_worker);
     let sources = spread.len(SOURCE_ADDRESSES);
     let source = (sources > 0)
         .then(|| spread.address(id % sources))
@@ -52,11 +56,18 @@ async fn worker(id: usize, shared: Arc<Shared>, spread: Arc<Spread>) -> Tally {
         let started = slot.counted_from(Instant::now());
         let result = tokio::time::timeout(
             plan.timeout,
-            exchange(&shared.addr, source, message, &mut reply),
+            exchange(
+                &shared.addr,
+                source,
+                tls.as_ref(),
+                message,
+                &mut reply,
+                &mut recorder,
+            ),
         )
         .await
         .unwrap_or(Err(ExchangeError::Timeout {
-            during: "connecting, sending and reading to the end of the reply",
+            during: "connecting, the TLS handshake if any, sending and reading to the end of the reply",
             after: plan.timeout,
         }));
         shared.exchange_ended();
@@ -78,20 +89,35 @@ async fn worker(id: usize, shared: Arc<Shared>, spread: Arc<Spread>) -> Tally {
     recorder.finish()
 }
 
-/// One full exchange on a new connection to `addr`, from `source` if given;
-/// `reply` is scratch space.
+/// One full exchange on a new connection to `addr`, from `source` if given,
+/// over TLS with `tls`, whose handshake goes to `recorder`; `reply` is
+/// scratch space.
 async fn exchange(
     addr: &Endpoint,
     source: Option<std::net::IpAddr>,
+    tls: Option<&Connector>,
     message: &[u8],
     reply: &mut Vec<u8>,
+    recorder: &mut Recorder,
 ) -> Result<(), ExchangeError> {
-    let mut stream = match (addr, source) {
+    let plain = match (addr, source) {
         (Endpoint::Ip(target), Some(source)) => connect_from(source, *target)
             .await
             .map_err(ExchangeError::Connect)?,
         _ => connect(addr).await?,
     };
+    let (mut stream, handshake) = secure(plain, tls).await?;
+    if let Some(handshake) = &handshake {
+        recorder.handshook(handshake);
+    }
+    if !half_close_ends_message(&stream) {
+        // TLS 1.2: the whole echo first, then close_notify, which closes
+        // both ways, and the server's own before it closes.
+        reply.clear();
+        reply.resize(message.len(), 0);
+        persistent::exchange(&mut stream, message, reply).await?;
+        return persistent::close(stream).await;
+    }
     exchange_on(&mut stream, message, reply).await
 }
 

@@ -1,6 +1,7 @@
 //! The client side of a stream connection as every scenario makes it: TCP with
 //! Nagle's algorithm off or a Unix socket, within a timeout, and from a chosen
-//! source address when the target answers to several.
+//! source address when the target answers to several; then, for a run over
+//! TLS, the handshake.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -10,14 +11,15 @@ use echo_proto::Endpoint;
 use tokio::net::{TcpSocket, TcpStream, UnixStream};
 use tokio_util::either::Either;
 
-use super::stream::Stream;
+use super::stream::{Plain, Stream};
 use crate::error::Unanswered;
-use crate::tally::ExchangeError;
+use crate::tally::{ExchangeError, Handshake};
+use crate::tls::Connector;
 
 /// Connects to `endpoint`; over TCP with Nagle's algorithm off, since every
 /// exchange waits for its answer and Nagle would hold small messages back
 /// for the peer's delayed ACK.
-pub(crate) async fn connect(endpoint: &Endpoint) -> Result<Stream, ExchangeError> {
+pub(crate) async fn connect(endpoint: &Endpoint) -> Result<Plain, ExchangeError> {
     match endpoint {
         Endpoint::Ip(addr) => {
             let stream = TcpStream::connect(addr)
@@ -41,7 +43,7 @@ pub(crate) async fn connect(endpoint: &Endpoint) -> Result<Stream, ExchangeError
 /// With the port left to `connect`, the kernel may reuse a source port towards
 /// other destinations and recycle ports from TIME_WAIT, as it does for an
 /// unbound socket; a plain `bind` to port 0 would reserve a port outright.
-pub(crate) async fn connect_from(source: IpAddr, target: SocketAddr) -> io::Result<Stream> {
+pub(crate) async fn connect_from(source: IpAddr, target: SocketAddr) -> io::Result<Plain> {
     let socket = match source {
         IpAddr::V4(_) => TcpSocket::new_v4()?,
         IpAddr::V6(_) => TcpSocket::new_v6()?,
@@ -58,24 +60,54 @@ pub(crate) async fn connect_from(source: IpAddr, target: SocketAddr) -> io::Resu
     Ok(Either::Left(stream))
 }
 
-/// Connects within `timeout`.
+/// With `tls`, runs the handshake on `plain`, just connected, and says how
+/// it went; without, hands `plain` back as it is.
+///
+/// # Errors
+/// [`ExchangeError::Tls`] when the handshake fails, or when `plain` is a
+/// Unix socket (which the plan's checks rule out).
+pub(crate) async fn secure(
+    plain: Plain,
+    tls: Option<&Connector>,
+) -> Result<(Stream, Option<Handshake>), ExchangeError> {
+    let Some(tls) = tls else {
+        return Ok((Either::Left(plain), None));
+    };
+    let Either::Left(tcp) = plain else {
+        return Err(ExchangeError::Tls(io::Error::other(
+            "TLS is spoken over TCP only, not over a Unix socket",
+        )));
+    };
+    let (stream, handshake) = tls.handshake(tcp, tokio::time::Instant::now()).await?;
+    Ok((Either::Right(Box::new(stream)), Some(handshake)))
+}
+
+/// Connects, with `tls` runs the handshake, all within `timeout`.
 pub(crate) async fn connect_within(
     endpoint: &Endpoint,
+    tls: Option<&Connector>,
     timeout: Duration,
-) -> Result<Stream, ExchangeError> {
-    tokio::time::timeout(timeout, connect(endpoint))
-        .await
-        .map_err(|_| ExchangeError::Timeout {
-            during: "connecting",
-            after: timeout,
-        })?
+) -> Result<(Stream, Option<Handshake>), ExchangeError> {
+    let during = if tls.is_some() {
+        "connecting and the TLS handshake"
+    } else {
+        "connecting"
+    };
+    tokio::time::timeout(timeout, async {
+        secure(connect(endpoint).await?, tls).await
+    })
+    .await
+    .map_err(|_| ExchangeError::Timeout {
+        during,
+        after: timeout,
+    })?
 }
 
 /// Makes one connection to `endpoint` and closes it again: the proof, before
 /// any worker starts, that something listens there.
 pub(crate) async fn probe(endpoint: &Endpoint, timeout: Duration) -> Result<(), Unanswered> {
     let addr = endpoint.to_string();
-    match connect_within(endpoint, timeout).await {
+    match connect_within(endpoint, None, timeout).await {
         Ok(_stream) => Ok(()),
         Err(ExchangeError::Timeout { after, .. }) => Err(Unanswered::Timeout { addr, after }),
         Err(ExchangeError::Connect(source)) | Err(ExchangeError::Io { source, .. }) => {

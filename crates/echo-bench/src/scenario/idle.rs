@@ -17,14 +17,15 @@ use echo_proto::{Endpoint, pattern};
 use tokio::time::Instant;
 
 use super::backoff::{Backoff, pause_until, pauses_after};
-use super::connect::{Spread, connect, connect_from};
-use super::stream::Stream;
+use super::connect::{Spread, connect, connect_from, secure};
+use super::stream::{Plain, Stream};
 use super::workers::run_workers_with;
 use super::{HARD_GRACE, conn, first_address, persistent, seed};
 use crate::error::BenchError;
 use crate::limits;
 use crate::plan::Plan;
 use crate::tally::{ExchangeError, Live, Outcome, Recorder, Tally};
+use crate::tls::Connector;
 
 /// The longest the opening of all connections may take.
 const OPEN_PHASE_LIMIT: Duration = Duration::from_secs(60);
@@ -42,6 +43,7 @@ pub const MAX_SOURCE_ADDRESSES: usize = 256;
 pub(crate) async fn run(
     plan: &Plan,
     live: Arc<Live>,
+    tls: Option<Connector>,
     connections: u64,
 ) -> Result<Outcome, BenchError> {
     let started = Instant::now();
@@ -54,6 +56,7 @@ pub(crate) async fn run(
     let opening = Arc::new(Phase {
         plan: plan.clone(),
         live: Arc::clone(&live),
+        tls,
         deadline: started + OPEN_PHASE_LIMIT,
     });
     let (mut tally, opened) = run_workers_with(
@@ -72,6 +75,7 @@ pub(crate) async fn run(
     let closing = Arc::new(Phase {
         plan: plan.clone(),
         live,
+        tls: None,
         deadline: Instant::now() + plan.timeout + CLOSE_PHASE_LIMIT,
     });
     // Each worker checks the connections one opening worker opened.
@@ -101,6 +105,8 @@ pub(crate) async fn run(
 struct Phase {
     plan: Plan,
     live: Arc<Live>,
+    /// The TLS client connections are opened with, if any.
+    tls: Option<Connector>,
     /// No connection is opened or checked after this.
     deadline: Instant,
 }
@@ -122,7 +128,11 @@ async fn open(
         let started = Instant::now();
         let limit = (started + plan.timeout).min(phase.deadline);
         let opened = async {
-            let mut stream = sources.connect().await?;
+            let (mut stream, handshake) =
+                secure(sources.connect().await?, phase.tls.as_ref()).await?;
+            if let Some(handshake) = &handshake {
+                recorder.handshook(handshake);
+            }
             persistent::exchange(&mut stream, &message, &mut reply).await?;
             Ok(stream)
         };
@@ -201,7 +211,7 @@ impl Sources {
 
     /// Connects to the target from the current source address, moving on to
     /// the next one when this one has no ports left.
-    async fn connect(&self) -> Result<Stream, ExchangeError> {
+    async fn connect(&self) -> Result<Plain, ExchangeError> {
         let addresses = self.spread.len(MAX_SOURCE_ADDRESSES);
         loop {
             let index = self.current.load(Ordering::Relaxed);

@@ -35,6 +35,7 @@ use self::schedule::Schedule;
 use crate::error::{BenchError, PlanError};
 use crate::plan::Plan;
 use crate::tally::Live;
+use crate::tls::Connector;
 
 /// Time past the end of the run (and past one timeout for the exchange in
 /// flight, and one for the clean close) after which workers still running are
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     /// The timetable of a fixed-rate run; `None` for a closed loop.
     schedule: Option<Schedule>,
     pub live: Arc<Live>,
+    /// The TLS client of a run over TLS, built once for the run.
+    pub tls: Option<Connector>,
     /// When the run started: what `last_end` counts from.
     started: Instant,
     /// When the latest exchange to end so far ended, in nanoseconds since
@@ -80,6 +83,7 @@ impl Shared {
     pub(crate) fn new(
         plan: &Plan,
         live: Arc<Live>,
+        tls: Option<Connector>,
         started: Instant,
     ) -> Result<Arc<Self>, BenchError> {
         Ok(Arc::new(Shared {
@@ -90,6 +94,7 @@ impl Shared {
                 .rate
                 .map(|rate| Schedule::new(started, rate, plan.count)),
             live,
+            tls,
             started,
             last_end: AtomicU64::new(0),
         }))
@@ -205,7 +210,7 @@ mod tests {
             ..Plan::local(Scenario::Persistent, addr)
         };
         let started = Instant::now();
-        let shared = Shared::new(&plan, Arc::new(Live::default()), started).expect("plan");
+        let shared = Shared::new(&plan, Arc::new(Live::default()), None, started).expect("plan");
         assert!(shared.next_slot().await.is_some());
         shared.exchange_ended();
         assert!(shared.next_slot().await.is_some());
@@ -227,7 +232,8 @@ mod tests {
             duration: Duration::from_millis(50),
             ..Plan::local(Scenario::Conn, addr)
         };
-        let shared = Shared::new(&plan, Arc::new(Live::default()), Instant::now()).expect("plan");
+        let shared =
+            Shared::new(&plan, Arc::new(Live::default()), None, Instant::now()).expect("plan");
         assert!(shared.next_slot().await.is_some());
         shared.exchange_ended();
         tokio::time::advance(Duration::from_millis(50)).await;

@@ -31,8 +31,13 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Tally {
     while let Some(slot) = shared.next_slot().await {
         let mut stream = match connection.take() {
             Some(stream) => stream,
-            None => match connect_within(&shared.addr, plan.timeout).await {
-                Ok(stream) => stream,
+            None => match connect_within(&shared.addr, shared.tls.as_ref(), plan.timeout).await {
+                Ok((stream, handshake)) => {
+                    if let Some(handshake) = &handshake {
+                        recorder.handshook(handshake);
+                    }
+                    stream
+                }
                 Err(err) => {
                     recorder.failed(&err);
                     shared.exchange_ended();
@@ -102,7 +107,7 @@ pub(super) async fn exchange(
 
 /// Ends a connection the RFC 862 way: half-close, then expect the server to
 /// close too, with nothing more to say.
-async fn close(mut stream: Stream) -> Result<(), ExchangeError> {
+pub(super) async fn close(mut stream: Stream) -> Result<(), ExchangeError> {
     stream
         .shutdown()
         .await

@@ -1,7 +1,104 @@
 //! TLS: the scenarios over TLS against an in-test rustls echo server, their
 //! usage errors, and `tls-floor`'s figures.
 
-use super::util::{echo_bench, show};
+use std::io::{self, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+use super::util::{TempDir, echo_bench, json_report, show};
+
+/// A CA, and a server certificate for `localhost` and 127.0.0.1 signed by
+/// it, with the CA's PEM written into `dir`.
+struct Certs {
+    ca_pem: PathBuf,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+fn certs(dir: &TempDir) -> Certs {
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("server certificate");
+    let ca_pem = dir.path().join("ca.pem");
+    std::fs::write(&ca_pem, ca.pem()).expect("write the CA");
+    Certs {
+        ca_pem,
+        chain: vec![cert.der().clone()],
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    }
+}
+
+/// A TLS echo server on 127.0.0.1, a thread per connection, offering only
+/// `version`, with resumption on (rustls's stateful cache): echoes until
+/// close_notify or a bare FIN, then sends its own close_notify and closes.
+/// Counts the connections whose handshake it finished.
+fn tls_server(
+    certs: &Certs,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> (SocketAddr, Arc<AtomicU64>) {
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[version])
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs.chain.clone(), certs.key.clone_key())
+        .expect("server config");
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let handshakes = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&handshakes);
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { continue };
+            let config = Arc::clone(&config);
+            let counted = Arc::clone(&counted);
+            std::thread::spawn(move || {
+                let _ = echo_one(config, tcp, &counted);
+            });
+        }
+    });
+    (addr, handshakes)
+}
+
+fn echo_one(config: Arc<ServerConfig>, tcp: TcpStream, handshakes: &AtomicU64) -> io::Result<()> {
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let conn = ServerConnection::new(config).map_err(io::Error::other)?;
+    let mut tls = StreamOwned::new(conn, tcp);
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut counted = false;
+    loop {
+        let n = match tls.read(&mut buffer) {
+            Ok(n) => n,
+            // A bare FIN ends the message too.
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => 0,
+            Err(err) => return Err(err),
+        };
+        if !counted && !tls.conn.is_handshaking() {
+            counted = true;
+            handshakes.fetch_add(1, Ordering::Relaxed);
+        }
+        if n == 0 {
+            break;
+        }
+        tls.write_all(&buffer[..n])?;
+    }
+    tls.conn.send_close_notify();
+    tls.flush()?;
+    Ok(())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_floor_reports_positive_figures_for_the_pinned_suite() {
@@ -83,4 +180,199 @@ async fn the_floor_refuses_empty_measurements() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", show(&output));
         assert!(output.stdout.is_empty(), "{args:?}: {}", show(&output));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conn_over_tls_counts_full_and_resumed_handshakes() {
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let dir = TempDir::new("tls-conn");
+        let certs = certs(&dir);
+        let (addr, _) = tls_server(&certs, version);
+        let addr = addr.to_string();
+        let ca = certs.ca_pem.display().to_string();
+        let expected = if std::ptr::eq(version, &rustls::version::TLS13) {
+            "TLSv1.3"
+        } else {
+            "TLSv1.2"
+        };
+        for resume in [false, true] {
+            let mut args = vec![
+                "conn",
+                "--addr",
+                &addr,
+                "-c",
+                "2",
+                "-n",
+                "20",
+                "-s",
+                "3KiB",
+                "--json",
+                "--tls",
+                "--tls-ca",
+                &ca,
+                "--tls-server-name",
+                "localhost",
+            ];
+            if resume {
+                args.push("--tls-resume");
+            }
+            let output = echo_bench(&args).await;
+            assert!(
+                output.status.success(),
+                "{expected} resume {resume}: {}",
+                show(&output)
+            );
+            let report = json_report(&output);
+            assert_eq!(report["exchanges"], 20, "{}", show(&output));
+            assert_eq!(report["bytes"], 20 * 3 * 1024);
+            assert_eq!(report["errors"], 0);
+            let tls = &report["tls"];
+            assert_eq!(tls["version"], expected, "{}", show(&output));
+            assert_eq!(tls["handshakes"], 20);
+            assert_eq!(tls["resume_asked"], resume);
+            // Each of the two workers' first handshakes is full.
+            assert_eq!(
+                tls["resumed"],
+                if resume { 18 } else { 0 },
+                "{}",
+                show(&output)
+            );
+            for key in ["handshake_p50_us", "handshake_p99_us", "handshake_max_us"] {
+                assert!(
+                    tls[key].as_f64().is_some_and(|v| v > 0.0),
+                    "{key}: {}",
+                    show(&output)
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_over_tls_echoes_every_message() {
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let dir = TempDir::new("tls-persistent");
+        let certs = certs(&dir);
+        let (addr, handshakes) = tls_server(&certs, version);
+        let addr = addr.to_string();
+        let ca = certs.ca_pem.display().to_string();
+        let output = echo_bench(&[
+            "persistent",
+            "--addr",
+            &addr,
+            "-c",
+            "3",
+            "-n",
+            "300",
+            "-s",
+            "100",
+            "--json",
+            "--tls",
+            "--tls-ca",
+            &ca,
+        ])
+        .await;
+        assert!(output.status.success(), "{}", show(&output));
+        let report = json_report(&output);
+        assert_eq!(report["exchanges"], 300);
+        assert_eq!(report["bytes"], 300 * 100);
+        assert_eq!(report["errors"], 0);
+        assert_eq!(report["tls"]["handshakes"], 3, "{}", show(&output));
+        let suite = report["tls"]["cipher_suite"].as_str().unwrap_or_default();
+        assert!(
+            suite.contains("_GCM_"),
+            "ring's preferred suites are AES-GCM: {}",
+            show(&output)
+        );
+        // The probe before the load is plain TCP: no handshake.
+        assert_eq!(handshakes.load(Ordering::Relaxed), 3);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_a_tls_error() {
+    let dir = TempDir::new("tls-untrusted");
+    let certs = certs(&dir);
+    let (addr, _) = tls_server(&certs, &rustls::version::TLS13);
+    let addr = addr.to_string();
+    // The system's roots do not hold the test's CA.
+    let output = echo_bench(&[
+        "conn", "--addr", &addr, "-c", "1", "-n", "3", "--json", "--tls",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let report = json_report(&output);
+    assert_eq!(report["exchanges"], 0);
+    assert_eq!(report["error_counts"]["tls"], 3, "{}", show(&output));
+    let first = report["error_samples"][0].as_str().unwrap_or_default();
+    assert!(
+        first.contains("TLS handshake failed: invalid peer certificate: UnknownIssuer"),
+        "{first}"
+    );
+    // --tls-insecure checks nothing, and says so.
+    let output = echo_bench(&[
+        "conn",
+        "--addr",
+        &addr,
+        "-c",
+        "1",
+        "-n",
+        "3",
+        "--json",
+        "--tls",
+        "--tls-insecure",
+    ])
+    .await;
+    assert!(output.status.success(), "{}", show(&output));
+    assert_eq!(json_report(&output)["exchanges"], 3);
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("--tls-insecure: the server's certificate is not checked"),
+        "{}",
+        show(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_where_it_cannot_go_is_a_usage_error() {
+    for args in [
+        &["udp", "--tls", "--dry-run"][..],
+        &[
+            "conn",
+            "--addr",
+            "unix:/tmp/echo-bench-tls.sock",
+            "--tls",
+            "--dry-run",
+        ],
+        &["persistent", "--tls", "--tls-resume", "--dry-run"],
+        &["conn", "--tls-ca", "ca.pem", "--dry-run"],
+        &["conn", "--tls", "--tls-cert", "c.pem", "--dry-run"],
+        &[
+            "conn",
+            "--tls",
+            "--tls-insecure",
+            "--tls-ca",
+            "ca.pem",
+            "--dry-run",
+        ],
+    ] {
+        let output = echo_bench(args).await;
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", show(&output));
+        assert!(output.stdout.is_empty(), "{args:?}: {}", show(&output));
+    }
+    let output = echo_bench(&[
+        "conn",
+        "--addr",
+        "localhost:7",
+        "--tls",
+        "--tls-resume",
+        "--dry-run",
+        "--json",
+    ])
+    .await;
+    assert!(output.status.success(), "{}", show(&output));
+    let plan = json_report(&output);
+    assert_eq!(plan["tls"]["server_name"], "localhost");
+    assert_eq!(plan["tls"]["trust"], "system roots");
+    assert_eq!(plan["tls"]["resume"], true);
 }
