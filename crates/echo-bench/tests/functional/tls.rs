@@ -376,3 +376,43 @@ async fn tls_where_it_cannot_go_is_a_usage_error() {
     assert_eq!(plan["tls"]["trust"], "system roots");
     assert_eq!(plan["tls"]["resume"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_and_idle_over_tls_13_echo_every_byte() {
+    let dir = TempDir::new("tls-bulk");
+    let certs = certs(&dir);
+    let (addr, _) = tls_server(&certs, &rustls::version::TLS13);
+    let addr = addr.to_string();
+    let ca = certs.ca_pem.display().to_string();
+    let output = echo_bench(&[
+        "bulk", "--addr", &addr, "-c", "2", "--total", "3MiB", "--json", "--tls", "--tls-ca", &ca,
+    ])
+    .await;
+    assert!(output.status.success(), "{}", show(&output));
+    let report = json_report(&output);
+    assert_eq!(report["bytes"], 3 * 1024 * 1024, "{}", show(&output));
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["tls"]["handshakes"], 2);
+    assert_eq!(report["tls"]["version"], "TLSv1.3");
+    let output = echo_bench(&[
+        "idle",
+        "--addr",
+        &addr,
+        "-c",
+        "2",
+        "--connections",
+        "10",
+        "-d",
+        "100ms",
+        "--json",
+        "--tls",
+        "--tls-ca",
+        &ca,
+    ])
+    .await;
+    assert!(output.status.success(), "{}", show(&output));
+    let report = json_report(&output);
+    assert_eq!(report["held"], 10, "{}", show(&output));
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["tls"]["handshakes"], 10);
+}
