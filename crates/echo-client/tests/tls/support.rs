@@ -287,6 +287,20 @@ fn serve(stream: TcpStream, config: Arc<ServerConfig>, options: &Options) -> See
             }
             Ok(n) => {
                 read_so_far += n;
+                let tls12 = tls.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_2);
+                if tls12
+                    && tls
+                        .conn
+                        .process_new_packets()
+                        .is_ok_and(|io| io.peer_has_closed())
+                {
+                    // RFC 5246 7.2.1: a close_notify closes both ways at
+                    // once, and the echo still owed is dropped, as a strict
+                    // TLS 1.2 peer does: a client that sent its own before
+                    // the whole echo came back loses the rest.
+                    seen.close_notify = true;
+                    break;
+                }
                 let echo = match options.cut {
                     Some(cut) => n.min(cut.echo - seen.echoed),
                     None => n,
