@@ -276,11 +276,16 @@ impl Client {
     /// [`Client::echo`], also saying which address answered and how long a
     /// TLS handshake took.
     pub(crate) fn echo_from(&self, message: &[u8]) -> Result<Echoed, Error> {
+        self.exchange(self.open()?, message)
+    }
+
+    /// One whole exchange of `message` over a connection already `opened`.
+    pub(crate) fn exchange(&self, opened: Opened, message: &[u8]) -> Result<Echoed, Error> {
         let Opened {
             connection,
             peer,
             tls,
-        } = self.open()?;
+        } = opened;
         let writer_side = connection
             .try_clone()
             .map_err(|source| io_error(&peer, self.timeout, source))?;

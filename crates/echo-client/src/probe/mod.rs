@@ -237,10 +237,15 @@ impl Prober {
         if client.is_tls() && udp.is_none() {
             let first = client.open()?;
             tls = first.tls.as_ref().map(|secured| secured.negotiated.clone());
-            // A new connection per probe: this one only said what TLS the
-            // server speaks (and primed the session cache).
             if plan.transport == Transport::Persistent {
                 opened = Some(first);
+            } else {
+                // A new connection per probe: this one only said what TLS
+                // the server speaks (and left a session to resume). An
+                // empty exchange ends it as any other, with close_notify
+                // both ways, where a bare close with the server's session
+                // tickets unread would reset it.
+                client.exchange(first, &[])?;
             }
         }
         Ok(Prober {
