@@ -289,6 +289,46 @@ impl TlsClient {
         })
     }
 
+    /// Sends the ClientHello now, its handshake message cut into records of
+    /// `size` bytes, instead of the one record rustls makes.
+    fn send_hello_in_records_of(&mut self, size: usize) {
+        let mut hello = Vec::new();
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut hello).expect("into memory");
+        }
+        // The handshake bytes out of the records rustls made (one, or more
+        // when its fragment size is small), then records of `size` bytes.
+        let mut handshake = Vec::new();
+        let mut rest = &hello[..];
+        while !rest.is_empty() {
+            assert!(rest.len() > 5 && rest[0] == 22, "handshake records");
+            let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+            handshake.extend_from_slice(&rest[5..5 + len]);
+            rest = &rest[5 + len..];
+        }
+        let mut records = Vec::new();
+        for fragment in handshake.chunks(size) {
+            records.extend_from_slice(&hello[..3]);
+            records.extend_from_slice(&(fragment.len() as u16).to_be_bytes());
+            records.extend_from_slice(fragment);
+        }
+        let mut rest = &records[..];
+        let deadline = Instant::now() + WAIT;
+        while !rest.is_empty() {
+            match self.tcp.try_write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline, "the hello was not taken");
+                    let tcp = &self.tcp;
+                    let _ = self
+                        .runtime
+                        .block_on(async { tokio::time::timeout(WAIT, tcp.writable()).await });
+                }
+                Err(err) => panic!("the hello: {err}"),
+            }
+        }
+    }
+
     /// One turn; whether it moved anything.
     fn turn(&mut self) -> io::Result<bool> {
         let mut moved = false;
@@ -576,6 +616,128 @@ fn an_end_of_stream_without_close_notify_ends_the_message() {
         client.received == message,
         "{} bytes came back",
         client.received.len()
+    );
+}
+
+/// A client that comes back resumes its session, over either version, and
+/// is echoed as well; each resumption is a handshake in the totals.
+#[test]
+fn sessions_resume_over_tls_1_3_and_1_2() {
+    let files = Files::new("tls-resume", Role::Server);
+    let server = files.start(&[], "info");
+    let addr = tls_addr(&server);
+    for version in [&TLS13, &TLS12] {
+        let name = version_name(version);
+        let config = files.client(version);
+        let mut kinds = Vec::new();
+        for n in 0..3u64 {
+            let message = pattern(n, 5_000);
+            let mut client = TlsClient::connect(addr, Arc::clone(&config)).expect("connects");
+            let reply = client.echo(&message).expect("the exchange succeeds");
+            assert!(reply == message, "{name}: connection {n} got other bytes");
+            kinds.push(client.conn.handshake_kind());
+        }
+        assert_eq!(
+            kinds,
+            [
+                Some(rustls::HandshakeKind::Full),
+                Some(rustls::HandshakeKind::Resumed),
+                Some(rustls::HandshakeKind::Resumed)
+            ],
+            "{name}"
+        );
+    }
+    assert_eq!(server.total("tls_handshakes"), 6);
+}
+
+/// Records of every size the protocol allows: a ClientHello cut into
+/// records of 16 bytes, and a message in records of 64 bytes (the least
+/// rustls makes), which the server takes many to a read.
+#[test]
+fn a_hello_and_a_message_in_tiny_records_come_through() {
+    let files = Files::new("tls-tiny", Role::Server);
+    let server = files.start(&[], "info");
+    let addr = tls_addr(&server);
+    for version in [&TLS13, &TLS12] {
+        let name = version_name(version);
+        let mut config = (*files.client(version)).clone();
+        config.max_fragment_size = Some(64);
+        let mut client = TlsClient::connect(addr, Arc::new(config)).expect("connects");
+        client.send_hello_in_records_of(16);
+        let message = pattern(15, 2 * BUFFER_SIZE + 999);
+        let reply = client
+            .echo(&message)
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert!(
+            reply == message,
+            "{name}: {} bytes sent, {} different came back",
+            message.len(),
+            reply.len()
+        );
+    }
+}
+
+/// Application data in the flight of the client's Finished (TLS 1.3), as a
+/// client that wrote before the handshake was over sends it.
+#[test]
+fn a_message_sent_with_the_clients_finished_comes_back() {
+    let files = Files::new("tls-flight", Role::Server);
+    let server = files.start(&[], "info");
+    let addr = tls_addr(&server);
+    for version in [&TLS13, &TLS12] {
+        let name = version_name(version);
+        let message = pattern(16, 30_000);
+        let mut client = TlsClient::connect(addr, files.client(version)).expect("connects");
+        // Taken before any byte went: rustls sends it right behind its Finished.
+        let taken = client.conn.writer().write(&message).expect("buffered");
+        assert_eq!(taken, message.len());
+        client
+            .run(&[], |client| client.received.len() >= message.len())
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert!(client.close().expect("the end").is_empty(), "{name}");
+        assert!(client.received == message, "{name}: other bytes came back");
+    }
+}
+
+/// A TLS 1.3 key update the client asks for mid-exchange: the server
+/// answers with its own and the echo goes on under the new keys.
+#[test]
+fn a_key_update_mid_exchange_keeps_the_echo_whole() {
+    let files = Files::new("tls-keyupdate", Role::Server);
+    let server = files.start(&[], "info");
+    let mut client = TlsClient::connect(tls_addr(&server), files.client(&TLS13)).expect("connects");
+    let first = pattern(17, 40_000);
+    assert!(client.echo_part(&first).expect("before the update") == first);
+    client.conn.refresh_traffic_keys().expect("a key update");
+    let second = pattern(18, 40_000);
+    assert!(client.echo_part(&second).expect("after the update") == second);
+    client.conn.refresh_traffic_keys().expect("another");
+    let third = pattern(19, 10);
+    assert!(client.echo_part(&third).expect("after the second update") == third);
+    assert!(client.close().expect("the end").is_empty());
+}
+
+/// A TLS connection that goes quiet is closed by the idle timeout, as a
+/// plain one is, and cleanly: the server's close_notify, then its end of stream.
+#[test]
+fn an_idle_tls_connection_is_closed_with_close_notify() {
+    let files = Files::new("tls-idle", Role::Server);
+    let server = files.start(&["--idle-timeout", "1s"], "info");
+    let mut client = TlsClient::connect(tls_addr(&server), files.client(&TLS13)).expect("connects");
+    assert_eq!(
+        client.echo_part(b"then quiet").expect("echoed"),
+        b"then quiet"
+    );
+    client
+        .run(&[], |client| {
+            client.close_notify_received && client.tcp_ended
+        })
+        .expect("closed by the server with close_notify");
+    assert_eq!(client.received, b"then quiet");
+    assert!(
+        eventually(WAIT, || server.total("idle_closed") == 1),
+        "idle_closed={}",
+        server.total("idle_closed")
     );
 }
 
