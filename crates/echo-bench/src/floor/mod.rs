@@ -46,7 +46,7 @@ const RECORDS_PER_SPAN: usize = 64;
 const GIB: f64 = (1u64 << 30) as f64;
 
 /// The most flights a handshake may take before it is called stuck: TLS 1.3
-/// needs three, and two more carry the server's tickets.
+/// needs three, and one more carries the server's ticket.
 const MAX_FLIGHTS: usize = 8;
 
 /// What to measure, and how much of it.
@@ -176,10 +176,12 @@ impl Configs {
             rcgen::CertificateParams::new(vec!["localhost".to_owned()])?.signed_by(&key, &ca)?;
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
 
-        let server = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        let mut server = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_no_client_auth()
             .with_single_cert(vec![cert.der().clone()], key_der)?;
+        // One ticket per handshake, as echo-server sends.
+        server.send_tls13_tickets = 1;
         let mut server_resuming = server.clone();
         server_resuming.session_storage = ServerSessionMemoryCache::new(256);
         let mut server_stateless = server.clone();

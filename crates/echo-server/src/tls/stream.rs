@@ -146,6 +146,10 @@ impl Incoming {
     }
 }
 
+/// Records encoded and not yet written that a write may add to rather
+/// than send first (a session ticket, say), so both go in one system call.
+const COALESCED: usize = 16 * 1024;
+
 /// Records encoded and not yet taken by the socket.
 #[derive(Debug, Default)]
 struct Outgoing {
@@ -157,6 +161,11 @@ struct Outgoing {
 impl Outgoing {
     fn is_empty(&self) -> bool {
         self.start == self.end
+    }
+
+    /// Bytes held.
+    fn held(&self) -> usize {
+        self.end - self.start
     }
 
     /// The room behind what is held, at least `need` bytes of it.
@@ -533,12 +542,6 @@ impl Read for TlsStream {
         }
         let mut n = 0;
         loop {
-            // What is owed to the peer (a handshake flight, our close_notify)
-            // goes first; a peer not taking it yet does not stop the read.
-            match self.outgoing.send(&self.tcp) {
-                Err(err) if err.kind() != io::ErrorKind::WouldBlock => return Err(err),
-                _ => {}
-            }
             match self.step_read(buf, &mut n)? {
                 Next::Again => {}
                 Next::Return => return Ok(n),
@@ -581,7 +584,19 @@ impl Read for TlsStream {
                         Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                         Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                             self.incoming.release_if_empty();
-                            return if n > 0 { Ok(n) } else { Err(err) };
+                            if n > 0 {
+                                // The echo's write sends what is held with it.
+                                return Ok(n);
+                            }
+                            // What is owed to the peer (a handshake flight)
+                            // goes before the wait for its answer; a peer
+                            // not taking it yet is `holds_output`.
+                            match self.outgoing.send(&self.tcp) {
+                                Err(err) if err.kind() != io::ErrorKind::WouldBlock => {
+                                    return Err(err);
+                                }
+                                _ => return Err(err),
+                            }
                         }
                         Err(err) => return Err(self.left_during_handshake(err)),
                     }
@@ -592,11 +607,15 @@ impl Read for TlsStream {
 }
 
 impl Write for TlsStream {
-    /// Encrypts up to a read chunk of `data` and writes the records; those
-    /// the socket does not take now are held and sent first by the next
-    /// call (`flush`), and a call that finds some still held says `WouldBlock`.
+    /// Encrypts up to a read chunk of `data` and writes the records with any
+    /// held before them; those the socket does not take now stay held, and
+    /// a call that finds more than [`COALESCED`] bytes held and the socket
+    /// still not taking them says `WouldBlock`. Once the client's message is
+    /// over, the records wait for our close_notify, which the next read adds.
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.outgoing.send(&self.tcp)?;
+        if self.outgoing.held() > COALESCED {
+            self.outgoing.send(&self.tcp)?;
+        }
         let data = &data[..data.len().min(BUFFER_SIZE)];
         loop {
             let status = self.conn.process_tls_records(self.incoming.filled_mut());
@@ -650,6 +669,11 @@ impl Write for TlsStream {
                 Ok(false) => {}
                 Err(err) => return Err(self.failed(err)),
             }
+        }
+        if self.peer_done {
+            // The message is over: the next read queues our close_notify
+            // and sends it with this, in one segment.
+            return Ok(data.len());
         }
         match self.outgoing.send(&self.tcp) {
             Err(err) if err.kind() != io::ErrorKind::WouldBlock => Err(err),
