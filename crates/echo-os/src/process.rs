@@ -67,7 +67,9 @@ pub fn ignored_signals(pid: u32) -> Result<u64, ProcessError> {
         })
 }
 
-/// The CPU time (user and system) process `pid` has used so far.
+/// The CPU time (user and system) process `pid` has used so far, with that
+/// of the children it has waited for: a server that forks a process per
+/// connection (socat's `fork`, ncat's `--sh-exec`) is measured whole.
 ///
 /// The kernel counts it in clock ticks ([`clock_tick`], 10 ms on most
 /// systems), so two readings differ by whole ticks.
@@ -184,11 +186,13 @@ fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// Where `utime`, `stime` and `starttime` are among [`stat_fields`]: fields
-/// 14, 15 and 22 of proc(5), counted from 1 with the pid and the name, which
-/// come before them.
+/// Where `utime`, `stime`, `cutime`, `cstime` and `starttime` are among
+/// [`stat_fields`]: fields 14 to 17 and 22 of proc(5), counted from 1 with
+/// the pid and the name, which come before them.
 const UTIME: usize = 14 - 3;
 const STIME: usize = 15 - 3;
+const CUTIME: usize = 16 - 3;
+const CSTIME: usize = 17 - 3;
 const STARTTIME: usize = 22 - 3;
 
 /// The fields of a `/proc/PID/stat` text after the command name, from the
@@ -200,12 +204,14 @@ fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     Some(rest.split_whitespace().collect())
 }
 
-/// User plus system ticks from a `/proc/PID/stat` text.
+/// User plus system ticks from a `/proc/PID/stat` text, the process's own
+/// and its waited-for children's.
 fn stat_ticks(stat: &str) -> Option<u64> {
     let fields = stat_fields(stat)?;
-    let user: u64 = fields.get(UTIME)?.parse().ok()?;
-    let system: u64 = fields.get(STIME)?.parse().ok()?;
-    Some(user + system)
+    [UTIME, STIME, CUTIME, CSTIME]
+        .into_iter()
+        .map(|field| fields.get(field)?.parse::<u64>().ok())
+        .sum()
 }
 
 #[cfg(test)]
@@ -225,6 +231,9 @@ mod tests {
     fn stat_ticks_survive_odd_command_names() {
         let stat = "42 (my (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 1 0";
         assert_eq!(stat_ticks(stat), Some(12));
+        // Children waited for count too: a forking server is measured whole.
+        let forking = "42 (socat) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 300 40 20 0 1 0";
+        assert_eq!(stat_ticks(forking), Some(352));
         assert_eq!(stat_ticks("42 (truncated) S 1"), None);
         let fields = stat_fields(stat).expect("fields");
         assert_eq!(fields[0], "S");
