@@ -69,7 +69,14 @@ struct Identity {
 }
 
 impl Identity {
-    /// The certificate in DER, as a peer receives it.
+    /// The certificates in the PEM, the end entity's first, as sent.
+    fn chain(&self) -> Vec<CertificateDer<'static>> {
+        CertificateDer::pem_slice_iter(self.cert.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("PEM certificates")
+    }
+
+    /// The (first) certificate in DER, as a peer receives it.
     fn der(&self) -> CertificateDer<'static> {
         CertificateDer::from_pem_slice(self.cert.as_bytes()).expect("PEM certificate")
     }
@@ -78,6 +85,12 @@ impl Identity {
 /// A certificate for `common_name`, signed by `issuer`: a server's for
 /// localhost and 127.0.0.1, or a client's.
 fn issue(issuer: &Authority, common_name: &str, role: Role) -> Identity {
+    issue_padded(issuer, common_name, role, 0)
+}
+
+/// [`issue`], with a private, non-critical extension of `padding` bytes to
+/// make the certificate big: its handshake message then spans several records.
+fn issue_padded(issuer: &Authority, common_name: &str, role: Role, padding: usize) -> Identity {
     let names = match role {
         Role::Server | Role::ExpiredServer => vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
         Role::Client => Vec::new(),
@@ -87,6 +100,19 @@ fn issue(issuer: &Authority, common_name: &str, role: Role) -> Identity {
         .distinguished_name
         .push(DnType::CommonName, common_name);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    if padding > 0 {
+        // An OCTET STRING under an OID of the private arc (1.3.6.1.4.1.99999).
+        let len = u16::try_from(padding).expect("at most 64 KiB of padding");
+        let mut content = vec![0x04, 0x82];
+        content.extend_from_slice(&len.to_be_bytes());
+        content.extend(pattern(24, padding));
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 99999, 1],
+                content,
+            ));
+    }
     params.extended_key_usages = vec![match role {
         Role::Client => ExtendedKeyUsagePurpose::ClientAuth,
         _ => ExtendedKeyUsagePurpose::ServerAuth,
@@ -203,7 +229,7 @@ fn client_config(
     let mut config = match identity {
         Some(identity) => builder
             .with_client_auth_cert(
-                vec![identity.der()],
+                identity.chain(),
                 PrivateKeyDer::from_pem_slice(identity.key.as_bytes()).expect("PEM key"),
             )
             .expect("a usable client certificate"),
@@ -845,6 +871,46 @@ fn a_failed_handshake_logs_at_debug_only() {
     }
 }
 
+/// A client certificate message of about 48 KiB, in four records or
+/// more, is taken whole; one over the 64 KiB a handshake message may have
+/// (a chain of two) is refused at once as a protocol error, and harms no
+/// one else.
+#[test]
+fn a_big_client_certificate_is_taken_and_one_too_big_refused() {
+    let files = Files::new("tls-bigcert", Role::Server);
+    let big = issue_padded(&files.ca, CLIENT_NAME, Role::Client, 48 * 1024);
+    // A chain whose message is over 64 KiB: the big certificate, and
+    // another one after it (no certificate may be over 64 KiB alone).
+    let filler = issue_padded(&files.ca, "filler", Role::Client, 20 * 1024);
+    let too_big = Identity {
+        cert: format!("{}{}", big.cert, filler.cert),
+        key: big.key.clone(),
+    };
+    assert!(big.der().len() > 48 * 1024);
+    assert_eq!(too_big.chain().len(), 2);
+    let ca = path_arg(&files.ca_path());
+    let server = files.start(&["--tls-client-ca", &ca], "info");
+    let addr = tls_addr(&server);
+    for version in [&TLS13, &TLS12] {
+        let name = version_name(version);
+        let config = client_config(version, &[&files.ca], Some(&big), &[]);
+        let reply = echo(addr, &config, b"big certificate");
+        assert_eq!(
+            reply.unwrap_or_else(|err| panic!("{name}: {err}")),
+            b"big certificate"
+        );
+        let config = client_config(version, &[&files.ca], Some(&too_big), &[]);
+        let result = echo(addr, &config, b"too big");
+        assert!(result.is_err(), "{name}: {result:?}");
+    }
+    assert!(
+        eventually(WAIT, || server.total("tls_handshake_failed_protocol") == 2),
+        "tls_handshake_failed_protocol={}",
+        server.total("tls_handshake_failed_protocol")
+    );
+    assert_eq!(server.total("tls_handshakes"), 2);
+}
+
 // ---------------------------------------------------------------------------
 // 3. A certificate renewed on disk
 
@@ -1059,6 +1125,144 @@ fn hostile_clients_end_and_are_counted_while_a_good_one_is_served() {
     assert_echoed(addr, &config, b"after the hostile ones");
     assert_eq!(server.total("tls_handshakes"), 2);
     assert_eq!(server.total("tls_handshake_failed_protocol"), 2);
+}
+
+/// A client reset in the middle of its hello counts as one that left.
+#[test]
+fn a_client_reset_mid_hello_counts_as_closed() {
+    let files = Files::new("tls-reset", Role::Server);
+    let server = files.start(&[], "info");
+    let addr = tls_addr(&server);
+    let hello = client_hello(files.client(&TLS13));
+    let mut stream = TcpStream::connect(addr).expect("connects");
+    stream
+        .write_all(&hello[..hello.len() / 2])
+        .expect("written");
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("linger");
+    drop(stream);
+    assert!(
+        eventually(WAIT, || server.total("tls_handshake_failed_closed") == 1),
+        "tls_handshake_failed_closed={}",
+        server.total("tls_handshake_failed_closed")
+    );
+    assert_echoed(addr, &files.client(&TLS13), b"after a reset");
+    assert_eq!(server.total("tls_handshake_failed_protocol"), 0);
+}
+
+/// A record that does not decrypt, after the handshake, ends that
+/// connection with an alert (bad_record_mac) and no more: it is no failed
+/// handshake, and the next client is served.
+#[test]
+fn a_corrupt_record_after_the_handshake_ends_only_that_connection() {
+    let files = Files::new("tls-corrupt", Role::Server);
+    let server = files.start(&[], "info");
+    let addr = tls_addr(&server);
+    for version in [&TLS13, &TLS12] {
+        let name = version_name(version);
+        let mut client = TlsClient::connect(addr, files.client(version)).expect("connects");
+        assert_eq!(
+            client.echo_part(b"fine").expect("echoed"),
+            b"fine",
+            "{name}"
+        );
+        // An application-data record of 100 bytes no key made.
+        let mut record = vec![23, 3, 3, 0, 100];
+        record.extend_from_slice(&pattern(22, 100));
+        assert_eq!(
+            client.tcp.try_write(&record).expect("written"),
+            record.len()
+        );
+        let end = client.run(&[], |client| client.tcp_ended);
+        let err = end.expect_err("the server refuses the record");
+        assert!(
+            err.to_string().contains("BadRecordMac"),
+            "{name}: {err}, after {} bytes",
+            client.received.len()
+        );
+    }
+    assert_echoed(addr, &files.client(&TLS13), b"the next one");
+    assert_eq!(server.total("tls_handshakes"), 3);
+    assert_eq!(server.total("tls_handshake_failed_protocol"), 0);
+    assert_eq!(server.total("failed"), 2);
+}
+
+/// The handshake timeout ends with the handshake: a connection quiet for
+/// longer afterwards is served still.
+#[test]
+fn a_connection_quiet_after_its_handshake_outlives_the_handshake_timeout() {
+    let files = Files::new("tls-quiet-after", Role::Server);
+    let server = files.start(&["--tls-handshake-timeout", "1s"], "info");
+    let mut client = TlsClient::connect(tls_addr(&server), files.client(&TLS13)).expect("connects");
+    client.handshake().expect("handshake");
+    // The quiet, two handshake timeouts long, is what is tested.
+    thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(client.echo(b"still here").expect("served"), b"still here");
+    assert_eq!(server.total("tls_handshake_failed_timeout"), 0);
+}
+
+/// A client that sends and never reads is not buffered without end: it is
+/// reset by the idle timeout (two of them, being owed bytes), as a plain
+/// one is.
+#[test]
+fn a_tls_client_that_never_reads_is_reset_by_the_idle_timeout() {
+    let files = Files::new("tls-noread", Role::Server);
+    let server = files.start(&["--idle-timeout", "1s"], "info");
+    let mut client = TlsClient::connect(tls_addr(&server), files.client(&TLS13)).expect("connects");
+    client.handshake().expect("handshake");
+    let message = pattern(23, 64 << 20);
+    let mut rest = &message[..];
+    let deadline = Instant::now() + WAIT;
+    // Write only, until the server resets the connection.
+    let end = loop {
+        if !rest.is_empty() && !client.conn.wants_write() {
+            let taken = client.conn.writer().write(rest).expect("taken");
+            rest = &rest[taken..];
+        }
+        match client.conn.write_tls(&mut Nonblocking(&client.tcp)) {
+            Ok(_) => continue,
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {}
+            Err(err) => break err,
+        }
+        assert!(Instant::now() < deadline, "not reset within {WAIT:?}");
+        let tcp = &client.tcp;
+        let ready = client.runtime.block_on(async {
+            tokio::time::timeout(WAIT, tcp.ready(Interest::WRITABLE | Interest::ERROR)).await
+        });
+        assert!(ready.is_ok(), "not reset within {WAIT:?}");
+    };
+    assert!(
+        matches!(
+            end.kind(),
+            ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+        ),
+        "{end}"
+    );
+    assert!(!rest.is_empty(), "all of it was taken");
+    assert!(
+        eventually(WAIT, || server.total("idle_closed") == 1),
+        "idle_closed={}",
+        server.total("idle_closed")
+    );
+}
+
+#[test]
+fn tls_is_served_on_ipv6_loopback() {
+    let files = Files::new("tls-ipv6", Role::Server);
+    let mut args = files.server_args(&[]);
+    args[1] = "tls:[::1]:0".into();
+    let server = Server::start_command(
+        Command::new(echo_tests::binary("echo-server"))
+            .args(&args)
+            .stdin(Stdio::null()),
+        1,
+    );
+    let addr = tls_addr(&server);
+    assert!(addr.is_ipv6(), "{addr}");
+    for version in [&TLS13, &TLS12] {
+        assert_echoed(addr, &files.client(version), b"over IPv6");
+    }
 }
 
 #[test]
