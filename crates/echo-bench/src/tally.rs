@@ -620,7 +620,10 @@ mod tests {
         tally.failed(Some(9), &ExchangeError::Duplicate { sequence: 3 });
         tally.failed(
             Some(9),
-            &ExchangeError::Tls(io::Error::new(io::ErrorKind::InvalidData, "bad certificate")),
+            &ExchangeError::Tls(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "bad certificate",
+            )),
         );
         assert_eq!(
             tally.errors,
