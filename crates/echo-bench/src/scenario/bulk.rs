@@ -56,24 +56,30 @@ async fn worker(id: usize, share: u64, shared: Arc<Shared>) -> Tally {
             return recorder.finish();
         }
     };
-    if !half_close_ends_message(&stream) {
-        // TLS 1.2's close_notify closes both ways, so the stream's end
-        // would have to wait for its whole echo; not done yet.
-        recorder.failed(&ExchangeError::Tls(std::io::Error::other(
-            "bulk over TLS 1.2 is not supported (its close_notify closes both ways): \
-             use TLS 1.3",
-        )));
-        return recorder.finish();
-    }
+    // Over TLS 1.2 close_notify closes both ways, so the stream ends only
+    // once its whole echo is back.
+    let half_close = half_close_ends_message(&stream);
     let pattern = Stream::new(seed(id, 0));
     let (reader, writer) = split(&mut stream);
     let (marks, marks_back) = mpsc::unbounded_channel();
     // Both halves run in this one task, so a write's mark is always queued
     // before its bytes can be read back. The first failure drops the other half.
-    let result = tokio::try_join!(
-        send(writer, &pattern, share, &shared, marks),
-        receive(reader, &pattern, &shared, &mut recorder, marks_back),
+    let mut result = tokio::try_join!(
+        send(writer, &pattern, share, &shared, marks, half_close),
+        receive(
+            reader,
+            &pattern,
+            &shared,
+            &mut recorder,
+            marks_back,
+            half_close
+        ),
     );
+    if !half_close && result.is_ok() {
+        if let Err(err) = close_after_echo(&mut stream, plan.timeout).await {
+            result = Err(err);
+        }
+    }
     match result {
         Ok((written, received)) if written != received => {
             recorder.failed(&ExchangeError::Mismatch(Mismatch::StreamLength {
@@ -87,14 +93,45 @@ async fn worker(id: usize, share: u64, shared: Arc<Shared>) -> Tally {
     recorder.finish()
 }
 
+/// Sends close_notify once the whole echo is back (TLS 1.2), and reads the
+/// server's own to the end of the stream.
+async fn close_after_echo(
+    stream: &mut super::stream::Stream,
+    timeout: std::time::Duration,
+) -> Result<(), ExchangeError> {
+    let stalled = |during| ExchangeError::Timeout {
+        during,
+        after: timeout,
+    };
+    tokio::time::timeout(timeout, stream.shutdown())
+        .await
+        .map_err(|_| stalled("sending close_notify after the echo"))?
+        .map_err(ExchangeError::io("sending close_notify after the echo"))?;
+    let mut rest = [0u8; 64];
+    let n = tokio::time::timeout(timeout, stream.read(&mut rest))
+        .await
+        .map_err(|_| stalled("waiting for the server's close_notify"))?
+        .map_err(ExchangeError::io("waiting for the server's close_notify"))?;
+    if n > 0 {
+        return Err(ExchangeError::io("reading after the whole echo")(
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{n} bytes more than were sent came back"),
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Writes the stream until `share` bytes are out or the run's time is up,
-/// then half-closes. Returns the bytes written.
+/// then, if `half_close`, half-closes. Returns the bytes written.
 async fn send(
     mut writer: WriteHalf<'_>,
     pattern: &Stream,
     share: u64,
     shared: &Shared,
     marks: mpsc::UnboundedSender<Mark>,
+    half_close: bool,
 ) -> Result<u64, ExchangeError> {
     let timeout = shared.plan.timeout;
     let stalled = || ExchangeError::Timeout {
@@ -119,21 +156,26 @@ async fn send(
         // The receiver outlives every send; if it is gone, the join is over anyway.
         let _ = marks.send((written, Instant::now()));
     }
-    tokio::time::timeout(timeout, writer.shutdown())
-        .await
-        .map_err(|_| stalled())?
-        .map_err(ExchangeError::io("half-closing after the stream"))?;
+    if half_close {
+        tokio::time::timeout(timeout, writer.shutdown())
+            .await
+            .map_err(|_| stalled())?
+            .map_err(ExchangeError::io("half-closing after the stream"))?;
+    }
     Ok(written)
 }
 
-/// Reads the echoed stream to its end, checking every byte and timing every
-/// write whose bytes have all come back. Returns the bytes received.
+/// Reads the echoed stream to its end (without `half_close`, until the
+/// echo of every byte the sender wrote, once it is done), checking every
+/// byte and timing every write whose bytes have all come back. Returns the
+/// bytes received.
 async fn receive(
     mut reader: ReadHalf<'_>,
     pattern: &Stream,
     shared: &Shared,
     recorder: &mut Recorder,
     mut marks: mpsc::UnboundedReceiver<Mark>,
+    half_close: bool,
 ) -> Result<u64, ExchangeError> {
     let timeout = shared.plan.timeout;
     let mut buffer = vec![0u8; shared.plan.size.max(MIN_READ_BUFFER)];
@@ -161,6 +203,12 @@ async fn receive(
                 break;
             }
             recorder.exchange_done(mark.1.elapsed());
+        }
+        // The sender drops its end of the marks when it is done: with every
+        // mark met, every byte written is back.
+        let sender_done = marks.is_closed() && marks.is_empty();
+        if !half_close && waiting.is_none() && sender_done {
+            return Ok(received);
         }
     }
 }

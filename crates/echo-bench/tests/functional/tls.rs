@@ -1,5 +1,5 @@
-//! TLS: the scenarios over TLS against an in-test rustls echo server, their
-//! usage errors, and `tls-floor`'s figures.
+//! TLS: the scenarios over TLS against an in-test rustls echo server and
+//! against echo-server, their usage errors, and `tls-floor`'s figures.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,9 +13,11 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use super::util::{TempDir, echo_bench, json_report, show};
 
 /// A CA, and a server certificate for `localhost` and 127.0.0.1 signed by
-/// it, with the CA's PEM written into `dir`.
+/// it, with the CA's PEM and the server's certificate and key written into `dir`.
 struct Certs {
     ca_pem: PathBuf,
+    cert_pem: PathBuf,
+    key_pem: PathBuf,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 }
@@ -32,8 +34,14 @@ fn certs(dir: &TempDir) -> Certs {
         .expect("server certificate");
     let ca_pem = dir.path().join("ca.pem");
     std::fs::write(&ca_pem, ca.pem()).expect("write the CA");
+    let cert_pem = dir.path().join("cert.pem");
+    std::fs::write(&cert_pem, cert.pem()).expect("write the certificate");
+    let key_pem = dir.path().join("key.pem");
+    std::fs::write(&key_pem, key.serialize_pem()).expect("write the key");
     Certs {
         ca_pem,
+        cert_pem,
+        key_pem,
         chain: vec![cert.der().clone()],
         key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
     }
@@ -415,4 +423,64 @@ async fn bulk_and_idle_over_tls_13_echo_every_byte() {
     assert_eq!(report["held"], 10, "{}", show(&output));
     assert_eq!(report["errors"], 0);
     assert_eq!(report["tls"]["handshakes"], 10);
+}
+
+/// bulk ends its stream with close_notify at once over TLS 1.3, and over
+/// TLS 1.2, where close_notify closes both ways, only once the whole echo
+/// is back: every byte comes back either way, from the in-test server
+/// (which closes both ways at a TLS 1.2 close_notify) and from echo-server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_over_tls_1_2_and_1_3_echoes_every_byte() {
+    let dir = TempDir::new("tls-bulk-versions");
+    let certs = certs(&dir);
+    let ca = certs.ca_pem.display().to_string();
+    for (version, name) in [
+        (&rustls::version::TLS12, "TLSv1.2"),
+        (&rustls::version::TLS13, "TLSv1.3"),
+    ] {
+        let (addr, _) = tls_server(&certs, version);
+        let addr = addr.to_string();
+        let output = echo_bench(&[
+            "bulk", "--addr", &addr, "-c", "2", "--total", "3MiB", "--json", "--tls", "--tls-ca",
+            &ca,
+        ])
+        .await;
+        assert!(output.status.success(), "{name}: {}", show(&output));
+        let report = json_report(&output);
+        assert_eq!(
+            report["bytes"],
+            3 * 1024 * 1024,
+            "{name}: {}",
+            show(&output)
+        );
+        assert_eq!(report["tls"]["version"], name);
+    }
+    let cert = certs.cert_pem.display().to_string();
+    let key = certs.key_pem.display().to_string();
+    let server = echo_tests::Server::start_with(
+        &[
+            "--listen",
+            "tls:127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
+        1,
+    );
+    let addr = server.listener_addr("tls", 0).to_string();
+    let output = echo_bench(&[
+        "bulk", "--addr", &addr, "-c", "2", "--total", "5MiB", "--json", "--tls", "--tls-ca", &ca,
+    ])
+    .await;
+    assert!(output.status.success(), "{}", show(&output));
+    let report = json_report(&output);
+    assert_eq!(report["bytes"], 5 * 1024 * 1024, "{}", show(&output));
+    assert_eq!(report["tls"]["handshakes"], 2);
+    assert!(
+        echo_tests::eventually(echo_tests::WAIT, || server.total("tls_handshakes") == 2
+            && server.total("bytes") == 5 * 1024 * 1024),
+        "the server's totals: {}",
+        server.stderr()
+    );
 }
