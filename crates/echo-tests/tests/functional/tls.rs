@@ -318,10 +318,7 @@ impl TlsClient {
     /// Sends the ClientHello now, its handshake message cut into records of
     /// `size` bytes, instead of the one record rustls makes.
     fn send_hello_in_records_of(&mut self, size: usize) {
-        let mut hello = Vec::new();
-        while self.conn.wants_write() {
-            self.conn.write_tls(&mut hello).expect("into memory");
-        }
+        let hello = self.take_hello();
         // The handshake bytes out of the records rustls made (one, or more
         // when its fragment size is small), then records of `size` bytes.
         let mut handshake = Vec::new();
@@ -338,19 +335,34 @@ impl TlsClient {
             records.extend_from_slice(&(fragment.len() as u16).to_be_bytes());
             records.extend_from_slice(fragment);
         }
-        let mut rest = &records[..];
+        self.send_raw(&records);
+    }
+
+    /// The ClientHello's records, taken from rustls before any went out,
+    /// for the test to send as it likes.
+    fn take_hello(&mut self) -> Vec<u8> {
+        let mut hello = Vec::new();
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut hello).expect("into memory");
+        }
+        hello
+    }
+
+    /// Writes `bytes` to the socket as they are, past rustls.
+    fn send_raw(&mut self, bytes: &[u8]) {
+        let mut rest = bytes;
         let deadline = Instant::now() + WAIT;
         while !rest.is_empty() {
             match self.tcp.try_write(rest) {
                 Ok(n) => rest = &rest[n..],
                 Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                    assert!(Instant::now() < deadline, "the hello was not taken");
+                    assert!(Instant::now() < deadline, "the bytes were not taken");
                     let tcp = &self.tcp;
                     let _ = self
                         .runtime
                         .block_on(async { tokio::time::timeout(WAIT, tcp.writable()).await });
                 }
-                Err(err) => panic!("the hello: {err}"),
+                Err(err) => panic!("writing past rustls: {err}"),
             }
         }
     }
@@ -911,6 +923,45 @@ fn a_big_client_certificate_is_taken_and_one_too_big_refused() {
     assert_eq!(server.total("tls_handshakes"), 2);
 }
 
+/// A client certificate chain whose handshake message is just under the
+/// 64 KiB limit, so that its records (with TLS 1.3's overhead and the
+/// middlebox-compatibility record before them) are over 64 KiB: taken whole.
+#[test]
+fn a_client_certificate_message_just_under_64_kib_is_taken() {
+    let files = Files::new("tls-64k", Role::Server);
+    let leaf = issue_padded(&files.ca, CLIENT_NAME, Role::Client, 40 * 1024);
+    // Certificates of 65,486 bytes in all: a TLS 1.3 message body of
+    // 65,500 (4 + 3 + 5 per certificate), a TLS 1.2 one of 65,495.
+    let want = 65_486 - leaf.der().len();
+    let mut padding = want - 500;
+    let filler = loop {
+        let filler = issue_padded(&files.ca, "filler", Role::Client, padding);
+        let len = filler.der().len();
+        if len == want {
+            break filler;
+        }
+        padding = padding + want - len;
+    };
+    let chain = Identity {
+        cert: format!("{}{}", leaf.cert, filler.cert),
+        key: leaf.key.clone(),
+    };
+    let ca = path_arg(&files.ca_path());
+    let server = files.start(&["--tls-client-ca", &ca], "info");
+    let addr = tls_addr(&server);
+    for version in [&TLS13, &TLS12] {
+        let name = version_name(version);
+        let config = client_config(version, &[&files.ca], Some(&chain), &[]);
+        let reply = echo(addr, &config, b"a long chain");
+        assert_eq!(
+            reply.unwrap_or_else(|err| panic!("{name}: {err}")),
+            b"a long chain",
+            "{name}"
+        );
+    }
+    assert_eq!(server.total("tls_handshakes"), 2);
+}
+
 // ---------------------------------------------------------------------------
 // 3. A certificate renewed on disk
 
@@ -959,6 +1010,59 @@ fn a_certificate_replaced_on_disk_is_served_and_a_broken_one_is_not() {
         server.stderr()
     );
     assert_eq!(served(), renewed.der());
+}
+
+/// A certificate renewed as a Kubernetes secret is: the files are reached
+/// through a symbolic link to a directory, and the link is swapped to a new
+/// directory in one rename.
+#[test]
+fn a_certificate_renewed_by_swapping_a_directory_link_is_served() {
+    let files = Files::new("tls-secret", Role::Server);
+    let second_ca = authority("second CA");
+    let renewed = issue(&second_ca, "localhost", Role::Server);
+    let secret = files.path("secret");
+    let first = files.path("..2026_01");
+    std::fs::create_dir(&first).expect("a directory");
+    std::fs::write(first.join("tls.crt"), &files.server.cert).expect("written");
+    std::fs::write(first.join("tls.key"), &files.server.key).expect("written");
+    std::fs::create_dir(&secret).expect("a directory");
+    let data = secret.join("..data");
+    std::os::unix::fs::symlink(&first, &data).expect("a link");
+    for name in ["tls.crt", "tls.key"] {
+        std::os::unix::fs::symlink(data.join(name), secret.join(name)).expect("a link");
+    }
+    let server = Server::start_command(
+        Command::new(echo_tests::binary("echo-server"))
+            .args(["--listen", "tls:127.0.0.1:0", "--tls-cert"])
+            .arg(secret.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(secret.join("tls.key"))
+            .stdin(Stdio::null()),
+        1,
+    );
+    let addr = tls_addr(&server);
+    let mut config = (*client_config(&TLS13, &[&files.ca, &second_ca], None, &[])).clone();
+    config.resumption = rustls::client::Resumption::disabled();
+    let config = Arc::new(config);
+    let served = || {
+        let mut client = TlsClient::connect(addr, Arc::clone(&config)).expect("connects");
+        assert_eq!(client.echo(b"secret").expect("echoed"), b"secret");
+        client.server_certificate()
+    };
+    assert_eq!(served(), files.server.der());
+
+    let second = files.path("..2026_02");
+    std::fs::create_dir(&second).expect("a directory");
+    std::fs::write(second.join("tls.crt"), &renewed.cert).expect("written");
+    std::fs::write(second.join("tls.key"), &renewed.key).expect("written");
+    let fresh_link = secret.join("..data_tmp");
+    std::os::unix::fs::symlink(&second, &fresh_link).expect("a link");
+    std::fs::rename(&fresh_link, &data).expect("the link swapped");
+    assert!(
+        eventually(WAIT, || served() == renewed.der()),
+        "the renewed certificate is not served:\n{}",
+        server.stderr()
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1170,10 +1274,7 @@ fn a_corrupt_record_after_the_handshake_ends_only_that_connection() {
         // An application-data record of 100 bytes no key made.
         let mut record = vec![23, 3, 3, 0, 100];
         record.extend_from_slice(&pattern(22, 100));
-        assert_eq!(
-            client.tcp.try_write(&record).expect("written"),
-            record.len()
-        );
+        client.send_raw(&record);
         let end = client.run(&[], |client| client.tcp_ended);
         let err = end.expect_err("the server refuses the record");
         assert!(
@@ -1605,10 +1706,46 @@ fn totals_and_metrics_count_handshakes_by_outcome_and_plaintext_bytes() {
         metrics::count(&body, "echo_stream_echoed_bytes_total"),
         sent
     );
+    assert_eq!(metrics::count(&body, "echo_connections_active"), 0);
+    assert_eq!(server.total("active"), 0);
+    assert_eq!(server.total("accepted"), 7);
 }
 
 // ---------------------------------------------------------------------------
 // 7. The drain
+
+/// A handshake under way when SIGTERM comes is a connection in flight as
+/// well: it finishes within the grace, and is echoed, while new clients
+/// are refused.
+#[test]
+fn a_handshake_under_way_at_sigterm_finishes_within_the_grace() {
+    let files = Files::new("tls-drain-hs", Role::Server);
+    let mut server = files.start(&["--grace", "15s"], "info");
+    let addr = tls_addr(&server);
+    let mut client = TlsClient::connect(addr, files.client(&TLS13)).expect("connects");
+    // Half the hello now, the rest once the drain is on.
+    let hello = client.take_hello();
+    let (now, later) = hello.split_at(hello.len() / 2);
+    client.send_raw(now);
+    // The server has accepted it once it counts it active.
+    assert!(
+        eventually(WAIT, || server.total("active") == 1),
+        "the connection is not accepted"
+    );
+    server.signal(Signal::SIGTERM);
+    server.wait_for_log("draining connections");
+    assert!(
+        eventually(WAIT, || TcpStream::connect(addr)
+            .is_err_and(|err| err.kind() == ErrorKind::ConnectionRefused)),
+        "still accepting new clients during the drain"
+    );
+    client.send_raw(later);
+    let message = pattern(25, 20_000);
+    let reply = client.echo(&message).expect("the exchange finishes");
+    assert!(reply == message, "{} bytes came back", reply.len());
+    let status = server.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+}
 
 #[test]
 fn a_tls_exchange_in_flight_at_sigterm_finishes_within_the_grace() {
