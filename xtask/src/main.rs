@@ -52,8 +52,14 @@ bench options:
                                        server is ready once that port accepts
                       NAME=REF         any of those, named NAME in the table
   --rounds N        rounds of every case against every server (default: 5)
+  --tls             the TLS benchmark instead (no --reference): ours over TLS and over TCP
+                    (--splice never) against the TLS floor (echo-bench tls-floor) and the
+                    TLS echoes of socat and ncat (skipped if not installed), in conn, conn
+                    resumed, bulk and idle; then issue 20's goals as ratios with verdicts.
+                    Certificates are made with openssl in target/bench/tls/
 
-  cargo xtask bench --reference c --reference prev=/tmp/echo-server-0.1";
+  cargo xtask bench --reference c --reference prev=/tmp/echo-server-0.1
+  cargo xtask bench --tls --rounds 5";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -7,12 +7,14 @@
 //! One module per concern: `cases` says what is measured and how each figure
 //! is read from echo-bench's report, `servers` starts and stops the servers,
 //! `rounds` runs the interleaved rounds and takes medians and spreads, and
-//! `table` prints the result.
+//! `table` prints the result; `tls` is `cargo xtask bench --tls`, the TLS
+//! costs against the crypto floor and TLS peers, with the goals' verdicts.
 
 mod cases;
 mod rounds;
 mod servers;
 mod table;
+mod tls;
 
 use std::fs::File;
 use std::io::Write;
@@ -32,13 +34,17 @@ struct Options {
     /// The servers ours is measured against, in column order.
     references: Vec<Contender>,
     rounds: usize,
+    /// `--tls`: the TLS benchmark, whose peers are its own, instead of the plain one.
+    tls: bool,
 }
 
 impl Options {
-    /// Reads `--reference REF` (repeatable; default the tokio echo) and `--rounds N`.
+    /// Reads `--reference REF` (repeatable; default the tokio echo), `--rounds N`
+    /// and `--tls` (which takes no reference: its peers are socat and ncat).
     fn parse(args: &[String]) -> anyhow::Result<Options> {
         let mut references = Vec::new();
         let mut rounds = DEFAULT_ROUNDS;
+        let mut tls = false;
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -52,6 +58,7 @@ impl Options {
                     .with_context(|| format!("{flag} needs a value"))
             };
             match flag {
+                "--tls" if inline.is_none() => tls = true,
                 "--reference" => references.push(Contender::parse(&value()?)?),
                 "--rounds" => {
                     let text = value()?;
@@ -67,6 +74,19 @@ impl Options {
                 ),
             }
         }
+        if tls {
+            if !references.is_empty() {
+                bail!(
+                    "--tls takes no --reference: the TLS benchmark measures ours against \
+                     the TLS floor, socat and ncat"
+                );
+            }
+            return Ok(Options {
+                references,
+                rounds,
+                tls,
+            });
+        }
         if references.is_empty() {
             references.push(Contender::parse("tokio")?);
         }
@@ -80,19 +100,27 @@ impl Options {
                 );
             }
         }
-        Ok(Options { references, rounds })
+        Ok(Options {
+            references,
+            rounds,
+            tls,
+        })
     }
 }
 
 /// Builds release binaries (and the C floor if asked for), benchmarks our
 /// server against each reference, prints the table and writes the latency
-/// plot to `<target>/bench/latency.svg`.
+/// plot to `<target>/bench/latency.svg`; with `--tls`, runs the TLS
+/// benchmark instead.
 ///
 /// # Errors
 /// Bad arguments, any failed build, server start or echo-bench run (including
 /// a run with errors: a server that corrupts data has no speed worth reporting).
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let options = Options::parse(args)?;
+    if options.tls {
+        return tls::run(root, options.rounds);
+    }
     let started = Instant::now();
     run_step(cargo().current_dir(root).args([
         "build",
@@ -214,4 +242,32 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     File::create(path)
         .and_then(|mut file| file.write_all(text.as_bytes()))
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Options> {
+        Options::parse(&args.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn tls_is_a_flag_with_its_own_peers() {
+        let options = parse(&["--tls", "--rounds", "3"]).expect("--tls");
+        assert!(options.tls);
+        assert_eq!(options.rounds, 3);
+        assert!(options.references.is_empty());
+        let plain = parse(&[]).expect("no arguments");
+        assert!(!plain.tls);
+        assert_eq!(plain.rounds, DEFAULT_ROUNDS);
+        assert_eq!(
+            plain.references,
+            vec![Contender::parse("tokio").expect("tokio")]
+        );
+        assert!(parse(&["--tls", "--reference", "c"]).is_err());
+        assert!(parse(&["--reference", "c", "--tls"]).is_err());
+        assert!(parse(&["--tls=yes"]).is_err());
+        assert!(parse(&["--tls", "--rounds", "0"]).is_err());
+    }
 }
