@@ -23,7 +23,7 @@ use echo_proto::BUFFER_SIZE;
 use mio::net::TcpStream;
 use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError,
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError, WriteTraffic,
 };
 use tracing::debug;
 
@@ -246,6 +246,18 @@ fn encode<Data>(outgoing: &mut Outgoing, mut record: EncodeTlsData<'_, Data>) ->
     outgoing.put(|room| record.encode(room).map_err(required_by_encode))
 }
 
+/// Encrypts our `close_notify` into `outgoing`.
+fn close_notify<Data>(
+    outgoing: &mut Outgoing,
+    traffic: &mut WriteTraffic<'_, Data>,
+) -> io::Result<()> {
+    outgoing.put(|room| {
+        traffic
+            .queue_close_notify(room)
+            .map_err(required_by_encrypt)
+    })
+}
+
 /// What a read does after one state of the connection.
 enum Next {
     /// Ask rustls again.
@@ -335,11 +347,7 @@ impl TlsStream {
             let discard = status.discard;
             let done = match status.state {
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => {
-                    self.outgoing.put(|room| {
-                        traffic
-                            .queue_close_notify(room)
-                            .map_err(required_by_encrypt)
-                    })?;
+                    close_notify(&mut self.outgoing, &mut traffic)?;
                     self.closing = true;
                     true
                 }
@@ -493,11 +501,7 @@ impl TlsStream {
                     // The echo of what is in hand goes out before our close_notify.
                     Ok(Next::Return)
                 } else if !self.closing {
-                    self.outgoing.put(|room| {
-                        traffic
-                            .queue_close_notify(room)
-                            .map_err(required_by_encrypt)
-                    })?;
+                    close_notify(&mut self.outgoing, &mut traffic)?;
                     self.closing = true;
                     Ok(Next::Again)
                 } else {
