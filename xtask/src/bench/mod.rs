@@ -6,11 +6,13 @@
 //!
 //! One module per concern: `cases` says what is measured and how each figure
 //! is read from echo-bench's report, `servers` starts and stops the servers,
-//! `rounds` runs the interleaved rounds and takes medians and spreads, and
-//! `table` prints the result; `tls` is `cargo xtask bench --tls`, the TLS
+//! `rounds` runs the interleaved rounds and takes medians and spreads,
+//! `table` prints the result, and `conntrack` waits for room in the kernel's
+//! connection-tracking table; `tls` is `cargo xtask bench --tls`, the TLS
 //! costs against the crypto floor and TLS peers, with the goals' verdicts.
 
 mod cases;
+mod conntrack;
 mod rounds;
 mod servers;
 mod table;

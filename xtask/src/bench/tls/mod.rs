@@ -28,6 +28,7 @@ use self::certs::Certs;
 use self::goals::RoundFigures;
 use self::peers::{PEERS, Scenario};
 use super::cases::{CASES, Case, Figure};
+use super::conntrack;
 use super::servers::Server;
 use crate::{cargo, run_step, show, target_dir};
 
@@ -240,6 +241,9 @@ impl Bench<'_> {
             command.arg("--tls-resume");
         }
         let shown = show(&command);
+        if row != Row::Bulk {
+            conntrack::wait_for_room(conntrack::ROOM_FOR_A_RUN)?;
+        }
         let before = peers::settled_cpu(pid)?;
         let output = command
             .stdin(Stdio::null())
