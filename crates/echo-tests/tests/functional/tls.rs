@@ -59,6 +59,18 @@ enum Role {
     /// A server certificate whose validity ended in 2020.
     ExpiredServer,
     Client,
+    /// A client certificate whose validity ended in 2020.
+    ExpiredClient,
+}
+
+impl Role {
+    fn is_client(self) -> bool {
+        matches!(self, Role::Client | Role::ExpiredClient)
+    }
+
+    fn is_expired(self) -> bool {
+        matches!(self, Role::ExpiredServer | Role::ExpiredClient)
+    }
 }
 
 /// A PEM certificate and its PEM key.
@@ -91,9 +103,10 @@ fn issue(issuer: &Authority, common_name: &str, role: Role) -> Identity {
 /// [`issue`], with a private, non-critical extension of `padding` bytes to
 /// make the certificate big: its handshake message then spans several records.
 fn issue_padded(issuer: &Authority, common_name: &str, role: Role, padding: usize) -> Identity {
-    let names = match role {
-        Role::Server | Role::ExpiredServer => vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
-        Role::Client => Vec::new(),
+    let names = if role.is_client() {
+        Vec::new()
+    } else {
+        vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
     };
     let mut params = CertificateParams::new(names).expect("parameters");
     params
@@ -113,11 +126,12 @@ fn issue_padded(issuer: &Authority, common_name: &str, role: Role, padding: usiz
                 content,
             ));
     }
-    params.extended_key_usages = vec![match role {
-        Role::Client => ExtendedKeyUsagePurpose::ClientAuth,
-        _ => ExtendedKeyUsagePurpose::ServerAuth,
+    params.extended_key_usages = vec![if role.is_client() {
+        ExtendedKeyUsagePurpose::ClientAuth
+    } else {
+        ExtendedKeyUsagePurpose::ServerAuth
     }];
-    if role == Role::ExpiredServer {
+    if role.is_expired() {
         params.not_before = rcgen::date_time_ymd(2019, 1, 1);
         params.not_after = rcgen::date_time_ymd(2020, 1, 1);
     }
@@ -798,6 +812,9 @@ fn with_a_client_ca_only_clients_it_issued_are_served() {
     let other_ca = authority("another CA");
     let good = issue(&files.ca, CLIENT_NAME, Role::Client);
     let foreign = issue(&other_ca, "foreign client", Role::Client);
+    let expired = issue(&files.ca, "expired client", Role::ExpiredClient);
+    // A server's certificate, from the right CA, but not for a client.
+    let not_a_client = issue(&files.ca, "server as client", Role::Server);
     let ca = path_arg(&files.ca_path());
     let server = files.start(&["--tls-client-ca", &ca], "info");
     let addr = tls_addr(&server);
@@ -806,8 +823,15 @@ fn with_a_client_ca_only_clients_it_issued_are_served() {
         let with_good = client_config(version, &[&files.ca], Some(&good), &[]);
         let with_none = client_config(version, &[&files.ca], None, &[]);
         let with_foreign = client_config(version, &[&files.ca], Some(&foreign), &[]);
+        let with_expired = client_config(version, &[&files.ca], Some(&expired), &[]);
+        let with_server_cert = client_config(version, &[&files.ca], Some(&not_a_client), &[]);
         assert_echoed(addr, &with_good, message);
-        for (what, config) in [("no", &with_none), ("another CA's", &with_foreign)] {
+        for (what, config) in [
+            ("no", &with_none),
+            ("another CA's", &with_foreign),
+            ("an expired", &with_expired),
+            ("a server's", &with_server_cert),
+        ] {
             let result = echo(addr, config, message);
             assert!(
                 result.is_err(),
@@ -821,7 +845,7 @@ fn with_a_client_ca_only_clients_it_issued_are_served() {
     assert!(
         eventually(WAIT, || server
             .total("tls_handshake_failed_client_certificate")
-            == 4),
+            == 8),
         "tls_handshake_failed_client_certificate={}",
         server.total("tls_handshake_failed_client_certificate")
     );
@@ -1574,6 +1598,70 @@ fn openssl_s_client_is_echoed() {
         assert_eq!(String::from_utf8_lossy(&reply), message, "{version}");
     }
     assert_eq!(server.total("tls_handshakes"), 2);
+}
+
+/// OpenSSL clients with no version, suite or group in common with the
+/// server (TLS 1.1; RSA key exchange; only a finite-field group; only a CCM
+/// suite, which ring lacks) are refused in the handshake, each counted as
+/// incompatible, and told so with a handshake_failure alert.
+#[test]
+fn openssl_clients_with_nothing_in_common_are_counted_incompatible() {
+    if !have("openssl") {
+        return;
+    }
+    let files = Files::new("tls-incompatible", Role::Server);
+    let server = files.start(&[], "info");
+    let addr = tls_addr(&server);
+    let cases: [&[&str]; 4] = [
+        &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
+        &["-tls1_2", "-cipher", "AES128-SHA"],
+        &["-tls1_3", "-groups", "ffdhe2048"],
+        &["-tls1_3", "-ciphersuites", "TLS_AES_128_CCM_SHA256"],
+    ];
+    for args in cases {
+        let mut child = Reaped(
+            Command::new("openssl")
+                .args(["s_client", "-quiet"])
+                .args(args)
+                .args(["-connect", &addr.to_string()])
+                .arg("-CAfile")
+                .arg(files.ca_path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("openssl runs"),
+        );
+        let said = read_stderr(&mut child.0);
+        assert!(
+            eventually(WAIT, || matches!(child.0.try_wait(), Ok(Some(_)))),
+            "{args:?}: openssl did not end"
+        );
+        let status = child.0.wait().expect("reaped");
+        assert!(!status.success(), "{args:?}: served");
+        let said = said.recv_timeout(WAIT).expect("its stderr");
+        assert!(said.contains("alert handshake failure"), "{args:?}: {said}");
+    }
+    assert!(
+        eventually(WAIT, || server.total("tls_handshake_failed_incompatible")
+            == 4),
+        "tls_handshake_failed_incompatible={}",
+        server.total("tls_handshake_failed_incompatible")
+    );
+    assert_eq!(server.total("tls_handshake_failed_protocol"), 0);
+    assert_echoed(addr, &files.client(&TLS12), b"compatible");
+}
+
+/// All of `child`'s stderr, read on a thread of its own.
+fn read_stderr(child: &mut Child) -> mpsc::Receiver<String> {
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        let mut said = String::new();
+        let _ = stderr.read_to_string(&mut said);
+        let _ = sender.send(said);
+    });
+    receiver
 }
 
 /// `socat -t 10 - OPENSSL:...` with the message on stdin: its end of stdin
