@@ -253,12 +253,22 @@ pub fn bind(
     Ok(listeners)
 }
 
+/// The name (systemd's `FileDescriptorName=`) that makes an inherited TCP
+/// socket a TLS one.
+pub const TLS_FD_NAME: &str = "tls";
+
 /// Takes the sockets systemd (or any launcher speaking its protocol) passed
-/// through `LISTEN_FDS`, or `None` when none were passed.
+/// through `LISTEN_FDS`, or `None` when none were passed. A TCP socket named
+/// [`TLS_FD_NAME`] in `LISTEN_FDNAMES` (`FileDescriptorName=tls` in its
+/// socket unit) is served over TLS.
 ///
 /// # Errors
 /// [`ListenError::Activation`] for a descriptor of the wrong kind.
 pub fn inherited() -> Result<Option<Vec<Listener>>, ListenError> {
+    // One name per descriptor, separated by colons; absent, none is named.
+    // Read first: taking the descriptors clears the variables.
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    let names: Vec<&str> = names.split(':').collect();
     let mut fds = listenfd::ListenFd::from_env();
     if fds.len() == 0 {
         return Ok(None);
@@ -273,7 +283,11 @@ pub fn inherited() -> Result<Option<Vec<Listener>>, ListenError> {
             socket2::SockRef::from(&tcp)
                 .set_out_of_band_inline(true)
                 .map_err(fail)?;
-            Listener::Tcp(tcp)
+            if names.get(index) == Some(&TLS_FD_NAME) {
+                Listener::Tls(tcp)
+            } else {
+                Listener::Tcp(tcp)
+            }
         } else if let Ok(Some(unix)) = fds.take_unix_listener(index) {
             unix.set_nonblocking(true).map_err(fail)?;
             Listener::Unix(unix, None)

@@ -182,6 +182,62 @@ fn inherited_sockets_are_served_under_socket_activation() {
     assert_eq!(reply, b"activated");
 }
 
+/// A TCP socket that systemd names `tls` (`FileDescriptorName=tls`) is
+/// served over TLS, beside a plain one, with the certificate of --tls-cert.
+#[test]
+fn an_inherited_socket_named_tls_is_served_over_tls() {
+    let dir = TempDir::new("activation-tls");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).expect("write");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write");
+    let plain = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+    let plain_addr = plain.local_addr().expect("address");
+    let tls = TcpListener::bind("127.0.0.1:0").expect("bind tls");
+    let tls_addr = tls.local_addr().expect("address");
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", "LISTEN_PID=$$ exec \"$0\" \"$@\""])
+        .arg(binary("echo-server"))
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env("LISTEN_FDS", "2")
+        .env("LISTEN_FDNAMES", "echo:tls")
+        .stdin(Stdio::null())
+        .fd_mappings(vec![
+            FdMapping {
+                parent_fd: plain.into(),
+                child_fd: 3,
+            },
+            FdMapping {
+                parent_fd: tls.into(),
+                child_fd: 4,
+            },
+        ])
+        .expect("descriptors map");
+    let server = Server::start_command(&mut command, 2);
+    assert_eq!(
+        server.listeners(),
+        [format!("tcp {plain_addr}"), format!("tls {tls_addr}")]
+    );
+    assert_echoes(plain_addr);
+    // A TLS server answers a plaintext message with an alert record
+    // (content type 21), never with the message.
+    let mut raw = std::net::TcpStream::connect(tls_addr).expect("connects");
+    raw.set_read_timeout(Some(WAIT)).expect("timeout");
+    std::io::Write::write_all(&mut raw, b"plain words\n").expect("sent");
+    let reply = echo_tests::read_all(&mut raw, 64).expect("answered");
+    assert_eq!(reply.first(), Some(&21), "{reply:?}");
+    assert!(
+        echo_tests::eventually(WAIT, || server.total("tls_handshake_failed_protocol") == 1),
+        "not counted as a TLS handshake failure"
+    );
+}
+
 /// Whether another socket of this user can bind `addr` with `SO_REUSEPORT`,
 /// and so take a share of the listener's new connections.
 fn port_can_be_joined(addr: SocketAddr) -> bool {
