@@ -478,6 +478,25 @@ impl TlsClient {
         }
     }
 
+    /// Sends from `rest` without reading, until the socket takes no more
+    /// (`Ok(true)`) or all of it is sent (`Ok(false)`).
+    fn write_until_blocked(&mut self, rest: &mut &[u8]) -> io::Result<bool> {
+        loop {
+            if !self.conn.wants_write() {
+                if rest.is_empty() {
+                    return Ok(false);
+                }
+                let taken = self.conn.writer().write(rest)?;
+                *rest = &rest[taken..];
+            }
+            match self.conn.write_tls(&mut Nonblocking(&self.tcp)) {
+                Ok(_) => {}
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(true),
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
     /// Completes the handshake and sends what it leaves to send.
     fn handshake(&mut self) -> io::Result<()> {
         self.run(&[], |client| {
@@ -651,6 +670,43 @@ fn several_clients_at_once(files: &Files, threads: &str) {
         );
     }
     assert_eq!(server.total("tls_handshakes"), 16);
+}
+
+/// A client that stops reading until the echo fills every buffer on the
+/// way, then reads again, gets the whole echo: the records the server held
+/// while the socket was full go out once it has room.
+#[test]
+fn a_reader_that_stalls_and_resumes_gets_the_whole_echo() {
+    let files = Files::new("tls-stall", Role::Server);
+    let server = files.start(&[], "info");
+    for version in [&TLS13, &TLS12] {
+        let name = version_name(version);
+        let mut client =
+            TlsClient::connect(tls_addr(&server), files.client(version)).expect("connects");
+        client.handshake().expect("handshake");
+        let message = pattern(27, 32 << 20);
+        let mut rest = &message[..];
+        for _ in 0..3 {
+            let blocked = client
+                .write_until_blocked(&mut rest)
+                .unwrap_or_else(|err| panic!("{name}: {err}"));
+            assert!(blocked, "{name}: all taken without a read");
+            // The stall is what is tested: the server meanwhile fills the
+            // socket with echo and holds what it cannot write.
+            thread::sleep(Duration::from_millis(200));
+        }
+        assert!(!rest.is_empty(), "{name}: all taken without a read");
+        let sent_before = message.len() - rest.len();
+        let total = message.len();
+        let ended = client
+            .run(rest, |client| client.received.len() >= total)
+            .and_then(|()| client.close());
+        assert!(
+            ended.is_ok() && client.received == message,
+            "{name}: {total} bytes sent ({sent_before} before reading), {} came back, {ended:?}",
+            client.received.len()
+        );
+    }
 }
 
 /// A bare end of TCP stream, without close_notify, also ends the message:
@@ -1117,6 +1173,8 @@ fn send_raw(addr: SocketAddr, bytes: &[u8]) -> (io::Result<Vec<u8>>, SocketAddr)
             Ok(0) => break Ok(came),
             Ok(n) => came.extend_from_slice(&buf[..n]),
             Err(err) if err.kind() == ErrorKind::ConnectionReset => break Ok(came),
+            // A signal meant for no one here (a child exiting) stops a read too.
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
             Err(err) => break Err(err),
         }
     };
@@ -1193,6 +1251,8 @@ fn slow_hello(addr: SocketAddr, hello: Vec<u8>) -> (Duration, usize) {
             Ok(0) => break Ok(()),
             Ok(_) => {}
             Err(err) if err.kind() == ErrorKind::ConnectionReset => break Ok(()),
+            // A signal meant for no one here (a child exiting) stops a read too.
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
             Err(err) => break Err(err),
         }
     };
@@ -1358,13 +1418,8 @@ fn a_tls_client_that_never_reads_is_reset_by_the_idle_timeout() {
     let deadline = Instant::now() + WAIT;
     // Write only, until the server resets the connection.
     let end = loop {
-        if !rest.is_empty() && !client.conn.wants_write() {
-            let taken = client.conn.writer().write(rest).expect("taken");
-            rest = &rest[taken..];
-        }
-        match client.conn.write_tls(&mut Nonblocking(&client.tcp)) {
-            Ok(_) => continue,
-            Err(err) if err.kind() == ErrorKind::WouldBlock => {}
+        match client.write_until_blocked(&mut rest) {
+            Ok(blocked) => assert!(blocked, "all {} bytes taken without a read", message.len()),
             Err(err) => break err,
         }
         assert!(Instant::now() < deadline, "not reset within {WAIT:?}");
