@@ -619,6 +619,7 @@ fn json_lines_all_parse_with_the_documented_fields() {
                 "duplicate",
                 "error",
                 "from",
+                "handshake_ms",
                 "late",
                 "reordered",
                 "seq",
@@ -636,6 +637,8 @@ fn json_lines_all_parse_with_the_documented_fields() {
         assert!(probe["time_ms"].as_f64().is_some_and(|t| t >= 0.0));
         assert_eq!(probe["duplicate"], false);
         assert_eq!(probe["error"], serde_json::Value::Null);
+        // No TLS, no handshake to time.
+        assert_eq!(probe["handshake_ms"], serde_json::Value::Null);
         let at = probe["unix_time_s"].as_f64().expect("a number");
         assert!(before <= at && at <= after, "{before} <= {at} <= {after}");
         // To the microsecond, as ping -D: no more digits than that.

@@ -25,7 +25,7 @@ const KINDS: [&str; 5] = [
 
 /// The pages `echo-bench --generate man --generate-dir` must write: its own
 /// and one per scenario, and `plot`'s and `merge`'s.
-const BENCH_PAGES: [&str; 8] = [
+const BENCH_PAGES: [&str; 9] = [
     "echo-bench.1",
     "echo-bench-conn.1",
     "echo-bench-persistent.1",
@@ -34,6 +34,7 @@ const BENCH_PAGES: [&str; 8] = [
     "echo-bench-udp.1",
     "echo-bench-plot.1",
     "echo-bench-merge.1",
+    "echo-bench-tls-floor.1",
 ];
 
 /// `name` with a bounded run and none of the project's settings from the environment.
