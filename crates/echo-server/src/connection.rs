@@ -45,6 +45,14 @@ pub trait Socket: Read + Write {
     fn holds_output(&self) -> bool {
         false
     }
+
+    /// Told as each turn starts, before any read, whether the turn must
+    /// read until the socket says `WouldBlock` or the end of stream (the
+    /// peer has shut down its side, or urgent data is pending); otherwise a
+    /// stream whose reads take more from the socket than they return may
+    /// stop at a short read of the socket, since a TCP socket's next bytes
+    /// raise a new edge. Nothing, by default.
+    fn start_turn(&mut self, _drain_to_the_end: bool) {}
 }
 
 /// The event loop's scratch space, lent to each connection's turn: the one
@@ -283,6 +291,7 @@ impl Echo {
         };
         self.peer_done |= ready.read_closed;
         self.urgent |= ready.urgent;
+        stream.start_turn(self.peer_done || self.urgent);
         let holds = self.holds_bytes() || stream.holds_output();
         if !holds && !ready.readable && !self.peer_done && !self.urgent {
             // Only writable: nothing of ours is waiting to go out.

@@ -130,6 +130,10 @@ impl Socket for Held {
     fn holds_output(&self) -> bool {
         each!(self, stream => stream.holds_output())
     }
+
+    fn start_turn(&mut self, drain_to_the_end: bool) {
+        each!(self, stream => stream.start_turn(drain_to_the_end));
+    }
 }
 
 impl Source for Held {
@@ -423,6 +427,10 @@ impl Stream for UnixStream {
 impl Socket for Box<TlsStream> {
     fn holds_output(&self) -> bool {
         TlsStream::holds_output(self)
+    }
+
+    fn start_turn(&mut self, drain_to_the_end: bool) {
+        TlsStream::start_turn(self, drain_to_the_end);
     }
 }
 

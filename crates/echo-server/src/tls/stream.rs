@@ -78,6 +78,12 @@ pub(crate) struct TlsStream {
     peer_done: bool,
     /// Our `close_notify` is queued.
     closing: bool,
+    /// A read of the socket in this turn came back short: it was empty then,
+    /// and bytes that came since raise a new edge, so the turn need not ask again.
+    drained: bool,
+    /// This turn must read until `WouldBlock` or the end of stream: the
+    /// peer shut down its side, and that edge has been taken.
+    drain_to_the_end: bool,
 }
 
 impl std::fmt::Debug for TlsStream {
@@ -127,13 +133,15 @@ impl Incoming {
             .is_some_and(|buffer| self.filled == buffer.len())
     }
 
-    /// Reads at most `limit` bytes from `tcp` behind those held.
-    fn read_from(&mut self, tcp: &TcpStream, limit: usize) -> io::Result<usize> {
+    /// Reads at most `limit` bytes from `tcp` behind those held; says how
+    /// many, and whether that was fewer than asked (the socket is empty).
+    fn read_from(&mut self, tcp: &TcpStream, limit: usize) -> io::Result<(usize, bool)> {
         let buffer = self.buffer.get_or_insert_with(buffers::take);
         let end = self.filled.saturating_add(limit).min(buffer.len());
         let n = (&*tcp).read(&mut buffer[self.filled..end])?;
+        let short = self.filled + n < end;
         self.filled += n;
-        Ok(n)
+        Ok((n, short))
     }
 
     /// Gives the buffer back when it holds nothing.
@@ -293,12 +301,20 @@ impl TlsStream {
             eof: false,
             peer_done: false,
             closing: false,
+            drained: false,
+            drain_to_the_end: false,
         })
     }
 
     /// The TCP stream under the records.
     pub(crate) fn tcp(&self) -> &TcpStream {
         &self.tcp
+    }
+
+    /// A new turn: the socket is to be read again, to its end if asked.
+    pub(crate) fn start_turn(&mut self, drain_to_the_end: bool) {
+        self.drained = false;
+        self.drain_to_the_end = drain_to_the_end;
     }
 
     /// The TCP stream under the records, to register it.
@@ -582,9 +598,15 @@ impl Read for TlsStream {
                         let err = rustls::Error::General("a TLS message too big to buffer".into());
                         return Err(self.failed(err));
                     }
-                    match self.incoming.read_from(&self.tcp, room) {
-                        Ok(0) => self.eof = true,
-                        Ok(_) => {}
+                    let read = if self.drained && !self.drain_to_the_end {
+                        // Saves a read that would find nothing.
+                        Err(io::Error::from(io::ErrorKind::WouldBlock))
+                    } else {
+                        self.incoming.read_from(&self.tcp, room)
+                    };
+                    match read {
+                        Ok((0, _)) => self.eof = true,
+                        Ok((_, short)) => self.drained |= short,
                         Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                         Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                             self.incoming.release_if_empty();
