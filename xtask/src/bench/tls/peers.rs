@@ -80,7 +80,7 @@ pub(super) const PEERS: [Peer; 2] = [
         )),
         bulk: Scenario::Skipped(
             "ncat -e /bin/cat stalls in bulk (it stops reading the socket while cat's \
-             output waits, and cat waits for it), and echo-bench's bulk is TLS 1.3 only",
+             output waits, and cat waits for it)",
         ),
         idle: Scenario::Skipped(IDLE_FORKS),
     },
