@@ -840,7 +840,7 @@ fn a_key_update_mid_exchange_keeps_the_echo_whole() {
 #[test]
 fn an_idle_tls_connection_is_closed_with_close_notify() {
     let files = Files::new("tls-idle", Role::Server);
-    let server = files.start(&["--idle-timeout", "1s"], "info");
+    let server = files.start(&["--idle-timeout", "2s"], "info");
     let mut client = TlsClient::connect(tls_addr(&server), files.client(&TLS13)).expect("connects");
     assert_eq!(
         client.echo_part(b"then quiet").expect("echoed"),
@@ -1270,7 +1270,7 @@ fn slow_hello(addr: SocketAddr, hello: Vec<u8>) -> (Duration, usize) {
 fn hostile_clients_end_and_are_counted_while_a_good_one_is_served() {
     let files = Files::new("tls-hostile", Role::Server);
     let server = files.start(
-        &["--tls-handshake-timeout", "1s", "--idle-timeout", "60s"],
+        &["--tls-handshake-timeout", "2s", "--idle-timeout", "60s"],
         "info",
     );
     let addr = tls_addr(&server);
@@ -1306,7 +1306,7 @@ fn hostile_clients_end_and_are_counted_while_a_good_one_is_served() {
         sent < hello_len,
         "the whole hello of {hello_len} bytes went in {took:?}"
     );
-    // A handshake timeout of 1 s, looked for every eighth of it; the idle
+    // A handshake timeout of 2 s, looked for every eighth of it; the idle
     // timeout of 60 s would not cut a client that sends every 200 ms.
     assert!(took < WAIT / 2, "cut after {took:?}");
     assert!(
@@ -1395,22 +1395,53 @@ fn a_corrupt_record_after_the_handshake_ends_only_that_connection() {
 #[test]
 fn a_connection_quiet_after_its_handshake_outlives_the_handshake_timeout() {
     let files = Files::new("tls-quiet-after", Role::Server);
-    let server = files.start(&["--tls-handshake-timeout", "1s"], "info");
+    let server = files.start(&["--tls-handshake-timeout", "2s"], "info");
     let mut client = TlsClient::connect(tls_addr(&server), files.client(&TLS13)).expect("connects");
     client.handshake().expect("handshake");
     // The quiet, two handshake timeouts long, is what is tested.
-    thread::sleep(Duration::from_millis(2_500));
+    thread::sleep(Duration::from_millis(4_500));
     assert_eq!(client.echo(b"still here").expect("served"), b"still here");
     assert_eq!(server.total("tls_handshake_failed_timeout"), 0);
 }
 
+/// A hello that comes slowly, a piece every 250 ms, keeps the connection
+/// busy: it is read, so the idle timeout (1 s here, shorter than the whole
+/// hello takes) does not cut it, and within the handshake timeout the
+/// handshake completes and the echo comes back.
+#[test]
+#[ignore = "server bug: a handshake's records do not count as progress for the idle \
+            timeout, so a connection whose handshake takes longer than --idle-timeout is \
+            closed as idle however steadily its hello comes"]
+fn a_slow_hello_within_the_handshake_timeout_is_not_cut_as_idle() {
+    let files = Files::new("tls-slow-ok", Role::Server);
+    let server = files.start(
+        &["--idle-timeout", "1s", "--tls-handshake-timeout", "15s"],
+        "debug",
+    );
+    let mut client = TlsClient::connect(tls_addr(&server), files.client(&TLS13)).expect("connects");
+    let hello = client.take_hello();
+    for piece in hello.chunks(hello.len().div_ceil(10)) {
+        client.send_raw(piece);
+        // The pace is what is tested: a piece well within each idle timeout.
+        thread::sleep(Duration::from_millis(250));
+    }
+    let reply = client.echo(b"slow but steady");
+    assert_eq!(
+        reply.expect("the handshake completes and the echo comes back"),
+        b"slow but steady"
+    );
+    assert_eq!(server.total("idle_closed"), 0);
+}
+
 /// A client that sends and never reads is not buffered without end: it is
 /// reset by the idle timeout (two of them, being owed bytes), as a plain
-/// one is.
+/// one is. (The timeout is 3 s, not less: the server counts it from the
+/// accept, through the handshake, which on a loaded machine may take a
+/// second; see the ignored test above.)
 #[test]
 fn a_tls_client_that_never_reads_is_reset_by_the_idle_timeout() {
     let files = Files::new("tls-noread", Role::Server);
-    let server = files.start(&["--idle-timeout", "1s"], "info");
+    let server = files.start(&["--idle-timeout", "3s"], "info");
     let mut client = TlsClient::connect(tls_addr(&server), files.client(&TLS13)).expect("connects");
     client.handshake().expect("handshake");
     let message = pattern(23, 64 << 20);
@@ -1441,6 +1472,15 @@ fn a_tls_client_that_never_reads_is_reset_by_the_idle_timeout() {
         eventually(WAIT, || server.total("idle_closed") == 1),
         "idle_closed={}",
         server.total("idle_closed")
+    );
+    // What the kernel still held is not counted as echoed; the server
+    // counted no more than it was sent.
+    let (bytes, unsent) = (server.total("bytes"), server.total("bytes_unsent"));
+    let sent = (message.len() - rest.len()) as u64;
+    assert!(unsent > 0, "bytes={bytes} bytes_unsent={unsent}");
+    assert!(
+        bytes + unsent <= sent,
+        "more counted than was sent: bytes={bytes} bytes_unsent={unsent}, sent {sent}"
     );
 }
 
