@@ -53,6 +53,13 @@ pub trait Socket: Read + Write {
     /// stop at a short read of the socket, since a TCP socket's next bytes
     /// raise a new edge. Nothing, by default.
     fn start_turn(&mut self, _drain_to_the_end: bool) {}
+
+    /// Whether bytes moved on the socket since last asked that reads and
+    /// writes of the echo did not return or take (a TLS handshake's records,
+    /// say): progress all the same, for the idle rule. Never, by default.
+    fn take_moved(&mut self) -> bool {
+        false
+    }
 }
 
 /// The event loop's scratch space, lent to each connection's turn: the one
@@ -270,7 +277,10 @@ impl Echo {
         scratch: &mut Scratch,
         ready: Readiness,
     ) -> io::Result<Turn> {
-        let result = self.turn(stream, scratch, ready);
+        let mut result = self.turn(stream, scratch, ready);
+        if let Ok(turn) = &mut result {
+            turn.moved |= stream.take_moved();
+        }
         // A connection waiting for input holds no pipe: idle ones must not
         // tie up descriptors.
         if self.pipe.as_ref().is_some_and(|pipe| pipe.held == 0) {

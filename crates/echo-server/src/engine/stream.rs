@@ -134,6 +134,10 @@ impl Socket for Held {
     fn start_turn(&mut self, drain_to_the_end: bool) {
         each!(self, stream => stream.start_turn(drain_to_the_end));
     }
+
+    fn take_moved(&mut self) -> bool {
+        each!(self, stream => stream.take_moved())
+    }
 }
 
 impl Source for Held {
@@ -432,6 +436,10 @@ impl Socket for Box<TlsStream> {
     fn start_turn(&mut self, drain_to_the_end: bool) {
         TlsStream::start_turn(self, drain_to_the_end);
     }
+
+    fn take_moved(&mut self) -> bool {
+        TlsStream::take_moved(self)
+    }
 }
 
 impl Source for Box<TlsStream> {
@@ -465,10 +473,11 @@ impl Stream for Box<TlsStream> {
         false
     }
 
-    /// The records the kernel still holds; those not yet written are
-    /// `holds_output`.
+    /// The records the kernel still holds, and those not yet written to it
+    /// (`holds_output`): record bytes, a little more than the plaintext
+    /// they carry.
     fn unsent(&self) -> Option<u64> {
-        send_queue::unsent(self.tcp())
+        send_queue::unsent(self.tcp()).map(|queued| queued + self.held_output())
     }
 
     fn peer(&self) -> String {

@@ -84,6 +84,8 @@ pub(crate) struct TlsStream {
     /// This turn must read until `WouldBlock` or the end of stream: the
     /// peer shut down its side, and that edge has been taken.
     drain_to_the_end: bool,
+    /// Record bytes were read or written since the byte mover last asked.
+    moved: bool,
 }
 
 impl std::fmt::Debug for TlsStream {
@@ -164,6 +166,8 @@ struct Outgoing {
     buffer: Option<Box<[u8]>>,
     start: usize,
     end: usize,
+    /// The socket took some since the byte mover last asked.
+    moved: bool,
 }
 
 impl Outgoing {
@@ -216,7 +220,10 @@ impl Outgoing {
         while self.start < self.end {
             match (&*tcp).write(&buffer[self.start..self.end]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.start += n,
+                Ok(n) => {
+                    self.start += n;
+                    self.moved = true;
+                }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(err),
             }
@@ -303,6 +310,7 @@ impl TlsStream {
             closing: false,
             drained: false,
             drain_to_the_end: false,
+            moved: false,
         })
     }
 
@@ -320,6 +328,17 @@ impl TlsStream {
     /// The TCP stream under the records, to register it.
     pub(crate) fn tcp_mut(&mut self) -> &mut TcpStream {
         &mut self.tcp
+    }
+
+    /// Whether record bytes were read or written since last asked: a
+    /// handshake's records are progress too, for the idle rule.
+    pub(crate) fn take_moved(&mut self) -> bool {
+        std::mem::take(&mut self.moved) || std::mem::take(&mut self.outgoing.moved)
+    }
+
+    /// Record bytes encoded and not yet written to the socket.
+    pub(crate) fn held_output(&self) -> u64 {
+        self.outgoing.held() as u64
     }
 
     /// Whether records are encoded and not yet written to the socket.
@@ -606,7 +625,10 @@ impl Read for TlsStream {
                     };
                     match read {
                         Ok((0, _)) => self.eof = true,
-                        Ok((_, short)) => self.drained |= short,
+                        Ok((_, short)) => {
+                            self.drained |= short;
+                            self.moved = true;
+                        }
                         Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                         Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                             self.incoming.release_if_empty();

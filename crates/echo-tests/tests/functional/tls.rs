@@ -1409,9 +1409,6 @@ fn a_connection_quiet_after_its_handshake_outlives_the_handshake_timeout() {
 /// hello takes) does not cut it, and within the handshake timeout the
 /// handshake completes and the echo comes back.
 #[test]
-#[ignore = "server bug: a handshake's records do not count as progress for the idle \
-            timeout, so a connection whose handshake takes longer than --idle-timeout is \
-            closed as idle however steadily its hello comes"]
 fn a_slow_hello_within_the_handshake_timeout_is_not_cut_as_idle() {
     let files = Files::new("tls-slow-ok", Role::Server);
     let server = files.start(
@@ -1435,9 +1432,7 @@ fn a_slow_hello_within_the_handshake_timeout_is_not_cut_as_idle() {
 
 /// A client that sends and never reads is not buffered without end: it is
 /// reset by the idle timeout (two of them, being owed bytes), as a plain
-/// one is. (The timeout is 3 s, not less: the server counts it from the
-/// accept, through the handshake, which on a loaded machine may take a
-/// second; see the ignored test above.)
+/// one is.
 #[test]
 fn a_tls_client_that_never_reads_is_reset_by_the_idle_timeout() {
     let files = Files::new("tls-noread", Role::Server);
