@@ -224,8 +224,10 @@ pub(crate) fn stream_listener(
     match listener {
         Listener::Tls(tcp) => match tls {
             Some(context) => Ok(Box::new(Tls {
-                listener: TcpListener::from_std(tcp),
-                name,
+                tcp: Tcp {
+                    listener: TcpListener::from_std(tcp),
+                    name,
+                },
                 context: Arc::clone(context),
             })),
             None => Err(Listener::Tls(tcp)),
@@ -250,57 +252,67 @@ struct Tcp {
     name: String,
 }
 
+impl Tcp {
+    /// The next connection waiting, ready to serve.
+    fn accept_tcp(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, peer) = self.listener.accept()?;
+        // Each exchange is a request waiting for its answer (a TLS flight
+        // too): Nagle's algorithm would hold small replies back until the
+        // peer's delayed ACK. It fails only on a connection already dead,
+        // which the echo then finds out.
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer))
+    }
+
+    /// Another listener on the same address, for another event loop.
+    fn sibling_tcp(&self) -> io::Result<Tcp> {
+        crate::listen::sibling(&self.listener).map(|sibling| Tcp {
+            listener: TcpListener::from_std(sibling),
+            name: self.name.clone(),
+        })
+    }
+}
+
 impl Listen for Tcp {
     fn name(&self) -> &str {
         &self.name
     }
 
     fn accept(&self) -> io::Result<(Held, Peer)> {
-        let (stream, peer) = self.listener.accept()?;
-        // Each exchange is a request waiting for its answer: Nagle's
-        // algorithm would hold small replies back until the peer's delayed
-        // ACK. It fails only on a connection already dead, which the echo
-        // then finds out.
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = self.accept_tcp()?;
         Ok((Held::Tcp(stream), Peer::Ip(peer)))
     }
 
     fn sibling(&self) -> Option<io::Result<Box<dyn Listen>>> {
-        Some(crate::listen::sibling(&self.listener).map(|sibling| {
-            Box::new(Tcp {
-                listener: TcpListener::from_std(sibling),
-                name: self.name.clone(),
-            }) as Box<dyn Listen>
-        }))
+        Some(
+            self.sibling_tcp()
+                .map(|sibling| Box::new(sibling) as Box<dyn Listen>),
+        )
     }
 }
 
 /// A TCP listener whose connections speak TLS.
 #[derive(Debug)]
 struct Tls {
-    listener: TcpListener,
-    name: String,
+    tcp: Tcp,
     context: Arc<tls::Context>,
 }
 
 impl Listen for Tls {
     fn name(&self) -> &str {
-        &self.name
+        &self.tcp.name
     }
 
     fn accept(&self) -> io::Result<(Held, Peer)> {
-        let (stream, peer) = self.listener.accept()?;
-        // Handshake flights and echoes alike are answers someone waits for.
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = self.tcp.accept_tcp()?;
         let stream = TlsStream::accept(stream, Arc::clone(&self.context))?;
         Ok((Held::Tls(Box::new(stream)), Peer::Ip(peer)))
     }
 
     fn sibling(&self) -> Option<io::Result<Box<dyn Listen>>> {
-        Some(crate::listen::sibling(&self.listener).map(|sibling| {
+        Some(self.tcp.sibling_tcp().map(|tcp| {
             Box::new(Tls {
-                listener: TcpListener::from_std(sibling),
-                name: self.name.clone(),
+                tcp,
                 context: Arc::clone(&self.context),
             }) as Box<dyn Listen>
         }))
@@ -359,7 +371,7 @@ macro_rules! forward_source {
 pub(super) use forward_source;
 
 forward_source!(Tcp, listener);
-forward_source!(Tls, listener);
+forward_source!(Tls, tcp);
 forward_source!(Unix, listener);
 
 /// TCP bulk streams splice.
@@ -481,9 +493,7 @@ impl Stream for Box<TlsStream> {
     }
 
     fn peer(&self) -> String {
-        self.tcp()
-            .peer_addr()
-            .map_or_else(|_| "a peer gone".to_owned(), |addr| addr.to_string())
+        self.tcp().peer()
     }
 
     fn handshake_overdue(&mut self, now: Instant) -> bool {
