@@ -124,20 +124,7 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         return tls::run(root, options.rounds);
     }
     let started = Instant::now();
-    run_step(cargo().current_dir(root).args([
-        "build",
-        "--release",
-        "-p",
-        "echo-server",
-        "-p",
-        "echo-bench",
-        "--examples",
-        "--bins",
-    ]))?;
-    let target = target_dir(root);
-    let release = target.join("release");
-    let out = target.join("bench");
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let (release, out) = build_release(root, &["--examples"], "")?;
     if options
         .references
         .iter()
@@ -185,6 +172,37 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Builds the release binaries of echo-server and echo-bench (with `more`
+/// of cargo's target selections), and makes the benchmark's output
+/// directory, `<target>/bench/<sub>`; returns the binaries' directory and it.
+///
+/// # Errors
+/// The build failed, or the directory could not be made.
+fn build_release(
+    root: &Path,
+    more: &[&str],
+    sub: &str,
+) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    run_step(
+        cargo()
+            .current_dir(root)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "echo-server",
+                "-p",
+                "echo-bench",
+                "--bins",
+            ])
+            .args(more),
+    )?;
+    let target = target_dir(root);
+    let out = target.join("bench").join(sub);
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    Ok((target.join("release"), out))
 }
 
 /// Runs every echo-bench scenario for about a second against the

@@ -30,7 +30,7 @@ use self::peers::{PEERS, Scenario};
 use super::cases::{CASES, Case, Figure};
 use super::conntrack;
 use super::servers::Server;
-use crate::{cargo, run_step, show, target_dir};
+use crate::show;
 
 /// Bytes in a GiB, as echo-bench counts its per-GiB figures.
 const GIB: f64 = (1u64 << 30) as f64;
@@ -323,19 +323,7 @@ fn progress(round: usize, rounds: usize, row: Row, who: &str, measured: &Measure
 /// errors: a server that corrupts data has no cost worth reporting).
 pub(super) fn run(root: &Path, rounds: usize) -> anyhow::Result<()> {
     let started = Instant::now();
-    run_step(cargo().current_dir(root).args([
-        "build",
-        "--release",
-        "-p",
-        "echo-server",
-        "-p",
-        "echo-bench",
-        "--bins",
-    ]))?;
-    let target = target_dir(root);
-    let release = target.join("release");
-    let out = target.join("bench").join("tls");
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let (release, out) = super::build_release(root, &[], "tls")?;
     let certs = certs::make(&out)?;
     peers::prepare(&out)?;
     let echo_bench = release.join("echo-bench");
