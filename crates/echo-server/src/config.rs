@@ -37,7 +37,7 @@ pub struct Config {
     /// TLS echo (with --tls-cert and --tls-key); repeat for several.
     ///
     /// Port 0 picks a free port; the line `listening on <kind> <address>` on
-    /// stdout tells which (kind tcp, unix or tls). `[::]:PORT` is IPv6 only, so it can sit beside
+    /// stdout tells which (kind tcp, udp, unix or tls). `[::]:PORT` is IPv6 only, so it can sit beside
     /// `0.0.0.0:PORT`. A Unix socket file is created with the process's umask
     /// (restrict who may connect with the directory's permissions); an existing
     /// one is replaced only if connecting to it is refused (nothing listens),
