@@ -30,7 +30,10 @@ pub(super) fn give(buffer: Box<[u8]>) {
         // One grown for a rare large flight: not worth keeping.
         return;
     }
-    POOL.with_borrow_mut(|pool| {
+    // `try_with`: a connection dropped as its thread ends finds the pool
+    // gone, and its buffer is simply freed.
+    let _ = POOL.try_with(|pool| {
+        let mut pool = pool.borrow_mut();
         if pool.len() < SPARE {
             pool.push(buffer);
         }

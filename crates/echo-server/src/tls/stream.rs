@@ -156,6 +156,16 @@ impl Incoming {
     }
 }
 
+impl Drop for Incoming {
+    /// A connection closed with its buffer lent (the last records read, or
+    /// a peer gone) gives it back, so the next connection need not make one.
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            buffers::give(buffer);
+        }
+    }
+}
+
 /// Records encoded and not yet written that a write may add to rather
 /// than send first (a session ticket, say), so both go in one system call.
 const COALESCED: usize = 16 * 1024;
@@ -234,6 +244,14 @@ impl Outgoing {
             buffers::give(buffer);
         }
         Ok(())
+    }
+}
+
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            buffers::give(buffer);
+        }
     }
 }
 
