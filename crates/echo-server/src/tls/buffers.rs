@@ -40,6 +40,12 @@ pub(super) fn give(buffer: Box<[u8]>) {
     });
 }
 
+/// How many spare buffers this thread holds.
+#[cfg(test)]
+pub(super) fn spare() -> usize {
+    POOL.with_borrow(Vec::len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -751,3 +751,30 @@ impl Write for TlsStream {
         self.outgoing.send(&self.tcp)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_dropped_with_buffers_lent_gives_them_back() {
+        std::thread::spawn(|| {
+            let incoming = Incoming {
+                buffer: Some(buffers::take()),
+                filled: 5,
+            };
+            let outgoing = Outgoing {
+                buffer: Some(buffers::take()),
+                start: 0,
+                end: 7,
+                moved: false,
+            };
+            assert_eq!(buffers::spare(), 0);
+            drop(incoming);
+            drop(outgoing);
+            assert_eq!(buffers::spare(), 2, "both buffers are spare again");
+        })
+        .join()
+        .expect("the test thread");
+    }
+}
