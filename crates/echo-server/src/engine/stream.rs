@@ -305,6 +305,11 @@ impl Listen for Tls {
 
     fn accept(&self) -> io::Result<(Held, Peer)> {
         let (stream, peer) = self.tcp.accept_tcp()?;
+        // The handshake is questions and answers, each answered at once:
+        // in the kernel's interactive mode the ACK of a flight rides on our
+        // answer instead of going alone when the read empties the socket
+        // (one segment less per connection). Best effort, as above.
+        let _ = socket2::SockRef::from(&stream).set_tcp_quickack(false);
         let stream = TlsStream::accept(stream, Arc::clone(&self.context))?;
         Ok((Held::Tls(Box::new(stream)), Peer::Ip(peer)))
     }
