@@ -224,11 +224,23 @@ impl Outgoing {
 
     /// Writes what is held to `tcp`; `WouldBlock` when the peer is not taking it.
     fn send(&mut self, tcp: &TcpStream) -> io::Result<()> {
+        self.send_with(tcp, 0)
+    }
+
+    /// Writes what is held to `tcp` as the connection's last bytes: the
+    /// kernel keeps them back (`MSG_MORE`) for the close that follows at once
+    /// to add its FIN to the same segment, which then goes out.
+    fn send_last(&mut self, tcp: &TcpStream) -> io::Result<()> {
+        self.send_with(tcp, libc::MSG_MORE)
+    }
+
+    fn send_with(&mut self, tcp: &TcpStream, flags: libc::c_int) -> io::Result<()> {
         let Some(buffer) = &self.buffer else {
             return Ok(());
         };
+        let socket = socket2::SockRef::from(tcp);
         while self.start < self.end {
-            match (&*tcp).write(&buffer[self.start..self.end]) {
+            match socket.send_with_flags(&buffer[self.start..self.end], flags | libc::MSG_NOSIGNAL) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.start += n;
@@ -604,7 +616,9 @@ impl Read for TlsStream {
                 Next::Return => return Ok(n),
                 Next::Closed => {
                     if n == 0 {
-                        self.outgoing.send(&self.tcp)?;
+                        // The byte mover closes the connection on this end
+                        // of stream, or flushes what the socket did not take.
+                        self.outgoing.send_last(&self.tcp)?;
                     }
                     return Ok(n);
                 }
