@@ -5,13 +5,17 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::client::Resumption;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, HandshakeKind, RootCertStore, SignatureScheme};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, RootCertStore,
+    SignatureScheme,
+};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
@@ -159,22 +163,33 @@ impl Connector {
             .connect(self.name.clone(), tcp)
             .await
             .map_err(ExchangeError::Tls)?;
-        let took = connected.elapsed();
-        let connection = stream.get_ref().1;
-        let handshake = Handshake {
-            took,
-            resumed: connection.handshake_kind() == Some(HandshakeKind::Resumed),
-            version: connection
-                .protocol_version()
-                .map(version_name)
-                .unwrap_or_default(),
-            cipher_suite: connection
-                .negotiated_cipher_suite()
-                .and_then(|suite| suite.suite().as_str())
-                .unwrap_or_default()
-                .to_owned(),
-        };
+        let handshake = describe(stream.get_ref().1, connected.elapsed());
         Ok((stream, handshake))
+    }
+
+    /// A client connection of this connector's, its handshake to come.
+    ///
+    /// # Errors
+    /// rustls could not make one (out of memory, in practice).
+    pub(crate) fn client(&self) -> Result<ClientConnection, rustls::Error> {
+        ClientConnection::new(Arc::clone(&self.config), self.name.clone())
+    }
+}
+
+/// What the handshake of `connection`, over after `took`, negotiated.
+pub(crate) fn describe(connection: &ClientConnection, took: Duration) -> Handshake {
+    Handshake {
+        took,
+        resumed: connection.handshake_kind() == Some(HandshakeKind::Resumed),
+        version: connection
+            .protocol_version()
+            .map(version_name)
+            .unwrap_or_default(),
+        cipher_suite: connection
+            .negotiated_cipher_suite()
+            .and_then(|suite| suite.suite().as_str())
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 

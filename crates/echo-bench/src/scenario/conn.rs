@@ -14,11 +14,12 @@ use std::sync::Arc;
 use echo_proto::{Endpoint, verify};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
+use tokio_util::either::Either;
 
 use super::backoff::{Backoff, pauses_after};
-use super::connect::{Spread, connect, connect_from, secure};
-use super::persistent;
-use super::stream::{Stream, half_close_ends_message, split};
+use super::conn_tls;
+use super::connect::{Spread, connect, connect_from, tcp_for_tls};
+use super::stream::{Stream, split};
 use super::workers::run_budgeted;
 use super::{Shared, alternating_messages};
 use crate::tally::{ExchangeError, Mismatch, Outcome, Recorder, Tally};
@@ -106,19 +107,16 @@ async fn exchange(
             .map_err(ExchangeError::Connect)?,
         _ => connect(addr).await?,
     };
-    let (mut stream, handshake) = secure(plain, tls).await?;
-    if let Some(handshake) = &handshake {
-        recorder.handshook(handshake);
+    match tls {
+        Some(tls) => {
+            let tcp = tcp_for_tls(plain)?;
+            conn_tls::exchange(tls, tcp, Instant::now(), message, reply, |handshake| {
+                recorder.handshook(handshake);
+            })
+            .await
+        }
+        None => exchange_on(&mut Either::Left(plain), message, reply).await,
     }
-    if !half_close_ends_message(&stream) {
-        // TLS 1.2: the whole echo first, then close_notify, which closes
-        // both ways, and the server's own before it closes.
-        reply.clear();
-        reply.resize(message.len(), 0);
-        persistent::exchange(&mut stream, message, reply).await?;
-        return persistent::close(stream).await;
-    }
-    exchange_on(&mut stream, message, reply).await
 }
 
 /// Sends `message` on `stream`, half-closes, and reads the reply to its end.

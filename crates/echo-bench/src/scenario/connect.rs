@@ -73,13 +73,24 @@ pub(crate) async fn secure(
     let Some(tls) = tls else {
         return Ok((Either::Left(plain), None));
     };
-    let Either::Left(tcp) = plain else {
-        return Err(ExchangeError::Tls(io::Error::other(
-            "TLS is spoken over TCP only, not over a Unix socket",
-        )));
-    };
-    let (stream, handshake) = tls.handshake(tcp, tokio::time::Instant::now()).await?;
+    let (stream, handshake) = tls
+        .handshake(tcp_for_tls(plain)?, tokio::time::Instant::now())
+        .await?;
     Ok((Either::Right(Box::new(stream)), Some(handshake)))
+}
+
+/// The TCP stream under `plain`, for TLS to run over.
+///
+/// # Errors
+/// [`ExchangeError::Tls`] when `plain` is a Unix socket (which the plan's
+/// checks rule out).
+pub(crate) fn tcp_for_tls(plain: Plain) -> Result<TcpStream, ExchangeError> {
+    match plain {
+        Either::Left(tcp) => Ok(tcp),
+        Either::Right(_) => Err(ExchangeError::Tls(io::Error::other(
+            "TLS is spoken over TCP only, not over a Unix socket",
+        ))),
+    }
 }
 
 /// Connects, with `tls` runs the handshake, all within `timeout`.

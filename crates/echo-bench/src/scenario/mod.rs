@@ -19,6 +19,7 @@ pub(crate) mod udp;
 
 mod backoff;
 mod budget;
+mod conn_tls;
 mod schedule;
 mod stream;
 mod workers;

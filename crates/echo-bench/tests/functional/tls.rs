@@ -51,10 +51,11 @@ fn certs(dir: &TempDir) -> Certs {
 /// `version`, with resumption on (rustls's stateful cache): echoes until
 /// close_notify or a bare FIN, then sends its own close_notify and closes.
 /// Counts the connections whose handshake it finished.
-fn tls_server(
+/// A rustls server configuration with `certs`, speaking `version` only.
+fn server_config(
     certs: &Certs,
     version: &'static rustls::SupportedProtocolVersion,
-) -> (SocketAddr, Arc<AtomicU64>) {
+) -> Arc<ServerConfig> {
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
@@ -63,7 +64,14 @@ fn tls_server(
         .with_no_client_auth()
         .with_single_cert(certs.chain.clone(), certs.key.clone_key())
         .expect("server config");
-    let config = Arc::new(config);
+    Arc::new(config)
+}
+
+fn tls_server(
+    certs: &Certs,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> (SocketAddr, Arc<AtomicU64>) {
+    let config = server_config(certs, version);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let handshakes = Arc::new(AtomicU64::new(0));
@@ -188,6 +196,83 @@ async fn the_floor_refuses_empty_measurements() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", show(&output));
         assert!(output.stdout.is_empty(), "{args:?}: {}", show(&output));
     }
+}
+
+/// The segments carrying data that the kernel has received on `tcp`.
+#[allow(unsafe_code)]
+fn data_segments_in(tcp: &TcpStream) -> u32 {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: tcp_info is plain integers, for which zero is a value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is `len` bytes that getsockopt fills at most, and the
+    // descriptor is `tcp`'s, open for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            tcp.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_INFO: {}", io::Error::last_os_error());
+    info.tcpi_data_segs_in
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conn_over_tls_13_sends_finished_message_and_close_notify_in_one_segment() {
+    // A server that finds the client's Finished, message and close_notify
+    // in separate segments acknowledges them in one of its own (echo-bench
+    // through tokio-rustls sent 4 data segments a connection): the server's
+    // side counts the client's data segments, the hello and one more.
+    let dir = TempDir::new("tls-one-flight");
+    let certs = certs(&dir);
+    let config = server_config(&certs, &rustls::version::TLS13);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { continue };
+            let Ok(watched) = tcp.try_clone() else {
+                continue;
+            };
+            let handshakes = AtomicU64::new(0);
+            let echoed = echo_one(Arc::clone(&config), tcp, &handshakes).is_ok();
+            let handshook = handshakes.load(Ordering::Relaxed) == 1;
+            // Its close_notify came last: every data segment is in.
+            let _ = sender.send((handshook && echoed, data_segments_in(&watched)));
+        }
+    });
+    let ca = certs.ca_pem.display().to_string();
+    let args = [
+        "conn",
+        "--addr",
+        &addr,
+        "-c",
+        "1",
+        "-n",
+        "3",
+        "--tls",
+        "--tls-ca",
+        &ca,
+        "--tls-server-name",
+        "localhost",
+    ];
+    let output = echo_bench(&args).await;
+    assert!(output.status.success(), "{}", show(&output));
+    let mut segments = Vec::new();
+    while segments.len() < 3 {
+        // The probe connection before the load has no handshake.
+        let (echoed, data_segments) = receiver
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the server's account of each connection");
+        if echoed {
+            segments.push(data_segments);
+        }
+    }
+    assert_eq!(segments, [2, 2, 2], "{}", show(&output));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

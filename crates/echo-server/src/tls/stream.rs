@@ -240,7 +240,8 @@ impl Outgoing {
         };
         let socket = socket2::SockRef::from(tcp);
         while self.start < self.end {
-            match socket.send_with_flags(&buffer[self.start..self.end], flags | libc::MSG_NOSIGNAL) {
+            match socket.send_with_flags(&buffer[self.start..self.end], flags | libc::MSG_NOSIGNAL)
+            {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.start += n;
