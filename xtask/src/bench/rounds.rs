@@ -89,20 +89,36 @@ fn measure(bench: &Path, case: &Case, server: &mut Server) -> anyhow::Result<Mea
         "--server-pid",
         &server.pid(),
     ]);
-    let shown = show(&command);
+    let (report, line) = json_run(&mut command, Some(server), "echo-bench report", |line| {
+        serde_json::from_str::<Report>(line)
+    })?;
+    Ok(Measurement { report, line })
+}
+
+/// Runs `command`, an echo-bench run that prints one JSON line, and reads
+/// that line with `parse` as `what`; the run failing, or `server` (when
+/// given) not outliving it, is an error naming the command.
+pub(super) fn json_run<T>(
+    command: &mut Command,
+    server: Option<&mut Server>,
+    what: &str,
+    parse: impl FnOnce(&str) -> serde_json::Result<T>,
+) -> anyhow::Result<(T, String)> {
+    let shown = show(command);
     let output = command
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("cannot run `{shown}`"))?;
     let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    server.check_alive()?;
+    if let Some(server) = server {
+        server.check_alive()?;
+    }
     if !output.status.success() {
         bail!("`{shown}` failed ({}): {line}", output.status);
     }
-    let report: Report = serde_json::from_str(&line)
-        .with_context(|| format!("`{shown}` printed no echo-bench report: {line}"))?;
-    Ok(Measurement { report, line })
+    let parsed = parse(&line).with_context(|| format!("`{shown}` printed no {what}: {line}"))?;
+    Ok((parsed, line))
 }
 
 /// The middle value (the mean of the two middle ones for an even count); NaN for none.

@@ -17,10 +17,10 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use echo_bench::Report;
 use echo_bench::floor::Floor;
 
@@ -29,8 +29,8 @@ use self::goals::RoundFigures;
 use self::peers::{PEERS, Scenario};
 use super::cases::{CASES, Case, Figure};
 use super::conntrack;
+use super::rounds::json_run;
 use super::servers::Server;
-use crate::show;
 
 /// Bytes in a GiB, as echo-bench counts its per-GiB figures.
 const GIB: f64 = (1u64 << 30) as f64;
@@ -240,24 +240,14 @@ impl Bench<'_> {
         if speak == Speak::Resume {
             command.arg("--tls-resume");
         }
-        let shown = show(&command);
         if row != Row::Bulk {
             conntrack::wait_for_room(conntrack::ROOM_FOR_A_RUN)?;
         }
         let before = peers::settled_cpu(pid)?;
-        let output = command
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .with_context(|| format!("cannot run `{shown}`"))?;
+        let (report, line) = json_run(&mut command, Some(server), "echo-bench report", |line| {
+            serde_json::from_str::<Report>(line)
+        })?;
         let after = peers::settled_cpu(pid)?;
-        let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        server.check_alive()?;
-        if !output.status.success() {
-            bail!("`{shown}` failed ({}): {line}", output.status);
-        }
-        let report: Report = serde_json::from_str(&line)
-            .with_context(|| format!("`{shown}` printed no echo-bench report: {line}"))?;
         Ok(Measured {
             report,
             line,
@@ -269,19 +259,9 @@ impl Bench<'_> {
     fn floor(&self) -> anyhow::Result<(Floor, String)> {
         let mut command = Command::new(self.echo_bench);
         command.args(["tls-floor", "--json"]);
-        let shown = show(&command);
-        let output = command
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .with_context(|| format!("cannot run `{shown}`"))?;
-        let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        if !output.status.success() {
-            bail!("`{shown}` failed ({}): {line}", output.status);
-        }
-        let floor = serde_json::from_str(&line)
-            .with_context(|| format!("`{shown}` printed no floor: {line}"))?;
-        Ok((floor, line))
+        json_run(&mut command, None, "floor", |line| {
+            serde_json::from_str::<Floor>(line)
+        })
     }
 }
 
