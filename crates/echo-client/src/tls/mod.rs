@@ -6,7 +6,7 @@
 //! (rustls's in-memory cache lives in the configuration, which every
 //! connection of a client shares).
 
-mod insecure;
+pub mod insecure;
 pub(crate) mod session;
 
 use std::fmt;
