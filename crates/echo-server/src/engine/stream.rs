@@ -344,30 +344,37 @@ impl Listen for Unix {
     }
 }
 
-/// Implements mio's `Source` for `$kind` by handing each call to its `$field`.
+/// Implements mio's `Source` for `$kind` by handing each call to its
+/// `$field`, or to what its method `$method` lends.
 macro_rules! forward_source {
+    ($kind:ty, fn $method:ident) => {
+        forward_source!(@impl $kind, self => self.$method());
+    };
     ($kind:ty, $field:ident) => {
+        forward_source!(@impl $kind, self => self.$field);
+    };
+    (@impl $kind:ty, $self:ident => $target:expr) => {
         impl mio::event::Source for $kind {
             fn register(
-                &mut self,
+                &mut $self,
                 registry: &mio::Registry,
                 token: mio::Token,
                 interests: mio::Interest,
             ) -> std::io::Result<()> {
-                self.$field.register(registry, token, interests)
+                $target.register(registry, token, interests)
             }
 
             fn reregister(
-                &mut self,
+                &mut $self,
                 registry: &mio::Registry,
                 token: mio::Token,
                 interests: mio::Interest,
             ) -> std::io::Result<()> {
-                self.$field.reregister(registry, token, interests)
+                $target.reregister(registry, token, interests)
             }
 
-            fn deregister(&mut self, registry: &mio::Registry) -> std::io::Result<()> {
-                self.$field.deregister(registry)
+            fn deregister(&mut $self, registry: &mio::Registry) -> std::io::Result<()> {
+                $target.deregister(registry)
             }
         }
     };
@@ -459,29 +466,7 @@ impl Socket for Box<TlsStream> {
     }
 }
 
-impl Source for Box<TlsStream> {
-    fn register(
-        &mut self,
-        registry: &mio::Registry,
-        token: mio::Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.tcp_mut().register(registry, token, interests)
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &mio::Registry,
-        token: mio::Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.tcp_mut().reregister(registry, token, interests)
-    }
-
-    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
-        self.tcp_mut().deregister(registry)
-    }
-}
+forward_source!(Box<TlsStream>, fn tcp_mut);
 
 impl Stream for Box<TlsStream> {
     /// A short read proves nothing: a read stops when its buffer has no room
